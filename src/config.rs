@@ -1,0 +1,515 @@
+//! Settings, layered with the `config` crate: built-in defaults (the `Default`
+//! impls below) → `config/default.toml` (if present) → `--config FILE` → env
+//! `AUTHBRIDGE__SECTION__KEY`.
+//!
+//! Secrets are never values in a config file: the file names an env var or a
+//! file that holds the secret, and the secret is read into a `SecretString`
+//! that prints as `[REDACTED]`. Unknown keys are rejected, so a typo cannot
+//! silently fall back to a default.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::schema::ApiVersion;
+
+/// Everything the server needs to run.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub auth_api: AuthApiSettings,
+    pub upstream: UpstreamSettings,
+    pub cache: CacheSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+/// The HTTP listener and per-request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub listen: String,
+    /// Longest accepted token, in bytes after percent-decoding.
+    pub max_token_bytes: usize,
+    /// Deadline for one lookup, CRM call included; past it the caller gets 504.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+            max_token_bytes: 512,
+            request_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// The chat Auth API front.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthApiSettings {
+    /// The mapping file that turns CRM JSON into the card.
+    pub mapping: PathBuf,
+    /// The Auth API version the chat server speaks; newer fields are dropped.
+    pub api_version: ApiVersion,
+}
+
+impl Default for AuthApiSettings {
+    fn default() -> Self {
+        Self {
+            mapping: PathBuf::from("mappings/generic-bank.toml"),
+            api_version: ApiVersion::V1_2,
+        }
+    }
+}
+
+/// HTTP method of the CRM request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum HttpMethod {
+    #[default]
+    #[serde(alias = "get")]
+    GET,
+    #[serde(alias = "post")]
+    POST,
+}
+
+/// The CRM request and how its answer is classified.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamSettings {
+    /// Scheme, host, port and optional path prefix of the CRM API.
+    pub base_url: String,
+    /// GET or POST.
+    pub method: HttpMethod,
+    /// Path appended to `base_url`; `{token}` is replaced by the token,
+    /// percent-encoded as one path segment.
+    pub path: String,
+    /// Query parameters; values may contain `{token}`.
+    pub query: BTreeMap<String, String>,
+    /// Static request headers.
+    pub headers: BTreeMap<String, String>,
+    /// JSON body template for POST; `{token}` inside string values is replaced.
+    pub body: Option<String>,
+    pub connect_timeout_ms: u64,
+    /// Whole-request timeout, body included.
+    pub timeout_ms: u64,
+    /// Largest CRM response body accepted.
+    pub max_body_bytes: usize,
+    pub not_found: NotFoundSettings,
+    pub auth: UpstreamAuthSettings,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            base_url: String::new(),
+            method: HttpMethod::GET,
+            path: "/clients/by-token/{token}".into(),
+            query: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            body: None,
+            connect_timeout_ms: 1_000,
+            timeout_ms: 3_000,
+            max_body_bytes: 1024 * 1024,
+            not_found: NotFoundSettings::default(),
+            auth: UpstreamAuthSettings::default(),
+        }
+    }
+}
+
+/// Which CRM answers mean "no such client".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotFoundSettings {
+    /// HTTP statuses that mean not found.
+    pub statuses: Vec<u16>,
+    /// For CRMs that answer 200 with an empty result: not found when this
+    /// JSONPath selects nothing, `null`, `""`, `[]` or `{}`.
+    pub when_empty: Option<String>,
+    /// Not found when the JSONPath `path` selects a value equal to `value`.
+    pub when_equals: Option<WhenEquals>,
+}
+
+impl Default for NotFoundSettings {
+    fn default() -> Self {
+        Self {
+            statuses: vec![404],
+            when_empty: None,
+            when_equals: None,
+        }
+    }
+}
+
+/// A body condition: `path` selects `value`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhenEquals {
+    pub path: String,
+    pub value: serde_json::Value,
+}
+
+/// How authbridge authenticates to the CRM.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    #[default]
+    None,
+    Bearer,
+    Basic,
+    ApiKey,
+}
+
+/// CRM credentials. The secret (token, password or key) comes from the env
+/// var named by `secret_env` or the file at `secret_file`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamAuthSettings {
+    pub kind: AuthKind,
+    /// User name for `basic`.
+    pub username: Option<String>,
+    /// Header name for `api_key` (default `X-API-Key`).
+    pub header: Option<String>,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+}
+
+/// The in-process card cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    /// Upper bound of cached response bytes (keys and overhead included).
+    pub max_bytes: u64,
+    /// How long a found card is served from cache.
+    pub found_ttl_secs: u64,
+    /// How long a "not found" answer is served from cache.
+    pub not_found_ttl_secs: u64,
+    /// HMAC key for cache keys from this env var or file; random per process
+    /// when neither is set. Replicas sharing a cache need the same key.
+    pub hash_key_env: Option<String>,
+    pub hash_key_file: Option<PathBuf>,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 * 1024 * 1024,
+            found_ttl_secs: 300,
+            not_found_ttl_secs: 30,
+            hash_key_env: None,
+            hash_key_file: None,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    /// Level or filter directives; `RUST_LOG`, when set, wins.
+    pub log_level: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Pretty,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A source could not be read or a value has the wrong type.
+    #[error("configuration: {0}")]
+    Load(String),
+    /// Values that parse but do not make sense; each names its key.
+    #[error("configuration: {}", .0.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<(String, String)>),
+}
+
+impl ConfigError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid(vec![(key.to_owned(), message.into())])
+    }
+}
+
+/// The env prefix, as in `AUTHBRIDGE__UPSTREAM__BASE_URL`.
+pub const ENV_PREFIX: &str = "AUTHBRIDGE";
+
+impl Settings {
+    /// Loads defaults → `config/default.toml` → `file` → env, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder().add_source(
+            config::File::new("config/default.toml", config::FileFormat::Toml).required(false),
+        );
+        if let Some(file) = file {
+            builder = builder.add_source(
+                config::File::from(file)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("upstream.not_found.statuses"),
+        );
+        let settings: Settings = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Parses settings from TOML text alone (no file or env layers).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks values that parse but cannot work, naming each key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut bad = Vec::new();
+        let mut check = |ok: bool, key: &str, msg: &str| {
+            if !ok {
+                bad.push((key.to_owned(), msg.to_owned()));
+            }
+        };
+        check(
+            self.server.listen.parse::<SocketAddr>().is_ok(),
+            "server.listen",
+            "must be an address like 0.0.0.0:8080",
+        );
+        check(
+            self.server.max_token_bytes > 0,
+            "server.max_token_bytes",
+            "must be at least 1",
+        );
+        check(
+            self.server.request_timeout_ms > 0,
+            "server.request_timeout_ms",
+            "must be at least 1",
+        );
+        let u = &self.upstream;
+        match url::Url::parse(&u.base_url) {
+            Ok(url) => {
+                check(
+                    matches!(url.scheme(), "http" | "https"),
+                    "upstream.base_url",
+                    "must be an http:// or https:// URL",
+                );
+                check(
+                    url.query().is_none() && url.fragment().is_none(),
+                    "upstream.base_url",
+                    "must not have a query or fragment (use upstream.query)",
+                );
+            }
+            Err(_) => check(
+                false,
+                "upstream.base_url",
+                "must be set to the CRM's URL, e.g. https://crm.bank.local/api",
+            ),
+        }
+        check(
+            u.path.starts_with('/'),
+            "upstream.path",
+            "must start with /",
+        );
+        check(
+            u.connect_timeout_ms > 0,
+            "upstream.connect_timeout_ms",
+            "must be at least 1",
+        );
+        check(
+            u.timeout_ms > 0,
+            "upstream.timeout_ms",
+            "must be at least 1",
+        );
+        check(
+            u.connect_timeout_ms <= u.timeout_ms,
+            "upstream.connect_timeout_ms",
+            "must not exceed upstream.timeout_ms",
+        );
+        check(
+            u.max_body_bytes > 0,
+            "upstream.max_body_bytes",
+            "must be at least 1",
+        );
+        check(
+            u.not_found.statuses.iter().all(|s| (100..=599).contains(s)),
+            "upstream.not_found.statuses",
+            "must be HTTP statuses (100-599)",
+        );
+        check(
+            u.body.is_none() || u.method == HttpMethod::POST,
+            "upstream.body",
+            "is only sent with method = \"POST\"",
+        );
+        check(
+            self.cache.max_bytes > 0,
+            "cache.max_bytes",
+            "must be at least 1",
+        );
+        check(
+            self.cache.found_ttl_secs > 0,
+            "cache.found_ttl_secs",
+            "must be at least 1",
+        );
+        check(
+            !(self.cache.hash_key_env.is_some() && self.cache.hash_key_file.is_some()),
+            "cache.hash_key_env",
+            "set hash_key_env or hash_key_file, not both",
+        );
+        let auth = &u.auth;
+        let has_secret = auth.secret_env.is_some() || auth.secret_file.is_some();
+        check(
+            !(auth.secret_env.is_some() && auth.secret_file.is_some()),
+            "upstream.auth.secret_env",
+            "set secret_env or secret_file, not both",
+        );
+        match auth.kind {
+            AuthKind::None => check(
+                !has_secret,
+                "upstream.auth.kind",
+                "is \"none\" but a secret is configured",
+            ),
+            AuthKind::Bearer | AuthKind::ApiKey => check(
+                has_secret,
+                "upstream.auth.secret_env",
+                "this auth kind needs secret_env (an env var name) or secret_file (a path)",
+            ),
+            AuthKind::Basic => {
+                check(
+                    has_secret,
+                    "upstream.auth.secret_env",
+                    "basic auth needs the password in secret_env or secret_file",
+                );
+                check(
+                    auth.username.is_some(),
+                    "upstream.auth.username",
+                    "basic auth needs a username",
+                );
+            }
+        }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(bad))
+        }
+    }
+}
+
+/// Reads a secret from the env var `env` or the file `file` (trailing newline
+/// trimmed). `key` names the setting in errors; the secret never appears.
+pub fn read_secret(
+    key: &str,
+    env: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<SecretString>, ConfigError> {
+    let raw = match (env, file) {
+        (Some(var), _) => std::env::var(var).map_err(|_| {
+            ConfigError::invalid(key, format!("env var {var} is not set or not UTF-8"))
+        })?,
+        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::invalid(key, format!("cannot read {}: {e}", path.display()))
+        })?,
+        (None, None) => return Ok(None),
+    };
+    let trimmed = raw.trim_end_matches(['\n', '\r']);
+    if trimmed.is_empty() {
+        return Err(ConfigError::invalid(key, "the secret is empty"));
+    }
+    Ok(Some(SecretString::from(trimmed.to_owned())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_values_name_their_keys() {
+        let err = Settings::from_toml("[upstream]\nbase_url = \"ftp://x\"\ntimeout_ms = 0\n")
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("upstream.base_url: must be an http"), "{msg}");
+        assert!(
+            msg.contains("upstream.timeout_ms: must be at least 1"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Settings::from_toml("[upstream]\nbase_url = \"http://x\"\ntoken = \"s3cr3t\"\n")
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("unknown field `token`"), "{msg}");
+        assert!(!msg.contains("s3cr3t"), "{msg}");
+    }
+
+    #[test]
+    fn auth_needs_a_secret_source() {
+        let err = Settings::from_toml(
+            "[upstream]\nbase_url = \"http://x\"\n[upstream.auth]\nkind = \"bearer\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("upstream.auth.secret_env"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn shipped_default_toml_equals_builtin_defaults() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml"))
+                .unwrap();
+        let text = format!("{text}\n"); // default.toml leaves base_url unset: it must be given
+        let file: Settings = config::Config::builder()
+            .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap();
+        assert_eq!(format!("{file:?}"), format!("{:?}", Settings::default()));
+    }
+
+    #[test]
+    fn query_and_header_names_keep_their_case() {
+        let s = Settings::from_toml(
+            "[upstream]\nbase_url = \"http://x\"\n[upstream.query]\nsessionId = \"{token}\"\n[upstream.headers]\nX-Source = \"chat\"\n",
+        )
+        .unwrap();
+        assert!(
+            s.upstream.query.contains_key("sessionId"),
+            "{:?}",
+            s.upstream.query
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! Coercion of a CRM value to the JSON type the target field takes.
+//!
+//! CRMs send ids as numbers or strings, flags as `"Y"`, `1` or `true`, dates
+//! with or without a time. Coercion accepts the lossless forms and fails with a
+//! message naming the types only — never the value, which is personal data.
+
+use serde_json::Value;
+
+use crate::schema::FieldType;
+
+/// Converts `value` to `ty`, or says why it cannot.
+pub fn coerce(value: &Value, ty: FieldType) -> Result<Value, String> {
+    match ty {
+        FieldType::String => to_string(value).map(Value::String),
+        FieldType::Integer => to_integer(value).map(Value::from),
+        FieldType::Boolean => to_boolean(value).map(Value::Bool),
+        FieldType::Date => to_date(value).map(Value::String),
+        FieldType::StringMap | FieldType::Object(_) | FieldType::List(_) => {
+            Err(format!("expected {}, got {}", ty.describe(), kind(value)))
+        }
+    }
+}
+
+/// The JSON kind of `value`, for messages.
+pub fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn to_string(value: &Value) -> Result<String, String> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => Err(format!("expected a string, got {}", kind(other))),
+    }
+}
+
+fn to_integer(value: &Value) -> Result<i64, String> {
+    let fail = || format!("expected an integer, got {} that is not one", kind(value));
+    match value {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Ok(i)
+            } else {
+                match n.as_f64() {
+                    Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+                    _ => Err(fail()),
+                }
+            }
+        }
+        Value::String(s) => s.trim().parse::<i64>().map_err(|_| fail()),
+        other => Err(format!("expected an integer, got {}", kind(other))),
+    }
+}
+
+fn to_boolean(value: &Value) -> Result<bool, String> {
+    let fail = || {
+        format!(
+            "expected a boolean, got {} that is not one of true/false, 1/0, yes/no, y/n",
+            kind(value)
+        )
+    };
+    match value {
+        Value::Bool(b) => Ok(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(1) => Ok(true),
+            Some(0) => Ok(false),
+            _ => Err(fail()),
+        },
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "y" => Ok(true),
+            "false" | "0" | "no" | "n" => Ok(false),
+            _ => Err(fail()),
+        },
+        other => Err(format!("expected a boolean, got {}", kind(other))),
+    }
+}
+
+/// Accepts `YYYY-MM-DD`, optionally followed by an ISO time (`T...`), and
+/// checks that the date exists.
+fn to_date(value: &Value) -> Result<String, String> {
+    let Value::String(s) = value else {
+        return Err(format!(
+            "expected a date string YYYY-MM-DD, got {}",
+            kind(value)
+        ));
+    };
+    let s = s.trim();
+    let date = s.get(..10).unwrap_or(s);
+    let rest = s.get(10..).unwrap_or("");
+    if (rest.is_empty() || rest.starts_with(['T', ' ']))
+        && chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok()
+        && date.len() == 10
+    {
+        Ok(date.to_owned())
+    } else {
+        Err("expected a date YYYY-MM-DD, got a string that is not one (add a `date` format to parse other forms)".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strings_from_scalars() {
+        assert_eq!(coerce(&json!(12), FieldType::String).unwrap(), json!("12"));
+        assert_eq!(
+            coerce(&json!(true), FieldType::String).unwrap(),
+            json!("true")
+        );
+        assert!(coerce(&json!([1]), FieldType::String).is_err());
+    }
+
+    #[test]
+    fn integers_from_numbers_and_strings() {
+        assert_eq!(coerce(&json!("42"), FieldType::Integer).unwrap(), json!(42));
+        assert_eq!(coerce(&json!(42.0), FieldType::Integer).unwrap(), json!(42));
+        assert!(coerce(&json!("4x2"), FieldType::Integer).is_err());
+        assert!(coerce(&json!(4.5), FieldType::Integer).is_err());
+    }
+
+    #[test]
+    fn booleans_from_common_flags() {
+        for t in [json!("Y"), json!("true"), json!(1), json!("yes")] {
+            assert_eq!(coerce(&t, FieldType::Boolean).unwrap(), json!(true));
+        }
+        for f in [json!("N"), json!("false"), json!(0), json!("no")] {
+            assert_eq!(coerce(&f, FieldType::Boolean).unwrap(), json!(false));
+        }
+        assert!(coerce(&json!("maybe"), FieldType::Boolean).is_err());
+    }
+
+    #[test]
+    fn dates_must_exist() {
+        assert_eq!(
+            coerce(&json!("1973-09-02"), FieldType::Date).unwrap(),
+            json!("1973-09-02")
+        );
+        assert_eq!(
+            coerce(&json!("1973-09-02T00:00:00+03:00"), FieldType::Date).unwrap(),
+            json!("1973-09-02")
+        );
+        assert!(coerce(&json!("1973-02-30"), FieldType::Date).is_err());
+        assert!(coerce(&json!("02.09.1973"), FieldType::Date).is_err());
+    }
+
+    #[test]
+    fn messages_never_carry_the_value() {
+        let err = coerce(&json!("secret-42x"), FieldType::Integer).unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
+    }
+}

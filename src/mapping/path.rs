@@ -1,0 +1,136 @@
+//! JSONPath sources (RFC 9535, via `serde_json_path`), absolute or relative.
+//!
+//! RFC 9535 only knows `$` (the document). Inside a collection the mapping also
+//! needs "the current item", so a path written `@...` is evaluated against the
+//! item instead; the rest of the syntax is pure RFC 9535.
+
+use serde_json::Value;
+use serde_json_path::JsonPath;
+
+/// The values a source reads from: the whole CRM document and, inside a
+/// collection, the current item.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// The whole CRM payload (`$`).
+    pub root: &'a Value,
+    /// The current collection item (`@`), if any.
+    pub item: Option<&'a Value>,
+}
+
+impl<'a> Scope<'a> {
+    /// The scope of a whole document.
+    pub fn root(root: &'a Value) -> Self {
+        Self { root, item: None }
+    }
+
+    /// The same document with `item` as the current item.
+    pub fn with_item(self, item: &'a Value) -> Self {
+        Self {
+            root: self.root,
+            item: Some(item),
+        }
+    }
+}
+
+/// A compiled JSONPath.
+#[derive(Debug, Clone)]
+pub struct Path {
+    relative: bool,
+    path: JsonPath,
+}
+
+impl Path {
+    /// Parses `$...` (absolute) or `@...` (relative to the current item).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (relative, rfc) = match text.as_bytes().first() {
+            Some(b'$') => (false, text.to_owned()),
+            Some(b'@') => (true, format!("${}", &text[1..])),
+            _ => {
+                return Err(format!(
+                    "`{text}` is not a JSONPath: it must start with `$` (the CRM document) or `@` (the current item)"
+                ));
+            }
+        };
+        let path = JsonPath::parse(&rfc).map_err(|e| format!("invalid JSONPath `{text}`: {e}"))?;
+        Ok(Self { relative, path })
+    }
+
+    /// True when the path reads from the current item.
+    pub fn is_relative(&self) -> bool {
+        self.relative
+    }
+
+    fn base<'a>(&self, scope: Scope<'a>) -> Option<&'a Value> {
+        if self.relative {
+            scope.item
+        } else {
+            Some(scope.root)
+        }
+    }
+
+    /// The first node the path selects that is not JSON `null`.
+    pub fn first<'a>(&self, scope: Scope<'a>) -> Option<&'a Value> {
+        let base = self.base(scope)?;
+        self.path
+            .query(base)
+            .all()
+            .into_iter()
+            .find(|v| !v.is_null())
+    }
+
+    /// Every node the path selects. A path that selects one array yields that
+    /// array's elements, so `$.companies` and `$.companies[*]` mean the same.
+    pub fn all<'a>(&self, scope: Scope<'a>) -> Vec<&'a Value> {
+        let Some(base) = self.base(scope) else {
+            return Vec::new();
+        };
+        let nodes = self.path.query(base).all();
+        match nodes.as_slice() {
+            [Value::Array(items)] => items.iter().collect(),
+            _ => nodes.into_iter().filter(|v| !v.is_null()).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn absolute_and_relative_paths() {
+        let doc = json!({"a": {"b": 1}, "items": [{"x": null}, {"x": 2}]});
+        let abs = Path::parse("$.a.b").unwrap();
+        assert_eq!(abs.first(Scope::root(&doc)), Some(&json!(1)));
+        let rel = Path::parse("@.x").unwrap();
+        let item = &doc["items"][1];
+        assert_eq!(
+            rel.first(Scope::root(&doc).with_item(item)),
+            Some(&json!(2))
+        );
+        assert_eq!(rel.first(Scope::root(&doc)), None);
+    }
+
+    #[test]
+    fn nulls_are_skipped_and_arrays_spread() {
+        let doc = json!({"items": [1, 2], "n": null});
+        assert_eq!(Path::parse("$.n").unwrap().first(Scope::root(&doc)), None);
+        assert_eq!(
+            Path::parse("$.items").unwrap().all(Scope::root(&doc)).len(),
+            2
+        );
+        assert_eq!(
+            Path::parse("$.items[*]")
+                .unwrap()
+                .all(Scope::root(&doc))
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn rejects_non_paths() {
+        assert!(Path::parse("client.id").is_err());
+        assert!(Path::parse("$[").is_err());
+    }
+}

@@ -1,0 +1,350 @@
+//! The chat Auth API card (spec: Auth API 1.2): the typed structs the server
+//! serialises and the descriptor the mapping compiler checks against.
+//!
+//! The struct field names and the descriptor must agree; a unit test below
+//! serialises a fully populated card and compares its keys with the descriptor.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ApiVersion, FieldSchema, FieldType, ObjectSchema};
+
+/// The body of a successful answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Response {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<Client>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub company_list: Option<Vec<Company>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_text: Option<String>,
+}
+
+/// The client.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub surname: String,
+    pub first_name: String,
+    pub patronymic: String,
+    #[serde(rename = "type")]
+    pub client_type: String,
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub birthdate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ext_ref: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_ref: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<Branch>,
+    #[serde(rename = "crmURL", skip_serializing_if = "Option::is_none")]
+    pub crm_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub short_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field_list: Option<Vec<Field>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contacts: Option<Contacts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_word: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<Vec<Group>>,
+}
+
+/// The client's branch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Branch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ext_ref: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bik: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// An organisation the client belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Company {
+    pub id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub company_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ext_ref: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kpp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resident: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub short_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub international_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ogrn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ogrn_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub international_address: Option<String>,
+}
+
+/// One line of extra information shown to the operator.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Field {
+    pub name: String,
+    pub value: String,
+}
+
+/// Confirmed contacts (since 1.2).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Contacts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram_user_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whatsapp_phone: Option<String>,
+}
+
+/// A client group (since 1.2).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Group {
+    pub id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_group: Option<Box<Group>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+}
+
+const fn f(name: &'static str, ty: FieldType, required: bool, since: ApiVersion) -> FieldSchema {
+    FieldSchema {
+        name,
+        ty,
+        required,
+        since,
+    }
+}
+
+use ApiVersion::{V1_0, V1_1, V1_2};
+use FieldType::{Boolean, Date, Integer, List, Object, String as Str, StringMap};
+
+/// The mappable part of [`Response`]: the card. `errorCode`/`errorText` belong
+/// to error answers and are not mapped.
+pub static RESPONSE: ObjectSchema = ObjectSchema {
+    name: "Response",
+    fields: &[
+        f("client", Object(&CLIENT), false, V1_0),
+        f("companyList", List(&COMPANY), false, V1_0),
+    ],
+};
+
+/// [`Client`].
+pub static CLIENT: ObjectSchema = ObjectSchema {
+    name: "Client",
+    fields: &[
+        f("id", Str, true, V1_0),
+        f("name", Str, true, V1_0),
+        f("surname", Str, true, V1_0),
+        f("firstName", Str, true, V1_0),
+        f("patronymic", Str, true, V1_0),
+        f("type", Str, true, V1_0),
+        f("enabled", Boolean, true, V1_0),
+        f("birthdate", Date, false, V1_0),
+        f("extRef", Str, false, V1_0),
+        f("cardRef", Str, false, V1_0),
+        f("branch", Object(&BRANCH), false, V1_0),
+        f("crmURL", Str, false, V1_0),
+        f("inn", Str, false, V1_0),
+        f("shortName", Str, false, V1_1),
+        f("fields", StringMap, false, V1_0),
+        f("fieldList", List(&FIELD), false, V1_1),
+        f("contacts", Object(&CONTACTS), false, V1_2),
+        f("secretWord", Str, false, V1_2),
+        f("group", List(&GROUP), false, V1_2),
+    ],
+};
+
+/// [`Branch`].
+pub static BRANCH: ObjectSchema = ObjectSchema {
+    name: "Branch",
+    fields: &[
+        f("id", Integer, false, V1_0),
+        f("extRef", Str, false, V1_0),
+        f("bik", Str, false, V1_0),
+        f("name", Str, false, V1_0),
+    ],
+};
+
+/// [`Company`].
+pub static COMPANY: ObjectSchema = ObjectSchema {
+    name: "Company",
+    fields: &[
+        f("id", Integer, true, V1_0),
+        f("name", Str, false, V1_0),
+        f("type", Str, false, V1_0),
+        f("enabled", Boolean, false, V1_0),
+        f("extRef", Str, false, V1_0),
+        f("inn", Str, false, V1_0),
+        f("kpp", Str, false, V1_0),
+        f("resident", Boolean, false, V1_0),
+        f("phone", Str, false, V1_0),
+        f("shortName", Str, false, V1_0),
+        f("internationalName", Str, false, V1_0),
+        f("ogrn", Str, false, V1_0),
+        f("ogrnDate", Date, false, V1_0),
+        f("internationalAddress", Str, false, V1_0),
+    ],
+};
+
+/// [`Field`].
+pub static FIELD: ObjectSchema = ObjectSchema {
+    name: "Field",
+    fields: &[f("name", Str, true, V1_1), f("value", Str, true, V1_1)],
+};
+
+/// [`Contacts`].
+pub static CONTACTS: ObjectSchema = ObjectSchema {
+    name: "Contacts",
+    fields: &[
+        f("phone", Str, false, V1_2),
+        f("email", Str, false, V1_2),
+        f("telegramUserName", Str, false, V1_2),
+        f("whatsappPhone", Str, false, V1_2),
+    ],
+};
+
+/// [`Group`]; `parentGroup` refers back to this schema.
+pub static GROUP: ObjectSchema = ObjectSchema {
+    name: "Group",
+    fields: &[
+        f("id", Integer, true, V1_2),
+        f("parentGroup", Object(&GROUP), false, V1_2),
+        f("name", Str, false, V1_2),
+        f("description", Str, false, V1_2),
+        f("priority", Integer, false, V1_2),
+    ],
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn full_card() -> Response {
+        let group = Group {
+            id: 1,
+            parent_group: Some(Box::new(Group {
+                id: 2,
+                ..Default::default()
+            })),
+            name: Some("g".into()),
+            description: Some("d".into()),
+            priority: Some(3),
+        };
+        Response {
+            client: Some(Client {
+                id: "1".into(),
+                birthdate: Some("2000-01-01".into()),
+                ext_ref: Some("x".into()),
+                card_ref: Some("x".into()),
+                branch: Some(Branch {
+                    id: Some(1),
+                    ext_ref: Some("x".into()),
+                    bik: Some("x".into()),
+                    name: Some("x".into()),
+                }),
+                crm_url: Some("x".into()),
+                inn: Some("x".into()),
+                short_name: Some("x".into()),
+                fields: Some(BTreeMap::from([("a".into(), "b".into())])),
+                field_list: Some(vec![Field {
+                    name: "a".into(),
+                    value: "b".into(),
+                }]),
+                contacts: Some(Contacts {
+                    phone: Some("x".into()),
+                    email: Some("x".into()),
+                    telegram_user_name: Some("x".into()),
+                    whatsapp_phone: Some("x".into()),
+                }),
+                secret_word: Some("x".into()),
+                group: Some(vec![group]),
+                ..Default::default()
+            }),
+            company_list: Some(vec![Company {
+                id: 1,
+                name: Some("x".into()),
+                company_type: Some("x".into()),
+                enabled: Some(true),
+                ext_ref: Some("x".into()),
+                inn: Some("x".into()),
+                kpp: Some("x".into()),
+                resident: Some(true),
+                phone: Some("x".into()),
+                short_name: Some("x".into()),
+                international_name: Some("x".into()),
+                ogrn: Some("x".into()),
+                ogrn_date: Some("2000-01-01".into()),
+                international_address: Some("x".into()),
+            }]),
+            error_code: None,
+            error_text: None,
+        }
+    }
+
+    fn assert_keys(value: &Value, schema: &ObjectSchema) {
+        let obj = value.as_object().expect("object");
+        let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        let names: Vec<&str> = schema.fields.iter().map(|f| f.name).collect();
+        assert_eq!(
+            keys, names,
+            "{} keys differ from its descriptor",
+            schema.name
+        );
+        for field in schema.fields {
+            match field.ty {
+                FieldType::Object(inner) if field.name != "parentGroup" => {
+                    assert_keys(&obj[field.name], inner)
+                }
+                FieldType::List(inner) => assert_keys(&obj[field.name][0], inner),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn structs_and_descriptors_agree() {
+        let value = serde_json::to_value(full_card()).unwrap();
+        assert_keys(&value, &RESPONSE);
+    }
+}
