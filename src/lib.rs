@@ -1,6 +1,19 @@
 //! authbridge: the adapter between a bank's chat server (Auth API) and the
-//! bank's CRM. See the README for the architecture.
+//! bank's CRM. A lookup goes front → cache → coalesced CRM fetch → mapping →
+//! serialised card; see the README's architecture section.
 
+pub mod cache;
 pub mod config;
+pub mod demo;
+pub mod error;
+pub mod front;
+pub mod lookup;
 pub mod mapping;
+pub mod metrics;
 pub mod schema;
+pub mod startup;
+pub mod telemetry;
+pub mod upstream;
+
+pub use config::Settings;
+pub use startup::Application;

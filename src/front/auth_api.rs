@@ -1,0 +1,151 @@
+//! The chat server's Auth API: `GET /rest/chat/client/id/{token}` answers the
+//! client card or `{"errorCode", "errorText"}`.
+//!
+//! The route takes the rest of the path as the token, so a token with a raw
+//! `/` still reaches us whole; axum percent-decodes it.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::cache::Answer;
+use crate::error::{LookupError, codes};
+use crate::lookup::Source;
+use crate::schema::auth_api;
+use crate::startup::AppState;
+
+/// This front's cache key space.
+pub const NAMESPACE: &str = "auth-api";
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+const NOT_FOUND_BODY: &[u8] = br#"{"errorCode":"1001","errorText":"Client not found"}"#;
+
+/// The Auth API routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/rest/chat/client/id/{*token}", get(client_by_token))
+        .route("/rest/chat/client/id", get(empty_token))
+        .route("/rest/chat/client/id/", get(empty_token))
+}
+
+/// The last check of a mapped card: it must deserialise into the typed
+/// [`auth_api::Response`], which is then what is serialised.
+pub fn finish(card: Value) -> Result<Vec<u8>, String> {
+    let typed: auth_api::Response = serde_json::from_value(card)
+        .map_err(|e| format!("mapped card does not fit the Auth API schema: {e}"))?;
+    serde_json::to_vec(&typed).map_err(|e| e.to_string())
+}
+
+fn json(status: StatusCode, body: Bytes) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, JSON);
+    headers.insert(CACHE_CONTROL, NO_STORE);
+    response
+}
+
+/// An error answer in the Auth API's shape.
+pub fn error_body(status: StatusCode, code: &str, text: &str) -> Response {
+    let body = serde_json::json!({ "errorCode": code, "errorText": text });
+    json(status, Bytes::from(body.to_string()))
+}
+
+fn error_response(err: &LookupError) -> Response {
+    let answer = err.answer();
+    let text = match err {
+        // Internal details stay in the log.
+        LookupError::Internal(_) => "Internal error".to_owned(),
+        other => other.to_string(),
+    };
+    error_body(answer.status, answer.code, &text)
+}
+
+fn check_token(token: &str, max_bytes: usize) -> Result<(), LookupError> {
+    if token.is_empty() {
+        return Err(LookupError::BadToken("the token is empty".into()));
+    }
+    if token.len() > max_bytes {
+        return Err(LookupError::BadToken(format!(
+            "the token is longer than {max_bytes} bytes"
+        )));
+    }
+    if token.chars().any(char::is_control) {
+        return Err(LookupError::BadToken(
+            "the token contains control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn record(outcome: &'static str, started: Instant) {
+    metrics::counter!("authbridge_requests_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("authbridge_request_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+}
+
+async fn client_by_token(
+    State(state): State<AppState>,
+    token: Result<Path<String>, PathRejection>,
+) -> Response {
+    let started = Instant::now();
+    let result = match token {
+        Ok(Path(token)) => match check_token(&token, state.limits.max_token_bytes) {
+            Ok(()) => lookup(&state, &token, state.limits.request_timeout).await,
+            Err(e) => Err(e),
+        },
+        Err(_) => Err(LookupError::BadToken(
+            "the token is not valid percent-encoded UTF-8".into(),
+        )),
+    };
+    match result {
+        Ok((Answer::Card(bytes), source)) => {
+            record(
+                if source == Source::Cache {
+                    "found_cached"
+                } else {
+                    "found"
+                },
+                started,
+            );
+            json(StatusCode::OK, bytes)
+        }
+        Ok((Answer::NotFound, _)) => {
+            record("not_found", started);
+            json(StatusCode::NOT_FOUND, Bytes::from_static(NOT_FOUND_BODY))
+        }
+        Err(err) => {
+            let answer = err.answer();
+            record(answer.outcome, started);
+            tracing::debug!(outcome = answer.outcome, "lookup failed");
+            error_response(&err)
+        }
+    }
+}
+
+async fn lookup(
+    state: &AppState,
+    token: &str,
+    deadline: Duration,
+) -> Result<(Answer, Source), LookupError> {
+    tokio::time::timeout(deadline, state.auth.get(token))
+        .await
+        .unwrap_or(Err(LookupError::Deadline))
+}
+
+async fn empty_token() -> Response {
+    record("bad_token", Instant::now());
+    error_body(
+        StatusCode::BAD_REQUEST,
+        codes::BAD_TOKEN,
+        "invalid token: the token is empty",
+    )
+}

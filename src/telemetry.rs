@@ -1,0 +1,63 @@
+//! Logging with `tracing`: pretty or JSON, level from config unless `RUST_LOG`
+//! is set, and a redaction filter that holds back the HTTP stack's own
+//! DEBUG/TRACE events, because those print request URLs, and a CRM URL can
+//! carry the token.
+
+use tracing::{Level, Metadata, Subscriber};
+use tracing_subscriber::filter::{EnvFilter, FilterFn};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
+
+use crate::config::{LogFormat, TelemetrySettings};
+
+/// Crates whose verbose events include URLs or raw protocol data.
+const VERBOSE_DEPENDENCIES: &[&str] = &["reqwest", "hyper", "hyper_util", "h2", "rustls"];
+
+/// False for events that may carry a URL: a dependency's DEBUG and TRACE.
+pub fn redact(meta: &Metadata<'_>) -> bool {
+    let verbose = *meta.level() > Level::INFO;
+    !(verbose
+        && VERBOSE_DEPENDENCIES
+            .iter()
+            .any(|dep| meta.target() == *dep || meta.target().starts_with(&format!("{dep}::"))))
+}
+
+/// The level filter: `RUST_LOG` when set (as users of tracing expect), else the
+/// configured directives.
+pub fn env_filter(configured: &str) -> EnvFilter {
+    match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::new(v),
+        _ => EnvFilter::new(configured),
+    }
+}
+
+/// The formatting layer with both filters, writing to `writer`.
+pub fn layer<S, W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    let fmt: Box<dyn Layer<S> + Send + Sync> = match format {
+        LogFormat::Pretty => Box::new(fmt),
+        LogFormat::Json => Box::new(fmt.json().with_current_span(true).with_span_list(false)),
+    };
+    fmt.with_filter(filter)
+        .with_filter(FilterFn::new(redact))
+        .boxed()
+}
+
+/// Installs the global subscriber (stdout). Call once, from `main`.
+pub fn init(settings: &TelemetrySettings) {
+    let filter = env_filter(&settings.log_level);
+    let _ = Registry::default()
+        .with(layer(settings.log_format, filter, std::io::stdout))
+        .try_init();
+}

@@ -1,0 +1,58 @@
+//! What can go wrong talking to the CRM. Messages name the failure only: never
+//! the URL (it may hold the token), never the body (it holds personal data).
+
+/// A failed CRM exchange.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// The CRM did not answer within the configured timeout.
+    #[error("CRM did not answer in time")]
+    Timeout,
+    /// No connection could be made, or it broke before an answer.
+    #[error("CRM is unreachable")]
+    Unreachable,
+    /// The CRM answered with a status that is neither success nor "not found".
+    #[error("CRM answered with HTTP status {0}")]
+    Status(u16),
+    /// The CRM answered with a redirect, which authbridge does not follow.
+    #[error("CRM answered with a redirect (HTTP {0}); redirects are not followed")]
+    Redirect(u16),
+    /// The body was larger than `upstream.max_body_bytes`.
+    #[error("CRM response is larger than the {0}-byte limit")]
+    TooLarge(usize),
+    /// The body was not JSON.
+    #[error("CRM response is not valid JSON")]
+    InvalidJson,
+    /// The connection broke while the body was being read.
+    #[error("CRM response body could not be read")]
+    Body,
+    /// The token cannot be placed in the request (e.g. `..` as a path segment).
+    #[error("token cannot be sent to the CRM: {0}")]
+    Unrepresentable(&'static str),
+}
+
+impl UpstreamError {
+    /// A fixed, low-cardinality label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            UpstreamError::Timeout => "timeout",
+            UpstreamError::Unreachable => "unreachable",
+            UpstreamError::Status(_) => "bad_status",
+            UpstreamError::Redirect(_) => "redirect",
+            UpstreamError::TooLarge(_) => "too_large",
+            UpstreamError::InvalidJson => "invalid_json",
+            UpstreamError::Body => "body_error",
+            UpstreamError::Unrepresentable(_) => "unrepresentable_token",
+        }
+    }
+
+    /// Classifies a `reqwest` error without keeping its text, which holds the URL.
+    pub(crate) fn from_reqwest(e: &reqwest::Error) -> Self {
+        if e.is_timeout() {
+            UpstreamError::Timeout
+        } else if e.is_body() || e.is_decode() {
+            UpstreamError::Body
+        } else {
+            UpstreamError::Unreachable
+        }
+    }
+}
