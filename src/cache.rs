@@ -56,11 +56,11 @@ impl KeyHasher {
 
     /// From settings: the configured key, or a random one.
     pub fn from_settings(s: &CacheSettings) -> Result<Self, ConfigError> {
-        match read_secret(
-            "cache.hash_key_env",
-            s.hash_key_env.as_deref(),
-            s.hash_key_file.as_deref(),
-        )? {
+        let key = read_secret(
+            ("cache.hash_key_env", s.hash_key_env.as_deref()),
+            ("cache.hash_key_file", s.hash_key_file.as_deref()),
+        )?;
+        match key {
             Some(key) if key.expose_secret().len() < 16 => Err(ConfigError::Invalid(vec![(
                 "cache.hash_key_env".into(),
                 "the cache hash key must be at least 16 bytes".into(),

@@ -425,21 +425,27 @@ impl Settings {
     }
 }
 
-/// Reads a secret from the env var `env` or the file `file` (trailing newline
-/// trimmed). `key` names the setting in errors; the secret never appears.
+/// Reads a secret from the env var named by a `*_env` setting or the file named
+/// by a `*_file` setting (trailing newline trimmed). Each argument is
+/// (setting key, value); errors name the setting, never the secret.
 pub fn read_secret(
-    key: &str,
-    env: Option<&str>,
-    file: Option<&Path>,
+    env: (&str, Option<&str>),
+    file: (&str, Option<&Path>),
 ) -> Result<Option<SecretString>, ConfigError> {
-    let raw = match (env, file) {
-        (Some(var), _) => std::env::var(var).map_err(|_| {
-            ConfigError::invalid(key, format!("env var {var} is not set or not UTF-8"))
-        })?,
-        (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::invalid(key, format!("cannot read {}: {e}", path.display()))
-        })?,
-        (None, None) => return Ok(None),
+    let (key, raw) = match (env, file) {
+        ((key, Some(var)), _) => (
+            key,
+            std::env::var(var).map_err(|_| {
+                ConfigError::invalid(key, format!("env var {var} is not set or not UTF-8"))
+            })?,
+        ),
+        (_, (key, Some(path))) => (
+            key,
+            std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::invalid(key, format!("cannot read {}: {e}", path.display()))
+            })?,
+        ),
+        _ => return Ok(None),
     };
     let trimmed = raw.trim_end_matches(['\n', '\r']);
     if trimmed.is_empty() {

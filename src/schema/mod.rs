@@ -98,7 +98,16 @@ pub fn nearest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Opt
 /// A version of the chat Auth API. Older chat servers do not know newer fields,
 /// so the compiler drops them when an older version is configured.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Deserialize,
+    serde::Serialize,
 )]
 pub enum ApiVersion {
     /// The base set.
@@ -108,14 +117,9 @@ pub enum ApiVersion {
     #[serde(rename = "1.1")]
     V1_1,
     /// Adds `contacts`, `secretWord`, `group`.
+    #[default]
     #[serde(rename = "1.2")]
     V1_2,
-}
-
-impl Default for ApiVersion {
-    fn default() -> Self {
-        ApiVersion::V1_2
-    }
 }
 
 impl fmt::Display for ApiVersion {

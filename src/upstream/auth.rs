@@ -14,9 +14,8 @@ pub fn auth_header(
     settings: &UpstreamAuthSettings,
 ) -> Result<Option<(HeaderName, HeaderValue)>, ConfigError> {
     let secret = read_secret(
-        "upstream.auth.secret_env",
-        settings.secret_env.as_deref(),
-        settings.secret_file.as_deref(),
+        ("upstream.auth.secret_env", settings.secret_env.as_deref()),
+        ("upstream.auth.secret_file", settings.secret_file.as_deref()),
     )?;
     let invalid =
         |key: &str, msg: &str| ConfigError::Invalid(vec![(key.to_owned(), msg.to_owned())]);

@@ -64,7 +64,7 @@ impl NotFoundRule {
             }
         }
         if let Some((path, expected)) = &self.when_equals
-            && path.query(body).all().iter().any(|v| *v == expected)
+            && path.query(body).all().contains(&expected)
         {
             return true;
         }

@@ -1,0 +1,270 @@
+//! Every row of the error table, and CRMs that misbehave: slow, hanging,
+//! resetting, redirecting, answering HTML, truncated or huge bodies.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use wiremock::matchers::path;
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::{
+    assert_error, crm_path, fixture, spawn_app, spawn_app_with, start, test_settings,
+};
+
+#[tokio::test]
+async fn empty_token_is_400() {
+    let app = spawn_app().await;
+    assert_error(app.lookup("").await, 400, "1002").await;
+    assert_error(app.get("/rest/chat/client/id").await, 400, "1002").await;
+    assert_eq!(app.crm_calls().await, 0);
+}
+
+#[tokio::test]
+async fn over_long_token_is_400_and_never_reaches_the_crm() {
+    let app = spawn_app().await;
+    let ten_kb = "x".repeat(10 * 1024);
+    let text = assert_error(app.lookup(&ten_kb).await, 400, "1002").await;
+    assert!(text.contains("longer than 512 bytes"), "{text}");
+    assert!(!text.contains("xxxx"), "the token is not echoed");
+    assert_eq!(app.crm_calls().await, 0);
+}
+
+#[tokio::test]
+async fn max_token_length_is_configurable() {
+    let app = spawn_app_with(|s| s.server.max_token_bytes = 4).await;
+    Mock::given(path(crm_path("abcd")))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&app.crm)
+        .await;
+    assert_error(app.lookup("abcd").await, 404, "1001").await;
+    assert_error(app.lookup("abcde").await, 400, "1002").await;
+}
+
+#[tokio::test]
+async fn control_characters_and_bad_encoding_are_400() {
+    let app = spawn_app().await;
+    for raw in ["a%0Ab", "%00", "tab%09", "%7F", "%FF%FE", "%E2%82"] {
+        assert_error(app.lookup(raw).await, 400, "1002").await;
+    }
+    assert_eq!(app.crm_calls().await, 0);
+}
+
+#[tokio::test]
+async fn crm_slower_than_its_timeout_is_504() {
+    let app = spawn_app_with(|s| {
+        s.upstream.timeout_ms = 200;
+        s.upstream.connect_timeout_ms = 100;
+    })
+    .await;
+    Mock::given(path(crm_path("slow")))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
+        .mount(&app.crm)
+        .await;
+    let text = assert_error(app.lookup("slow").await, 504, "1004").await;
+    assert_eq!(text, "CRM did not answer in time");
+}
+
+#[tokio::test]
+async fn lookup_deadline_is_504_even_if_the_crm_timeout_is_longer() {
+    let app = spawn_app_with(|s| {
+        s.upstream.timeout_ms = 5_000;
+        s.server.request_timeout_ms = 200;
+    })
+    .await;
+    Mock::given(path(crm_path("slow")))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
+        .mount(&app.crm)
+        .await;
+    assert_error(app.lookup("slow").await, 504, "1004").await;
+}
+
+#[tokio::test]
+async fn unreachable_crm_is_502() {
+    // A port that was just free: nothing listens there.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let address = start(test_settings(&format!("http://{closed}"))).await;
+    let response = reqwest::get(format!("{address}/rest/chat/client/id/t"))
+        .await
+        .unwrap();
+    let text = assert_error(response, 502, "1005").await;
+    assert_eq!(text, "CRM is unreachable");
+}
+
+#[tokio::test]
+async fn crm_5xx_and_unexpected_statuses_are_502() {
+    let app = spawn_app().await;
+    for (token, status) in [("e500", 500), ("e503", 503), ("e401", 401)] {
+        Mock::given(path(crm_path(token)))
+            .respond_with(ResponseTemplate::new(status))
+            .mount(&app.crm)
+            .await;
+        let text = assert_error(app.lookup(token).await, 502, "1006").await;
+        assert_eq!(text, format!("CRM answered with HTTP status {status}"));
+    }
+}
+
+#[tokio::test]
+async fn crm_redirect_is_not_followed() {
+    let app = spawn_app().await;
+    Mock::given(path(crm_path("moved")))
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("location", "http://127.0.0.1:1/elsewhere"),
+        )
+        .expect(1)
+        .mount(&app.crm)
+        .await;
+    let text = assert_error(app.lookup("moved").await, 502, "1006").await;
+    assert!(text.contains("redirect"), "{text}");
+}
+
+#[tokio::test]
+async fn html_truncated_and_oversized_bodies_are_502() {
+    let app = spawn_app().await;
+    let bodies = [
+        (
+            "html",
+            "<html><body>Service Unavailable</body></html>".to_owned(),
+        ),
+        (
+            "truncated",
+            r#"{"client": {"id": 1, "lastName": "Iva"#.to_owned(),
+        ),
+        (
+            "huge",
+            format!(r#"{{"pad": "{}"}}"#, "x".repeat(50 * 1024 * 1024)),
+        ),
+    ];
+    for (token, body) in bodies {
+        Mock::given(path(crm_path(token)))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+            .mount(&app.crm)
+            .await;
+        assert_error(app.lookup(token).await, 502, "1007").await;
+    }
+    // The server keeps serving other tokens.
+    Mock::given(path(crm_path("fine")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
+        )
+        .mount(&app.crm)
+        .await;
+    assert_eq!(app.lookup("fine").await.status(), 200);
+}
+
+/// A raw TCP "CRM" that does something no HTTP mock does.
+async fn raw_crm(behaviour: &'static str) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                match behaviour {
+                    "reset" => {
+                        // SO_LINGER 0: close sends RST instead of FIN.
+                        let std = socket.into_std().unwrap();
+                        socket2::SockRef::from(&std)
+                            .set_linger(Some(Duration::ZERO))
+                            .unwrap();
+                        drop(std);
+                    }
+                    "hang" => tokio::time::sleep(Duration::from_secs(30)).await,
+                    "cut-body" => {
+                        let _ = socket
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"client\":")
+                            .await;
+                        drop(socket);
+                    }
+                    _ => unreachable!(),
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn crm_resetting_the_connection_is_502() {
+    let address = start(test_settings(&raw_crm("reset").await)).await;
+    let response = reqwest::get(format!("{address}/rest/chat/client/id/t"))
+        .await
+        .unwrap();
+    assert_error(response, 502, "1005").await;
+}
+
+#[tokio::test]
+async fn crm_cutting_the_body_short_is_502() {
+    let address = start(test_settings(&raw_crm("cut-body").await)).await;
+    let response = reqwest::get(format!("{address}/rest/chat/client/id/t"))
+        .await
+        .unwrap();
+    assert_error(response, 502, "1007").await;
+}
+
+#[tokio::test]
+async fn crm_that_accepts_and_hangs_is_504() {
+    let mut settings = test_settings(&raw_crm("hang").await);
+    settings.upstream.timeout_ms = 300;
+    settings.upstream.connect_timeout_ms = 100;
+    let address = start(settings).await;
+    let response = reqwest::get(format!("{address}/rest/chat/client/id/t"))
+        .await
+        .unwrap();
+    assert_error(response, 504, "1004").await;
+}
+
+#[tokio::test]
+async fn mapping_failure_is_500_naming_the_field() {
+    let app = spawn_app().await;
+    let mut crm = fixture("generic-bank/alice.input.json");
+    crm["client"].as_object_mut().unwrap().remove("lastName");
+    Mock::given(path(crm_path("partial")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(crm))
+        .mount(&app.crm)
+        .await;
+
+    let text = assert_error(app.lookup("partial").await, 500, "1003").await;
+    assert!(text.contains("client.surname"), "{text}");
+    assert!(
+        !text.contains("Иванова"),
+        "no personal data in the error: {text}"
+    );
+}
+
+#[tokio::test]
+async fn wrongly_typed_crm_value_is_500_naming_the_field() {
+    let app = spawn_app().await;
+    let mut crm = fixture("generic-bank/alice.input.json");
+    crm["companies"][1]["id"] = json!("not-a-number");
+    Mock::given(path(crm_path("typed")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(crm))
+        .mount(&app.crm)
+        .await;
+
+    let text = assert_error(app.lookup("typed").await, 500, "1003").await;
+    assert!(text.contains("companyList[1].id"), "{text}");
+    assert!(!text.contains("not-a-number"), "{text}");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let app = spawn_app().await;
+    assert_error(app.get("/rest/chat/client/name/x").await, 404, "1404").await;
+    let post = app
+        .http
+        .post(format!("{}/rest/chat/client/id/x", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_error(post, 405, "1405").await;
+}

@@ -1,0 +1,162 @@
+//! Test harness: the real server on a loopback port 0, a wiremock CRM, and a
+//! process-wide TRACE log capture (set `TEST_LOG=1` to also print logs).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Mutex, Once};
+
+use authbridge::config::LogFormat;
+use authbridge::{Application, Settings};
+use serde_json::Value;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use wiremock::MockServer;
+
+/// Everything every test logged, at TRACE, as JSON lines.
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+static INIT: Once = Once::new();
+
+#[derive(Clone, Copy)]
+struct Capture;
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        if std::env::var_os("TEST_LOG").is_some() {
+            std::io::stdout().write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        *self
+    }
+}
+
+/// Installs the capturing subscriber once per test binary (with the
+/// production redaction filter, so the capture sees what production logs).
+pub fn init_logs() {
+    INIT.call_once(|| {
+        tracing_subscriber::registry()
+            .with(authbridge::telemetry::layer(
+                LogFormat::Json,
+                EnvFilter::new("trace"),
+                Capture,
+            ))
+            .try_init()
+            .expect("the test subscriber is the only one");
+    });
+}
+
+/// All log output so far.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+/// A path inside the crate.
+pub fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A fixture file as JSON.
+pub fn fixture(rel: &str) -> Value {
+    let text = std::fs::read_to_string(repo_path(&format!("tests/fixtures/{rel}"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// The CRM path the default test settings call for `encoded_token`.
+pub fn crm_path(encoded_token: &str) -> String {
+    format!("/api/v1/sessions/{encoded_token}/client")
+}
+
+/// A running authbridge and its mock CRM.
+pub struct TestApp {
+    pub address: String,
+    pub crm: MockServer,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    /// GET the Auth API with `raw_token` pasted into the path as given (the
+    /// caller percent-encodes what must be encoded).
+    pub async fn lookup(&self, raw_token: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/rest/chat/client/id/{raw_token}", self.address))
+            .send()
+            .await
+            .expect("authbridge answers")
+    }
+
+    /// GET any path.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("authbridge answers")
+    }
+
+    /// How many requests the CRM received.
+    pub async fn crm_calls(&self) -> usize {
+        self.crm.received_requests().await.map_or(0, |r| r.len())
+    }
+}
+
+/// Settings for a test: loopback port 0, the generic bank mapping, `crm_url`.
+pub fn test_settings(crm_url: &str) -> Settings {
+    let mut s = Settings::default();
+    s.server.listen = "127.0.0.1:0".into();
+    s.upstream.base_url = crm_url.to_owned();
+    s.upstream.path = "/api/v1/sessions/{token}/client".into();
+    s.upstream.timeout_ms = 1_000;
+    s.upstream.connect_timeout_ms = 500;
+    s.auth_api.mapping = repo_path("mappings/generic-bank.toml");
+    s
+}
+
+/// Starts authbridge in front of a fresh mock CRM.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts authbridge with settings adjusted by `adjust`.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    init_logs();
+    let crm = MockServer::start().await;
+    let mut settings = test_settings(&crm.uri());
+    adjust(&mut settings);
+    let address = start(settings).await;
+    TestApp {
+        address,
+        crm,
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+    }
+}
+
+/// Builds and serves an app; returns its base URL.
+pub async fn start(settings: Settings) -> String {
+    let app = Application::build(settings).await.expect("app builds");
+    let address = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_with_shutdown(std::future::pending()));
+    address
+}
+
+/// Asserts an Auth API error answer: status, errorCode, and that the body is
+/// exactly the two documented keys.
+pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> String {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.expect("JSON error body");
+    assert_eq!(body["errorCode"], code, "{body}");
+    assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+    body["errorText"].as_str().expect("errorText").to_owned()
+}

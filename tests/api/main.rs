@@ -1,0 +1,11 @@
+//! Integration tests: the real server on a loopback port, a real HTTP mock CRM.
+
+mod caching;
+mod card;
+mod cli;
+mod errors;
+mod helpers;
+mod hostile;
+mod logs;
+mod ops;
+mod upstream_request;
