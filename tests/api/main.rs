@@ -4,6 +4,7 @@ mod caching;
 mod card;
 mod cli;
 mod errors;
+mod golden;
 mod helpers;
 mod hostile;
 mod logs;

@@ -1,0 +1,65 @@
+//! Golden tests: every `mappings/NAME.toml` turns each
+//! `tests/fixtures/NAME/*.input.json` into exactly `*.expected.json`.
+
+use std::path::Path;
+
+use authbridge::mapping::Mapping;
+use authbridge::schema::{ApiVersion, auth_api::RESPONSE};
+use serde_json::Value;
+
+use crate::helpers::repo_path;
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn every_shipped_mapping_reproduces_its_fixtures() {
+    let mut checked = 0;
+    let mut mappings: Vec<_> = std::fs::read_dir(repo_path("mappings"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    mappings.sort();
+    assert!(!mappings.is_empty());
+    for mapping_path in mappings {
+        let name = mapping_path
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mapping = Mapping::load(&mapping_path, &RESPONSE, ApiVersion::V1_2)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = repo_path(&format!("tests/fixtures/{name}"));
+        let mut inputs: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|_| panic!("mapping {name} has no fixtures in {}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".input.json"))
+            .collect();
+        inputs.sort();
+        assert!(
+            !inputs.is_empty(),
+            "mapping {name} has no *.input.json fixtures"
+        );
+        for input in inputs {
+            let expected_path = input
+                .to_string_lossy()
+                .replace(".input.json", ".expected.json");
+            let card = mapping
+                .apply(&read_json(&input))
+                .unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+            let card = authbridge::front::auth_api::finish(card).expect("fits the typed schema");
+            let card: Value = serde_json::from_slice(&card).unwrap();
+            assert_eq!(
+                card,
+                read_json(Path::new(&expected_path)),
+                "{}",
+                input.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2);
+}
