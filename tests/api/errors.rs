@@ -185,6 +185,19 @@ async fn raw_crm(behaviour: &'static str) -> String {
                             .await;
                         drop(socket);
                     }
+                    "chunked-huge" => {
+                        // No content-length: the cap must hold while streaming.
+                        let _ = socket
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n")
+                            .await;
+                        let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+                        for _ in 0..64 {
+                            if socket.write_all(chunk.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                        let _ = socket.write_all(b"0\r\n\r\n").await;
+                    }
                     _ => unreachable!(),
                 }
             });
@@ -209,6 +222,16 @@ async fn crm_cutting_the_body_short_is_502() {
         .await
         .unwrap();
     assert_error(response, 502, "1007").await;
+}
+
+#[tokio::test]
+async fn crm_streaming_an_endless_body_is_cut_at_the_cap() {
+    let address = start(test_settings(&raw_crm("chunked-huge").await)).await;
+    let response = reqwest::get(format!("{address}/rest/chat/client/id/t"))
+        .await
+        .unwrap();
+    let text = assert_error(response, 502, "1007").await;
+    assert_eq!(text, "CRM response is larger than the 1048576-byte limit");
 }
 
 #[tokio::test]
