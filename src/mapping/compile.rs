@@ -1,40 +1,76 @@
-//! Compiles a mapping file (TOML) into a [`Program`](super::program), checking
+//! Compiles a mapping file (TOML) into a [`program`](super::program), checking
 //! it against the target schema.
 //!
 //! Every mistake becomes a [`Diagnostic`] with `file:line:column` and the target
 //! field, and the compiler keeps going so one run shows all of them: an
 //! integrator fixes a file in one pass, not one error at a time.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
+use regex::Regex;
 use serde_json::Value;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::coerce::{coerce, kind};
+use super::condition::{Condition, key_text};
+use super::date::DateFormat;
 use super::error::{Diagnostic, LoadError, line_col};
+use super::jq::Jq;
 use super::path::Path;
-use super::program::{Node, ObjectProgram, Rule, Slot, Source};
+use super::program::{ListPart, Lookup, Node, ObjectProgram, Slot};
+use super::rule::{Case, Rule, Source, ValueMap};
+use super::template::Template;
 use crate::schema::{ApiVersion, FieldType, ObjectSchema, nearest};
 
 /// The keys a scalar rule table may hold.
-const RULE_KEYS: &[&str] = &["path", "const", "default"];
-/// The keys of a list built from a CRM array.
-const EACH_KEYS: &[&str] = &["each", "item"];
+const RULE_KEYS: &[&str] = &[
+    "path",
+    "const",
+    "template",
+    "jq",
+    "default",
+    "when",
+    "trim",
+    "case",
+    "replace",
+    "skip_empty",
+    "as",
+    "map",
+    "fallback",
+    "date",
+];
+/// The keys of a list part built from a CRM array.
+const EACH_KEYS: &[&str] = &["each", "item", "where"];
+/// The keys of a condition table.
+const CONDITION_KEYS: &[&str] = &["path", "equals", "not_equals", "in", "jq"];
+/// The keys of a parent lookup.
+const LOOKUP_KEYS: &[&str] = &["lookup", "key", "match"];
 /// The keys of the optional `[meta]` table.
 const META_KEYS: &[&str] = &["name", "description", "crm", "notes"];
 
-/// Compiles `text` (the content of `file`) against `schema` for `version`.
+/// What the compiler targets.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Fields newer than this version are dropped.
+    pub version: ApiVersion,
+    /// Fields kept even when newer than `version` (a front may derive older
+    /// fields from them and drop them itself).
+    pub keep: Vec<&'static str>,
+}
+
+/// Compiles `text` (the content of `file`) against `schema`.
 pub(crate) fn compile(
     file: &str,
     text: &str,
     schema: &'static ObjectSchema,
-    version: ApiVersion,
+    options: &Options,
 ) -> Result<ObjectProgram, LoadError> {
     let mut c = Compiler {
         file,
         text,
-        version,
+        options,
         diagnostics: Vec::new(),
     };
     let program = match DeTable::parse(text) {
@@ -50,16 +86,19 @@ pub(crate) fn compile(
     };
     match program {
         Some(p) if c.diagnostics.is_empty() => Ok(p),
-        _ => Err(LoadError {
-            diagnostics: c.diagnostics,
-        }),
+        _ => {
+            c.diagnostics.sort_by_key(|d| (d.line, d.column));
+            Err(LoadError {
+                diagnostics: c.diagnostics,
+            })
+        }
     }
 }
 
 struct Compiler<'a> {
     file: &'a str,
     text: &'a str,
-    version: ApiVersion,
+    options: &'a Options,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -78,6 +117,11 @@ fn hint(name: &str, candidates: &[&str]) -> String {
     }
 }
 
+type Entry<'v, 'i> = (
+    &'v Spanned<std::borrow::Cow<'i, str>>,
+    &'v Spanned<DeValue<'i>>,
+);
+
 impl Compiler<'_> {
     fn error(&mut self, span: Range<usize>, field: &str, message: impl Into<String>) {
         let (line, column) = line_col(self.text, span.start);
@@ -90,6 +134,16 @@ impl Compiler<'_> {
         });
     }
 
+    fn unknown_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], what: &str, label: &str) {
+        for (k, _) in table.iter() {
+            let key: &str = k.get_ref();
+            if !allowed.contains(&key) {
+                let msg = format!("unknown key `{key}` in {what}{}", hint(key, allowed));
+                self.error(k.span(), label, msg);
+            }
+        }
+    }
+
     fn root(
         &mut self,
         doc: &DeTable<'_>,
@@ -98,25 +152,15 @@ impl Compiler<'_> {
     ) -> ObjectProgram {
         if let Some((key, meta)) = doc.get_key_value("meta") {
             match meta.get_ref() {
-                DeValue::Table(t) => {
-                    for (k, _) in t.iter() {
-                        if !META_KEYS.contains(&k.get_ref().as_ref()) {
-                            let msg = format!(
-                                "unknown key `{}` in [meta]{}",
-                                k.get_ref(),
-                                hint(k.get_ref(), META_KEYS)
-                            );
-                            self.error(k.span(), "meta", msg);
-                        }
-                    }
-                }
+                DeValue::Table(t) => self.unknown_keys(t, META_KEYS, "[meta]", "meta"),
                 _ => self.error(key.span(), "meta", "`meta` must be a table"),
             }
         }
         self.object(doc, span, schema, "", false, &["meta"])
     }
 
-    /// A target object written as a TOML table of `field = rule`.
+    /// A target object written as a TOML table of `field = rule`, plus an
+    /// optional `when`.
     fn object(
         &mut self,
         table: &DeTable<'_>,
@@ -126,10 +170,15 @@ impl Compiler<'_> {
         in_item: bool,
         reserved: &[&str],
     ) -> ObjectProgram {
+        let mut program = ObjectProgram::default();
         let mut compiled: Vec<(&'static str, Node)> = Vec::new();
         for (key, value) in table.iter() {
-            let name = key.get_ref().as_ref();
+            let name: &str = key.get_ref();
             if reserved.contains(&name) {
+                continue;
+            }
+            if name == "when" && !label.is_empty() {
+                program.when = self.condition(value, &join(label, "when"), in_item);
                 continue;
             }
             let field_label = join(label, name);
@@ -143,17 +192,38 @@ impl Compiler<'_> {
                 self.error(key.span(), &field_label, msg);
                 continue;
             };
-            if field.since > self.version {
+            if field.since > self.options.version && !self.options.keep.contains(&field.name) {
                 // An older chat server does not know this field: drop it.
                 continue;
             }
-            if let Some(node) = self.field(field.ty, value, &field_label, in_item) {
+            let node = match (field.ty, value.get_ref()) {
+                (FieldType::Object(inner), DeValue::Table(t))
+                    if std::ptr::eq(inner, schema) && t.contains_key("lookup") =>
+                {
+                    self.lookup(
+                        (key, value),
+                        t,
+                        field.name,
+                        table,
+                        span.clone(),
+                        schema,
+                        label,
+                        in_item,
+                        reserved,
+                    )
+                }
+                _ => self.field(field.ty, value, &field_label, in_item),
+            };
+            if let Some(node) = node {
                 compiled.push((field.name, node));
             }
         }
-        let mut program = ObjectProgram::default();
-        let version = self.version;
-        for field in schema.fields.iter().filter(|f| f.since <= version) {
+        let version = self.options.version;
+        for field in schema
+            .fields
+            .iter()
+            .filter(|f| f.since <= version || self.options.keep.contains(&f.name))
+        {
             program.has_required |= field.required;
             match compiled.iter().position(|(n, _)| *n == field.name) {
                 Some(i) => {
@@ -183,6 +253,79 @@ impl Compiler<'_> {
             }
         }
         program
+    }
+
+    /// `parentGroup = { lookup = "$.groups[*]", key = "@.id", match = "@.parentId" }`:
+    /// the parent is the element of `lookup` whose `key` equals `match`, mapped
+    /// with the enclosing object's other fields.
+    #[allow(clippy::too_many_arguments)]
+    fn lookup(
+        &mut self,
+        (key, value): Entry<'_, '_>,
+        t: &DeTable<'_>,
+        name: &'static str,
+        enclosing: &DeTable<'_>,
+        enclosing_span: Range<usize>,
+        schema: &'static ObjectSchema,
+        label: &str,
+        in_item: bool,
+        reserved: &[&str],
+    ) -> Option<Node> {
+        let field_label = join(label, key.get_ref());
+        self.unknown_keys(t, LOOKUP_KEYS, "a parent lookup", &field_label);
+        let path_of = |c: &mut Self, k: &str, relative_only: bool| -> Option<Path> {
+            let Some(v) = t.get(k) else {
+                c.error(
+                    value.span(),
+                    &field_label,
+                    format!("a parent lookup needs `{k}`"),
+                );
+                return None;
+            };
+            let DeValue::String(s) = v.get_ref() else {
+                c.error(
+                    v.span(),
+                    &field_label,
+                    format!("`{k}` must be a JSONPath string"),
+                );
+                return None;
+            };
+            let p = c.path(s, v.span(), &field_label, true)?;
+            if relative_only && !p.is_relative() {
+                c.error(
+                    v.span(),
+                    &field_label,
+                    format!("`{k}` is read from each candidate: write it with `@`"),
+                );
+                return None;
+            }
+            Some(p)
+        };
+        let table = path_of(self, "lookup", false);
+        let key_path = path_of(self, "key", true);
+        let matches = path_of(self, "match", false);
+        // The parent is mapped with the same fields as this object, minus this
+        // one (the lookup nests it). Compiled a second time; its diagnostics
+        // would repeat the first pass's, so they are dropped.
+        let before = self.diagnostics.len();
+        let mut skip: Vec<&str> = reserved.to_vec();
+        skip.push(name);
+        let fields = self.object(
+            enclosing,
+            enclosing_span,
+            schema,
+            label,
+            in_item.max(true),
+            &skip,
+        );
+        self.diagnostics.truncate(before);
+        Some(Node::Lookup(Lookup {
+            table: table?,
+            key: key_path?,
+            matches: matches?,
+            fields: Box::new(fields),
+            name,
+        }))
     }
 
     fn field(
@@ -245,7 +388,8 @@ impl Compiler<'_> {
         }
     }
 
-    /// A list: `{ each = "$.path", item = { ... } }` or an array of tables.
+    /// A list: one `{ each, item, where }` table, or an array whose elements are
+    /// explicit items or such tables.
     fn list(
         &mut self,
         schema: &'static ObjectSchema,
@@ -254,94 +398,31 @@ impl Compiler<'_> {
         in_item: bool,
     ) -> Option<Node> {
         match value.get_ref() {
-            DeValue::Table(t) => {
-                for (k, _) in t.iter() {
-                    if !EACH_KEYS.contains(&k.get_ref().as_ref()) {
-                        let msg = format!(
-                            "unknown key `{}` in a list mapping{}",
-                            k.get_ref(),
-                            hint(k.get_ref(), EACH_KEYS)
-                        );
-                        self.error(k.span(), label, msg);
-                    }
-                }
-                let each = match t.get("each") {
-                    Some(v) => match v.get_ref() {
-                        DeValue::String(s) => self.path(s, v.span(), label, in_item),
-                        other => {
-                            self.error(
-                                v.span(),
-                                label,
-                                format!(
-                                    "`each` must be a JSONPath string, got {}",
-                                    other.type_str()
-                                ),
-                            );
-                            None
-                        }
-                    },
-                    None => {
-                        self.error(
-                            value.span(),
-                            label,
-                            "a list mapping needs `each` (a JSONPath to the CRM array) and `item`",
-                        );
-                        None
-                    }
-                };
-                let item = match t.get("item") {
-                    Some(v) => match v.get_ref() {
-                        DeValue::Table(it) => Some(self.object(
-                            it,
-                            v.span(),
-                            schema,
-                            &format!("{label}.item"),
-                            true,
-                            &[],
-                        )),
-                        other => {
-                            self.error(
-                                v.span(),
-                                label,
-                                format!(
-                                    "`item` must be a table of {} fields, got {}",
-                                    schema.name,
-                                    other.type_str()
-                                ),
-                            );
-                            None
-                        }
-                    },
-                    None => {
-                        self.error(
-                            value.span(),
-                            label,
-                            format!(
-                                "a list mapping needs `item`, a table of {} fields",
-                                schema.name
-                            ),
-                        );
-                        None
-                    }
-                };
-                Some(Node::Each {
-                    each: each?,
-                    item: item?,
-                })
-            }
+            DeValue::Table(t) => Some(Node::List(vec![self.each(
+                schema,
+                t,
+                value.span(),
+                label,
+                in_item,
+            )?])),
             DeValue::Array(items) => {
-                let mut programs = Vec::new();
+                let mut parts = Vec::new();
                 for (i, it) in items.iter().enumerate() {
                     let item_label = format!("{label}[{i}]");
                     match it.get_ref() {
-                        DeValue::Table(t) => programs.push(self.object(
-                            t,
-                            it.span(),
-                            schema,
-                            &item_label,
-                            in_item,
-                            &[],
-                        )),
+                        DeValue::Table(t) if t.contains_key("each") => {
+                            parts.extend(self.each(schema, t, it.span(), &item_label, in_item));
+                        }
+                        DeValue::Table(t) => {
+                            parts.push(ListPart::Item(self.object(
+                                t,
+                                it.span(),
+                                schema,
+                                &item_label,
+                                in_item,
+                                &[],
+                            )));
+                        }
                         other => self.error(
                             it.span(),
                             &item_label,
@@ -353,17 +434,90 @@ impl Compiler<'_> {
                         ),
                     }
                 }
-                Some(Node::Items(programs))
+                Some(Node::List(parts))
             }
             other => {
                 self.error(
                     value.span(),
                     label,
-                    format!("expected a list mapping (`{{ each = ..., item = {{...}} }}` or [[{label}]] tables), got {}", other.type_str()),
+                    format!(
+                        "expected a list mapping (`{{ each = ..., item = {{...}} }}` or [[{label}]] tables), got {}",
+                        other.type_str()
+                    ),
                 );
                 None
             }
         }
+    }
+
+    fn each(
+        &mut self,
+        schema: &'static ObjectSchema,
+        t: &DeTable<'_>,
+        span: Range<usize>,
+        label: &str,
+        in_item: bool,
+    ) -> Option<ListPart> {
+        self.unknown_keys(t, EACH_KEYS, "a list mapping", label);
+        let each = match t.get("each") {
+            Some(v) => match v.get_ref() {
+                DeValue::String(s) => self.path(s, v.span(), label, in_item),
+                other => {
+                    self.error(
+                        v.span(),
+                        label,
+                        format!("`each` must be a JSONPath string, got {}", other.type_str()),
+                    );
+                    None
+                }
+            },
+            None => {
+                self.error(
+                    span.clone(),
+                    label,
+                    "a list mapping needs `each` (a JSONPath to the CRM array) and `item`",
+                );
+                None
+            }
+        };
+        let filter = t
+            .get("where")
+            .and_then(|w| self.condition(w, &join(label, "where"), true));
+        let item = match t.get("item") {
+            Some(v) => match v.get_ref() {
+                DeValue::Table(it) => {
+                    Some(self.object(it, v.span(), schema, &join(label, "item"), true, &[]))
+                }
+                other => {
+                    self.error(
+                        v.span(),
+                        label,
+                        format!(
+                            "`item` must be a table of {} fields, got {}",
+                            schema.name,
+                            other.type_str()
+                        ),
+                    );
+                    None
+                }
+            },
+            None => {
+                self.error(
+                    span,
+                    label,
+                    format!(
+                        "a list mapping needs `item`, a table of {} fields",
+                        schema.name
+                    ),
+                );
+                None
+            }
+        };
+        Some(ListPart::Each {
+            each: each?,
+            filter,
+            item: item?,
+        })
     }
 
     fn path(&mut self, text: &str, span: Range<usize>, label: &str, in_item: bool) -> Option<Path> {
@@ -385,42 +539,17 @@ impl Compiler<'_> {
         }
     }
 
-    fn constant(
-        &mut self,
-        value: &Spanned<DeValue<'_>>,
-        ty: FieldType,
-        label: &str,
-    ) -> Option<Value> {
-        let json = to_json(value.get_ref());
-        match coerce(&json, ty) {
-            Ok(v) => Some(v),
-            Err(_) => {
-                let msg = format!(
-                    "{} is {}, but the field takes {}",
-                    "this constant",
-                    kind(&json),
-                    ty.describe()
-                );
-                self.error(value.span(), label, msg);
-                None
-            }
-        }
-    }
-
-    fn paths(&mut self, value: &Spanned<DeValue<'_>>, label: &str, in_item: bool) -> Vec<Source> {
+    fn paths(&mut self, value: &Spanned<DeValue<'_>>, label: &str, in_item: bool) -> Vec<Path> {
         match value.get_ref() {
             DeValue::String(s) => self
                 .path(s, value.span(), label, in_item)
-                .map(Source::Path)
                 .into_iter()
                 .collect(),
             DeValue::Array(list) => {
                 let mut out = Vec::new();
                 for v in list.iter() {
                     match v.get_ref() {
-                        DeValue::String(s) => {
-                            out.extend(self.path(s, v.span(), label, in_item).map(Source::Path))
-                        }
+                        DeValue::String(s) => out.extend(self.path(s, v.span(), label, in_item)),
                         other => self.error(
                             v.span(),
                             label,
@@ -447,6 +576,150 @@ impl Compiler<'_> {
         }
     }
 
+    /// A constant of the field's type (checked now, so a wrong type is a load
+    /// error rather than a failed lookup).
+    fn typed_constant(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        ty: FieldType,
+        label: &str,
+        what: &str,
+    ) -> Option<Value> {
+        let json = to_json(value.get_ref());
+        match coerce(&json, ty) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                let msg = format!(
+                    "{what} is {}, but the field takes {}",
+                    kind(&json),
+                    ty.describe()
+                );
+                self.error(value.span(), label, msg);
+                None
+            }
+        }
+    }
+
+    fn string<'v>(
+        &mut self,
+        value: &'v Spanned<DeValue<'_>>,
+        label: &str,
+        key: &str,
+    ) -> Option<String> {
+        match value.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            other => {
+                self.error(
+                    value.span(),
+                    label,
+                    format!("`{key}` must be a string, got {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, value: &Spanned<DeValue<'_>>, label: &str, key: &str) -> bool {
+        match value.get_ref() {
+            DeValue::Boolean(b) => *b,
+            other => {
+                self.error(
+                    value.span(),
+                    label,
+                    format!("`{key}` must be true or false, got {}", other.type_str()),
+                );
+                false
+            }
+        }
+    }
+
+    /// `when` / `where`: `"$.path"` (present), or a table with `path` and
+    /// `equals` / `not_equals` / `in`, or `{ jq = "..." }`.
+    fn condition(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        label: &str,
+        in_item: bool,
+    ) -> Option<Condition> {
+        match value.get_ref() {
+            DeValue::String(s) => self
+                .path(s, value.span(), label, in_item)
+                .map(Condition::Present),
+            DeValue::Table(t) => {
+                self.unknown_keys(t, CONDITION_KEYS, "a condition", label);
+                if let Some(code) = t.get("jq") {
+                    let code = self.string(code, label, "jq")?;
+                    return match Jq::compile(&code) {
+                        Ok(jq) => Some(Condition::Jq(jq)),
+                        Err(msg) => {
+                            self.error(value.span(), label, msg);
+                            None
+                        }
+                    };
+                }
+                let Some(p) = t.get("path") else {
+                    self.error(
+                        value.span(),
+                        label,
+                        "a condition needs `path` (with `equals`, `not_equals` or `in`) or `jq`",
+                    );
+                    return None;
+                };
+                let path_text = self.string(p, label, "path")?;
+                let path = self.path(&path_text, p.span(), label, in_item)?;
+                let texts = |c: &mut Self, v: &Spanned<DeValue<'_>>| -> Vec<String> {
+                    let values = match to_json(v.get_ref()) {
+                        Value::Array(a) => a,
+                        single => vec![single],
+                    };
+                    values
+                        .iter()
+                        .filter_map(|x| {
+                            let t = key_text(x);
+                            if t.is_none() {
+                                c.error(
+                                    v.span(),
+                                    label,
+                                    "compare with scalars (strings, numbers, booleans)",
+                                );
+                            }
+                            t
+                        })
+                        .collect()
+                };
+                let chosen = ["equals", "not_equals", "in"]
+                    .iter()
+                    .filter(|k| t.contains_key(**k))
+                    .count();
+                if chosen > 1 {
+                    self.error(
+                        value.span(),
+                        label,
+                        "use one of `equals`, `not_equals`, `in`",
+                    );
+                }
+                if let Some(v) = t.get("equals").or_else(|| t.get("in")) {
+                    Some(Condition::In(path, texts(self, v)))
+                } else if let Some(v) = t.get("not_equals") {
+                    Some(Condition::NotIn(path, texts(self, v)))
+                } else {
+                    Some(Condition::Present(path))
+                }
+            }
+            other => {
+                self.error(
+                    value.span(),
+                    label,
+                    format!(
+                        "a condition is a JSONPath string or a table, got {}",
+                        other.type_str()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     /// A scalar rule: `"$.path"`, `["$.a", "$.b"]`, a constant, or a table.
     fn rule(
         &mut self,
@@ -461,58 +734,267 @@ impl Compiler<'_> {
         }
         let errors_before = self.diagnostics.len();
         let rule = match value.get_ref() {
-            DeValue::String(_) | DeValue::Array(_) => Rule {
-                sources: self.paths(value, label, in_item),
-                default: None,
-            },
-            DeValue::Table(t) => {
-                let mut rule = Rule {
-                    sources: Vec::new(),
-                    default: None,
-                };
-                for (k, v) in t.iter() {
-                    match k.get_ref().as_ref() {
-                        "path" => rule.sources.extend(self.paths(v, label, in_item)),
-                        "const" => rule
-                            .sources
-                            .extend(self.constant(v, ty, label).map(Source::Const)),
-                        "default" => rule.default = self.constant(v, ty, label),
-                        other => {
-                            let msg = format!(
-                                "unknown key `{other}` in a field rule{}",
-                                hint(other, RULE_KEYS)
-                            );
-                            self.error(k.span(), label, msg);
-                        }
-                    }
-                }
-                if t.get("path").is_some() && t.get("const").is_some() {
-                    self.error(
-                        value.span(),
-                        label,
-                        "a rule takes `path` or `const`, not both (use `default` for a fallback)",
-                    );
-                }
-                if t.get("path").is_none() && t.get("const").is_none() && t.get("default").is_none()
-                {
-                    self.error(
-                        value.span(),
-                        label,
-                        "a rule needs a source: `path`, `const` or `default`",
-                    );
-                }
-                rule
+            DeValue::String(_) | DeValue::Array(_) => {
+                Rule::from_source(Source::Paths(self.paths(value, label, in_item)))
             }
-            _ => Rule {
-                sources: self
-                    .constant(value, ty, label)
-                    .map(Source::Const)
-                    .into_iter()
-                    .collect(),
-                default: None,
-            },
+            DeValue::Table(t) => self.rule_table(t, value.span(), ty, label, in_item),
+            _ => Rule::from_source(Source::Const(
+                self.typed_constant(value, ty, label, "this constant")
+                    .unwrap_or(Value::Null),
+            )),
         };
         (self.diagnostics.len() == errors_before).then_some(rule)
+    }
+
+    fn rule_table(
+        &mut self,
+        t: &DeTable<'_>,
+        span: Range<usize>,
+        ty: FieldType,
+        label: &str,
+        in_item: bool,
+    ) -> Rule {
+        self.unknown_keys(t, RULE_KEYS, "a field rule", label);
+        let sources: Vec<&str> = ["path", "const", "template"]
+            .into_iter()
+            .filter(|k| t.contains_key(*k))
+            .collect();
+        if sources.len() > 1 {
+            self.error(
+                span.clone(),
+                label,
+                format!(
+                    "a rule takes one source, got {} (use `default` for a fallback)",
+                    sources.join(" and ")
+                ),
+            );
+        }
+        let has_transform = [
+            "jq",
+            "trim",
+            "case",
+            "replace",
+            "skip_empty",
+            "as",
+            "map",
+            "date",
+        ]
+        .iter()
+        .any(|k| t.contains_key(*k));
+        if sources.is_empty() && !t.contains_key("jq") && !t.contains_key("default") {
+            self.error(
+                span.clone(),
+                label,
+                "a rule needs a source: `path`, `const`, `template`, `jq` or `default`",
+            );
+        }
+        let source = if let Some(v) = t.get("path") {
+            Source::Paths(self.paths(v, label, in_item))
+        } else if let Some(v) = t.get("const") {
+            let c = if has_transform {
+                Some(to_json(v.get_ref()))
+            } else {
+                self.typed_constant(v, ty, label, "this constant")
+            };
+            Source::Const(c.unwrap_or(Value::Null))
+        } else if let Some(v) = t.get("template") {
+            match self
+                .string(v, label, "template")
+                .map(|s| Template::parse(&s))
+            {
+                Some(Ok(tpl)) => {
+                    if !in_item && tpl.paths().any(|p| p.is_relative()) {
+                        self.error(v.span(), label, "the template reads the current item (`@`), but this field is not inside a list's `item`");
+                    }
+                    Source::Template(tpl)
+                }
+                Some(Err(msg)) => {
+                    self.error(v.span(), label, msg);
+                    Source::Paths(Vec::new())
+                }
+                None => Source::Paths(Vec::new()),
+            }
+        } else if t.contains_key("jq") {
+            Source::Current
+        } else {
+            Source::Paths(Vec::new())
+        };
+        let mut rule = Rule::from_source(source);
+        if let Some(v) = t.get("jq")
+            && let Some(code) = self.string(v, label, "jq")
+        {
+            match Jq::compile(&code) {
+                Ok(jq) => rule.jq = Some(jq),
+                Err(msg) => self.error(v.span(), label, msg),
+            }
+        }
+        if let Some(v) = t.get("when") {
+            rule.when = self.condition(v, label, in_item);
+        }
+        if let Some(v) = t.get("trim") {
+            rule.trim = self.boolean(v, label, "trim");
+        }
+        if let Some(v) = t.get("skip_empty") {
+            rule.skip_empty = self.boolean(v, label, "skip_empty");
+        }
+        if let Some(v) = t.get("case") {
+            match self.string(v, label, "case").as_deref() {
+                Some("upper") => rule.case = Some(Case::Upper),
+                Some("lower") => rule.case = Some(Case::Lower),
+                Some(other) => self.error(
+                    v.span(),
+                    label,
+                    format!("`case` is \"upper\" or \"lower\", got \"{other}\""),
+                ),
+                None => {}
+            }
+        }
+        if let Some(v) = t.get("replace") {
+            rule.replace = self.replacements(v, label);
+        }
+        if let Some(v) = t.get("as") {
+            match self.string(v, label, "as").as_deref() {
+                Some("string") => rule.as_type = Some(FieldType::String),
+                Some("integer") => rule.as_type = Some(FieldType::Integer),
+                Some("boolean") => rule.as_type = Some(FieldType::Boolean),
+                Some(other) => self.error(
+                    v.span(),
+                    label,
+                    format!("`as` is \"string\", \"integer\" or \"boolean\", got \"{other}\""),
+                ),
+                None => {}
+            }
+        }
+        if let Some(v) = t.get("date") {
+            if !matches!(ty, FieldType::Date | FieldType::String) {
+                self.error(
+                    v.span(),
+                    label,
+                    format!(
+                        "`date` produces a YYYY-MM-DD string, but the field takes {}",
+                        ty.describe()
+                    ),
+                );
+            }
+            let formats = match v.get_ref() {
+                DeValue::Array(a) => a.iter().collect::<Vec<_>>(),
+                _ => vec![v],
+            };
+            for f in formats {
+                if let Some(text) = self.string(f, label, "date") {
+                    match DateFormat::parse(&text) {
+                        Ok(fmt) => rule.date.push(fmt),
+                        Err(msg) => self.error(f.span(), label, msg),
+                    }
+                }
+            }
+        }
+        // Values that reach the field unchanged must already fit its type.
+        let final_ty = if rule.date.is_empty() {
+            ty
+        } else {
+            FieldType::String
+        };
+        if let Some(v) = t.get("map") {
+            match v.get_ref() {
+                DeValue::Table(entries) => {
+                    let mut map = HashMap::new();
+                    for (k, out) in entries.iter() {
+                        let json = if rule.date.is_empty() {
+                            self.typed_constant(
+                                out,
+                                final_ty,
+                                label,
+                                &format!("the map value for `{}`", k.get_ref()),
+                            )
+                        } else {
+                            Some(to_json(out.get_ref()))
+                        };
+                        map.insert(k.get_ref().to_string(), json.unwrap_or(Value::Null));
+                    }
+                    let fallback = t
+                        .get("fallback")
+                        .and_then(|f| self.typed_constant(f, final_ty, label, "the fallback"));
+                    rule.map = Some(ValueMap {
+                        entries: map,
+                        fallback,
+                    });
+                }
+                other => self.error(
+                    v.span(),
+                    label,
+                    format!(
+                        "`map` must be a table of CRM value = card value, got {}",
+                        other.type_str()
+                    ),
+                ),
+            }
+        } else if let Some(f) = t.get("fallback") {
+            self.error(
+                f.span(),
+                label,
+                "`fallback` applies to values a `map` does not list; this rule has no `map`",
+            );
+        }
+        if let Some(v) = t.get("default") {
+            rule.default = self.typed_constant(v, ty, label, "the default");
+        }
+        if let (Some(as_ty), None, true) = (rule.as_type, &rule.map, rule.date.is_empty()) {
+            let fits = match (as_ty, ty) {
+                (_, FieldType::String) => true,
+                (FieldType::Integer, FieldType::Integer | FieldType::Boolean) => true,
+                (FieldType::Boolean, FieldType::Boolean) => true,
+                (FieldType::String, _) => true,
+                _ => false,
+            };
+            if !fits {
+                self.error(
+                    span,
+                    label,
+                    format!(
+                        "`as = {}` cannot become {}",
+                        as_ty.describe(),
+                        ty.describe()
+                    ),
+                );
+            }
+        }
+        rule
+    }
+
+    /// `replace = { pattern = "...", with = "..." }` or a list of them.
+    fn replacements(&mut self, value: &Spanned<DeValue<'_>>, label: &str) -> Vec<(Regex, String)> {
+        let items = match value.get_ref() {
+            DeValue::Array(a) => a.iter().collect::<Vec<_>>(),
+            _ => vec![value],
+        };
+        let mut out = Vec::new();
+        for item in items {
+            let DeValue::Table(t) = item.get_ref() else {
+                self.error(
+                    item.span(),
+                    label,
+                    "`replace` is { pattern = \"regex\", with = \"text\" } or a list of them",
+                );
+                continue;
+            };
+            self.unknown_keys(t, &["pattern", "with"], "a replacement", label);
+            let pattern = t
+                .get("pattern")
+                .and_then(|p| self.string(p, label, "pattern").map(|s| (s, p.span())));
+            let with = t
+                .get("with")
+                .and_then(|w| self.string(w, label, "with"))
+                .unwrap_or_default();
+            match pattern {
+                Some((p, span)) => match Regex::new(&p) {
+                    Ok(re) => out.push((re, with)),
+                    Err(e) => self.error(span, label, format!("invalid regex `{p}`: {e}")),
+                },
+                None => self.error(item.span(), label, "a replacement needs `pattern`"),
+            }
+        }
+        out
     }
 }
 

@@ -6,21 +6,27 @@
 
 mod coerce;
 mod compile;
+mod condition;
+mod date;
 mod error;
+mod jq;
 mod path;
 mod program;
+mod rule;
+mod template;
 
 use std::path::Path as FsPath;
 
 use serde_json::Value;
 
+pub use compile::Options;
 pub use error::{ApplyError, Diagnostic, LoadError};
 
 use crate::schema::{ApiVersion, ObjectSchema};
 use program::ObjectProgram;
 
 /// A compiled, validated mapping for one target schema.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Mapping {
     file: String,
     program: ObjectProgram,
@@ -34,7 +40,25 @@ impl Mapping {
         schema: &'static ObjectSchema,
         version: ApiVersion,
     ) -> Result<Self, LoadError> {
-        let program = compile::compile(file, text, schema, version)?;
+        Self::parse_with(
+            file,
+            text,
+            schema,
+            &Options {
+                version,
+                keep: Vec::new(),
+            },
+        )
+    }
+
+    /// Compiles mapping text with explicit options.
+    pub fn parse_with(
+        file: &str,
+        text: &str,
+        schema: &'static ObjectSchema,
+        options: &Options,
+    ) -> Result<Self, LoadError> {
+        let program = compile::compile(file, text, schema, options)?;
         Ok(Self {
             file: file.to_owned(),
             program,
@@ -47,6 +71,22 @@ impl Mapping {
         schema: &'static ObjectSchema,
         version: ApiVersion,
     ) -> Result<Self, LoadError> {
+        Self::load_with(
+            path,
+            schema,
+            &Options {
+                version,
+                keep: Vec::new(),
+            },
+        )
+    }
+
+    /// Reads and compiles a mapping file with explicit options.
+    pub fn load_with(
+        path: &FsPath,
+        schema: &'static ObjectSchema,
+        options: &Options,
+    ) -> Result<Self, LoadError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| LoadError {
             diagnostics: vec![Diagnostic {
@@ -57,7 +97,7 @@ impl Mapping {
                 message: format!("cannot read the mapping file: {e}"),
             }],
         })?;
-        Self::parse(&file, &text, schema, version)
+        Self::parse_with(&file, &text, schema, options)
     }
 
     /// The file the mapping came from.

@@ -23,6 +23,12 @@ impl<'a> Scope<'a> {
         Self { root, item: None }
     }
 
+    /// The current item inside a list, else the whole document: the input of
+    /// jq expressions.
+    pub fn current(&self) -> &'a Value {
+        self.item.unwrap_or(self.root)
+    }
+
     /// The same document with `item` as the current item.
     pub fn with_item(self, item: &'a Value) -> Self {
         Self {

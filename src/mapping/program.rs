@@ -1,80 +1,81 @@
 //! A compiled mapping and how it is applied to one CRM payload.
 //!
 //! The program mirrors the target schema: one slot per target field, in output
-//! order, each already bound to its parsed JSONPath and its target type, so
-//! applying it is a walk with no lookups by name and no re-parsing.
+//! order, each already bound to its parsed JSONPaths, transforms and target
+//! type, so applying it is a walk with no lookups by name and no re-parsing.
 
 use serde_json::{Map, Value};
 
-use super::coerce::coerce;
+use super::condition::{Condition, key_text};
 use super::error::ApplyError;
 use super::path::{Path, Scope};
+use super::rule::Rule;
 use crate::schema::FieldType;
 
-/// Where one scalar value comes from.
-#[derive(Debug, Clone)]
-pub(crate) enum Source {
-    /// A JSONPath into the CRM payload.
-    Path(Path),
-    /// A constant, already of the target type.
-    Const(Value),
-}
-
-/// How one scalar target value is produced: the first source that yields a
-/// non-null value wins; otherwise the default, if any.
-#[derive(Debug, Clone)]
-pub(crate) struct Rule {
-    pub sources: Vec<Source>,
-    pub default: Option<Value>,
-}
-
-impl Rule {
-    fn eval(&self, scope: Scope<'_>, ty: FieldType) -> Result<Option<Value>, String> {
-        for source in &self.sources {
-            match source {
-                Source::Const(v) => return Ok(Some(v.clone())),
-                Source::Path(p) => {
-                    if let Some(v) = p.first(scope) {
-                        return coerce(v, ty).map(Some);
-                    }
-                }
-            }
-        }
-        Ok(self.default.clone())
-    }
-}
+/// Longest chain of parents a `lookup` follows (a guard against cycles in
+/// the CRM's data).
+pub const MAX_LOOKUP_DEPTH: usize = 16;
 
 /// How one target field is produced.
-#[derive(Debug, Clone)]
-pub(crate) enum Node {
-    /// A scalar from a rule, coerced to `ty`.
+#[derive(Debug)]
+pub enum Node {
+    /// A scalar from a rule, converted to `ty`.
     Scalar { rule: Rule, ty: FieldType },
     /// A nested object.
     Object(ObjectProgram),
-    /// A list with one item per node `each` selects; `@` is that node.
-    Each { each: Path, item: ObjectProgram },
-    /// A list of explicitly written items; an item missing a required value is
-    /// left out (so "label + source" lists skip empty sources).
-    Items(Vec<ObjectProgram>),
+    /// A list assembled from parts, in order.
+    List(Vec<ListPart>),
     /// A string-to-string map of named rules; empty values are left out.
     StringMap(Vec<(String, Rule)>),
+    /// An object found by id in a flat CRM array, mapped with the enclosing
+    /// object's own fields, recursively (a parent group from `parentId`).
+    Lookup(Lookup),
+}
+
+/// One part of a list.
+#[derive(Debug)]
+pub enum ListPart {
+    /// One explicitly written item; left out when a required value is missing
+    /// (so "label + source" lists skip empty sources).
+    Item(ObjectProgram),
+    /// One item per node `each` selects (`@` is that node), kept when `filter`
+    /// holds.
+    Each {
+        each: Path,
+        filter: Option<Condition>,
+        item: ObjectProgram,
+    },
+}
+
+/// A parent found by key: the element of `table` whose `key` equals `matches`.
+#[derive(Debug)]
+pub struct Lookup {
+    pub table: Path,
+    pub key: Path,
+    pub matches: Path,
+    /// The enclosing object's other fields, applied to the found element.
+    pub fields: Box<ObjectProgram>,
+    /// This field's own name, to nest the parent's parent.
+    pub name: &'static str,
 }
 
 /// One target field.
-#[derive(Debug, Clone)]
-pub(crate) struct Slot {
+#[derive(Debug)]
+pub struct Slot {
     pub name: &'static str,
     pub required: bool,
     pub node: Node,
 }
 
 /// A target object: its slots in output order.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ObjectProgram {
+#[derive(Debug, Default)]
+pub struct ObjectProgram {
     pub slots: Vec<Slot>,
     /// True when the object has required fields: then an empty result is an
     /// error, not an absent object.
     pub has_required: bool,
+    /// The object is emitted only when this holds.
+    pub when: Option<Condition>,
 }
 
 /// A breadcrumb to the field being produced, rendered only on error.
@@ -115,12 +116,16 @@ impl Failure {
             Failure::Missing(e) | Failure::Invalid(e) => e,
         }
     }
+
+    fn invalid(trail: &Trail<'_>, message: String) -> Self {
+        Failure::Invalid(ApplyError::new(trail.render(), message))
+    }
 }
 
 impl ObjectProgram {
     /// Applies the program to a whole CRM payload.
     pub(crate) fn apply_root(&self, root: &Value) -> Result<Map<String, Value>, ApplyError> {
-        self.apply(Scope::root(root), &Trail::Root)
+        self.apply(Scope::root(root), &Trail::Root, 0)
             .map(Option::unwrap_or_default)
             .map_err(Failure::into_error)
     }
@@ -129,12 +134,17 @@ impl ObjectProgram {
         &self,
         scope: Scope<'_>,
         trail: &Trail<'_>,
+        depth: usize,
     ) -> Result<Option<Map<String, Value>>, Failure> {
+        if let Some(cond) = &self.when
+            && !cond.holds(scope).map_err(|m| Failure::invalid(trail, m))?
+        {
+            return Ok(None);
+        }
         let mut out = Map::with_capacity(self.slots.len());
         for slot in &self.slots {
             let here = Trail::Field(trail, slot.name);
-            let value = slot.node.produce(scope, &here)?;
-            match value {
+            match slot.node.produce(scope, &here, depth)? {
                 Some(v) => {
                     out.insert(slot.name.to_owned(), v);
                 }
@@ -156,32 +166,21 @@ impl ObjectProgram {
 }
 
 impl Node {
-    fn produce(&self, scope: Scope<'_>, trail: &Trail<'_>) -> Result<Option<Value>, Failure> {
+    fn produce(
+        &self,
+        scope: Scope<'_>,
+        trail: &Trail<'_>,
+        depth: usize,
+    ) -> Result<Option<Value>, Failure> {
         match self {
             Node::Scalar { rule, ty } => rule
                 .eval(scope, *ty)
-                .map_err(|m| Failure::Invalid(ApplyError::new(trail.render(), m))),
-            Node::Object(program) => Ok(program.apply(scope, trail)?.map(Value::Object)),
-            Node::Each { each, item } => {
-                let nodes = each.all(scope);
-                let mut list = Vec::with_capacity(nodes.len());
-                for (i, node) in nodes.into_iter().enumerate() {
-                    let at = Trail::Index(trail, i);
-                    if let Some(obj) = item.apply(scope.with_item(node), &at)? {
-                        list.push(Value::Object(obj));
-                    }
-                }
-                Ok((!list.is_empty()).then_some(Value::Array(list)))
-            }
-            Node::Items(items) => {
-                let mut list = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    let at = Trail::Index(trail, i);
-                    match item.apply(scope, &at) {
-                        Ok(Some(obj)) => list.push(Value::Object(obj)),
-                        Ok(None) | Err(Failure::Missing(_)) => {}
-                        Err(e) => return Err(e),
-                    }
+                .map_err(|m| Failure::invalid(trail, m)),
+            Node::Object(program) => Ok(program.apply(scope, trail, depth)?.map(Value::Object)),
+            Node::List(parts) => {
+                let mut list = Vec::new();
+                for part in parts {
+                    part.produce(scope, trail, &mut list)?;
                 }
                 Ok((!list.is_empty()).then_some(Value::Array(list)))
             }
@@ -199,6 +198,78 @@ impl Node {
                 }
                 Ok((!map.is_empty()).then_some(Value::Object(map)))
             }
+            Node::Lookup(lookup) => lookup.produce(scope, trail, depth),
         }
+    }
+}
+
+impl ListPart {
+    fn produce(
+        &self,
+        scope: Scope<'_>,
+        trail: &Trail<'_>,
+        list: &mut Vec<Value>,
+    ) -> Result<(), Failure> {
+        match self {
+            ListPart::Item(item) => {
+                let at = Trail::Index(trail, list.len());
+                match item.apply(scope, &at, 0) {
+                    Ok(Some(obj)) => list.push(Value::Object(obj)),
+                    Ok(None) | Err(Failure::Missing(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            ListPart::Each { each, filter, item } => {
+                for node in each.all(scope) {
+                    let inner = scope.with_item(node);
+                    if let Some(f) = filter
+                        && !f.holds(inner).map_err(|m| Failure::invalid(trail, m))?
+                    {
+                        continue;
+                    }
+                    let at = Trail::Index(trail, list.len());
+                    if let Some(obj) = item.apply(inner, &at, 0)? {
+                        list.push(Value::Object(obj));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Lookup {
+    fn produce(
+        &self,
+        scope: Scope<'_>,
+        trail: &Trail<'_>,
+        depth: usize,
+    ) -> Result<Option<Value>, Failure> {
+        if depth >= MAX_LOOKUP_DEPTH {
+            return Err(Failure::invalid(
+                trail,
+                format!(
+                    "parent chain is longer than {MAX_LOOKUP_DEPTH} (a cycle in the CRM data?)"
+                ),
+            ));
+        }
+        let Some(wanted) = self.matches.first(scope) else {
+            return Ok(None);
+        };
+        let Some(parent) = self.table.all(scope).into_iter().find(|candidate| {
+            let key = self.key.first(scope.with_item(candidate));
+            key.and_then(key_text)
+                .is_some_and(|k| key_text(wanted) == Some(k))
+        }) else {
+            return Ok(None);
+        };
+        let inner = scope.with_item(parent);
+        let Some(mut obj) = self.fields.apply(inner, trail, depth + 1)? else {
+            return Ok(None);
+        };
+        if let Some(grand) = self.produce(inner, &Trail::Field(trail, self.name), depth + 1)? {
+            obj.insert(self.name.to_owned(), grand);
+        }
+        Ok(Some(Value::Object(obj)))
     }
 }
