@@ -172,6 +172,8 @@ impl Compiler<'_> {
     ) -> ObjectProgram {
         let mut program = ObjectProgram::default();
         let mut compiled: Vec<(&'static str, Node)> = Vec::new();
+        // Fields written but not compiled (already reported): not "missing".
+        let mut attempted: Vec<&'static str> = Vec::new();
         for (key, value) in table.iter() {
             let name: &str = key.get_ref();
             if reserved.contains(&name) {
@@ -196,6 +198,7 @@ impl Compiler<'_> {
                 // An older chat server does not know this field: drop it.
                 continue;
             }
+            attempted.push(field.name);
             let node = match (field.ty, value.get_ref()) {
                 (FieldType::Object(inner), DeValue::Table(t))
                     if std::ptr::eq(inner, schema) && t.contains_key("lookup") =>
@@ -234,7 +237,7 @@ impl Compiler<'_> {
                         node,
                     });
                 }
-                None if field.required => {
+                None if field.required && !attempted.contains(&field.name) => {
                     let what = if label.is_empty() {
                         "the mapping"
                     } else {
@@ -384,7 +387,10 @@ impl Compiler<'_> {
             },
             scalar => self
                 .rule(value, scalar, label, in_item)
-                .map(|rule| Node::Scalar { rule, ty: scalar }),
+                .map(|rule| Node::Scalar {
+                    rule: Box::new(rule),
+                    ty: scalar,
+                }),
         }
     }
 
@@ -600,12 +606,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn string<'v>(
-        &mut self,
-        value: &'v Spanned<DeValue<'_>>,
-        label: &str,
-        key: &str,
-    ) -> Option<String> {
+    fn string(&mut self, value: &Spanned<DeValue<'_>>, label: &str, key: &str) -> Option<String> {
         match value.get_ref() {
             DeValue::String(s) => Some(s.to_string()),
             other => {
@@ -940,13 +941,13 @@ impl Compiler<'_> {
             rule.default = self.typed_constant(v, ty, label, "the default");
         }
         if let (Some(as_ty), None, true) = (rule.as_type, &rule.map, rule.date.is_empty()) {
-            let fits = match (as_ty, ty) {
-                (_, FieldType::String) => true,
-                (FieldType::Integer, FieldType::Integer | FieldType::Boolean) => true,
-                (FieldType::Boolean, FieldType::Boolean) => true,
-                (FieldType::String, _) => true,
-                _ => false,
-            };
+            let fits = matches!(
+                (as_ty, ty),
+                (_, FieldType::String)
+                    | (FieldType::Integer, FieldType::Integer | FieldType::Boolean)
+                    | (FieldType::Boolean, FieldType::Boolean)
+                    | (FieldType::String, _)
+            );
             if !fits {
                 self.error(
                     span,
@@ -989,7 +990,16 @@ impl Compiler<'_> {
             match pattern {
                 Some((p, span)) => match Regex::new(&p) {
                     Ok(re) => out.push((re, with)),
-                    Err(e) => self.error(span, label, format!("invalid regex `{p}`: {e}")),
+                    Err(e) => {
+                        // regex's message is multi-line with a caret; keep its last line.
+                        let text = e.to_string();
+                        let why = text
+                            .lines()
+                            .last()
+                            .unwrap_or_default()
+                            .trim_start_matches("error: ");
+                        self.error(span, label, format!("invalid regex `{p}`: {why}"))
+                    }
                 },
                 None => self.error(item.span(), label, "a replacement needs `pattern`"),
             }

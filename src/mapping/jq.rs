@@ -36,7 +36,12 @@ impl Jq {
         let arena = Arena::default();
         let modules = loader
             .load(&arena, File { code, path: () })
-            .map_err(|errs| format!("invalid jq expression `{code}`: {}", describe_load(&errs)))?;
+            .map_err(|errs| {
+                format!(
+                    "invalid jq expression `{code}`: {}",
+                    describe_load(code, &errs)
+                )
+            })?;
         let filter = Compiler::default()
             .with_funs(funs)
             .compile(modules)
@@ -68,16 +73,50 @@ impl Jq {
     }
 }
 
-fn describe_load<T: std::fmt::Debug>(errs: &T) -> String {
-    // jaq's load errors carry positions inside the expression; their Debug
-    // form is the most informative text they expose.
-    let text = format!("{errs:?}");
-    text.chars().take(300).collect()
+/// Where in `code` a parse error points, for messages.
+fn at(code: &str, rest: &str) -> String {
+    let offset = code.len().saturating_sub(rest.len());
+    if rest.is_empty() {
+        "at the end".to_owned()
+    } else {
+        format!(
+            "at character {}",
+            code[..offset.min(code.len())].chars().count() + 1
+        )
+    }
 }
 
-fn describe_compile<T: std::fmt::Debug>(errs: &T) -> String {
-    let text = format!("{errs:?}");
-    text.chars().take(300).collect()
+fn describe_load(code: &str, errs: &jaq_core::load::Errors<&str, ()>) -> String {
+    use jaq_core::load::Error;
+    let mut parts = Vec::new();
+    for (_, err) in errs {
+        match err {
+            Error::Io(list) => parts.extend(list.iter().map(|(_, e)| e.clone())),
+            Error::Lex(list) => parts.extend(
+                list.iter()
+                    .map(|(exp, rest)| format!("expected {} {}", exp.as_str(), at(code, rest))),
+            ),
+            Error::Parse(list) => parts.extend(
+                list.iter()
+                    .map(|(exp, rest)| format!("expected {} {}", exp.as_str(), at(code, rest))),
+            ),
+        }
+    }
+    parts.join("; ")
+}
+
+fn describe_compile(errs: &jaq_core::compile::Errors<&str, ()>) -> String {
+    use jaq_core::compile::Undefined;
+    errs.iter()
+        .flat_map(|(_, list)| list.iter())
+        .map(|(name, undef)| match undef {
+            Undefined::Filter(arity) => format!("undefined function `{name}/{arity}`"),
+            Undefined::Var => format!("undefined variable `{name}`"),
+            Undefined::Mod => format!("undefined module `{name}`"),
+            _ => format!("undefined `{name}`"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub const MAX_LOOKUP_DEPTH: usize = 16;
 #[derive(Debug)]
 pub enum Node {
     /// A scalar from a rule, converted to `ty`.
-    Scalar { rule: Rule, ty: FieldType },
+    Scalar { rule: Box<Rule>, ty: FieldType },
     /// A nested object.
     Object(ObjectProgram),
     /// A list assembled from parts, in order.

@@ -226,20 +226,24 @@ pub static COMPANY: ObjectSchema = ObjectSchema {
     ],
 };
 
+// Fields of Field, Contacts and Group are marked 1.0: the version that
+// introduced them is on the Client field that holds them, which is what the
+// compiler checks.
+
 /// [`Field`].
 pub static FIELD: ObjectSchema = ObjectSchema {
     name: "Field",
-    fields: &[f("name", Str, true, V1_1), f("value", Str, true, V1_1)],
+    fields: &[f("name", Str, true, V1_0), f("value", Str, true, V1_0)],
 };
 
 /// [`Contacts`].
 pub static CONTACTS: ObjectSchema = ObjectSchema {
     name: "Contacts",
     fields: &[
-        f("phone", Str, false, V1_2),
-        f("email", Str, false, V1_2),
-        f("telegramUserName", Str, false, V1_2),
-        f("whatsappPhone", Str, false, V1_2),
+        f("phone", Str, false, V1_0),
+        f("email", Str, false, V1_0),
+        f("telegramUserName", Str, false, V1_0),
+        f("whatsappPhone", Str, false, V1_0),
     ],
 };
 
@@ -247,11 +251,11 @@ pub static CONTACTS: ObjectSchema = ObjectSchema {
 pub static GROUP: ObjectSchema = ObjectSchema {
     name: "Group",
     fields: &[
-        f("id", Integer, true, V1_2),
-        f("parentGroup", Object(&GROUP), false, V1_2),
-        f("name", Str, false, V1_2),
-        f("description", Str, false, V1_2),
-        f("priority", Integer, false, V1_2),
+        f("id", Integer, true, V1_0),
+        f("parentGroup", Object(&GROUP), false, V1_0),
+        f("name", Str, false, V1_0),
+        f("description", Str, false, V1_0),
+        f("priority", Integer, false, V1_0),
     ],
 };
 

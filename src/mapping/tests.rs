@@ -1,0 +1,472 @@
+//! Mapping language tests: every source, transform and collection form, and
+//! every kind of mistake caught at load with its position.
+
+use super::*;
+use crate::schema::auth_api::RESPONSE;
+use serde_json::json;
+
+const BASIC: &str = r#"
+[client]
+id = "$.id"
+name = "$.fullName"
+surname = "$.last"
+firstName = "$.first"
+patronymic = { path = "$.middle", default = "" }
+type = { const = "0" }
+enabled = { path = ["$.active", "$.enabled"], default = true }
+birthdate = "$.born"
+
+[client.branch]
+id = "$.branch.code"
+
+[companyList]
+each = "$.orgs[*]"
+item = { id = "@.id", name = "@.title", resident = "@.resident" }
+"#;
+
+fn map(text: &str, input: Value) -> Result<Value, ApplyError> {
+    Mapping::parse("t.toml", text, &RESPONSE, ApiVersion::V1_2)
+        .unwrap()
+        .apply(&input)
+}
+
+fn load_err(text: &str) -> String {
+    Mapping::parse("t.toml", text, &RESPONSE, ApiVersion::V1_2)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn maps_sources_constants_defaults_and_arrays() {
+    let card = map(
+        BASIC,
+        json!({"id": 7, "fullName": "A B", "last": "A", "first": "B",
+                   "enabled": "N", "born": "1990-01-02", "branch": {"code": "12"},
+                   "orgs": [{"id": "5", "title": "X", "resident": "Y"}, {"id": 6}]}),
+    )
+    .unwrap();
+    assert_eq!(
+        card,
+        json!({
+            "client": {"id": "7", "name": "A B", "surname": "A", "firstName": "B",
+                       "patronymic": "", "type": "0", "enabled": false,
+                       "birthdate": "1990-01-02", "branch": {"id": 12}},
+            "companyList": [{"id": 5, "name": "X", "resident": true}, {"id": 6}]
+        })
+    );
+}
+
+#[test]
+fn missing_required_value_names_the_field() {
+    let err = map(BASIC, json!({"id": 7, "fullName": "A", "first": "B"})).unwrap_err();
+    assert_eq!(err.field, "client.surname");
+    let err = map(
+            BASIC,
+            json!({"id": 7, "fullName": "A", "last": "A", "first": "B", "orgs": [{"id": 1}, {"title": "x"}]}),
+        )
+        .unwrap_err();
+    assert_eq!(err.field, "companyList[1].id");
+}
+
+#[test]
+fn type_errors_at_apply_name_the_field() {
+    let err = map(
+        BASIC,
+        json!({"id": 7, "fullName": "A", "last": "A", "first": "B", "born": "31.12.1990"}),
+    )
+    .unwrap_err();
+    assert_eq!(err.field, "client.birthdate");
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_a_suggestion_and_position() {
+    let err = load_err(&BASIC.replace("firstName =", "firstname ="));
+    assert!(err.contains("t.toml:6:1: client.firstname: unknown field `firstname` in Client; did you mean `firstName`?"), "{err}");
+    assert!(
+        err.contains("required Client field `firstName` is not mapped"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_paths_and_constants_are_load_errors() {
+    let err = load_err(&BASIC.replace(r#"id = "$.id""#, r#"id = "$.id[""#));
+    assert!(
+        err.contains("t.toml:3:6: client.id: invalid JSONPath"),
+        "{err}"
+    );
+    let err = load_err(&BASIC.replace(r#"id = "$.branch.code""#, r#"id = { const = "main" }"#));
+    assert!(
+        err.contains("client.branch.id: this constant is a string, but the field takes integer"),
+        "{err}"
+    );
+    let err = load_err(&BASIC.replace(r#"id = "$.id""#, r#"id = "@.id""#));
+    assert!(err.contains("not inside a list's `item`"), "{err}");
+    let err = load_err(&BASIC.replace(r#"id = "$.id""#, r#"id = "client.id""#));
+    assert!(
+        err.contains(r#"for a constant string write { const = "client.id" }"#),
+        "{err}"
+    );
+}
+
+#[test]
+fn older_api_versions_drop_newer_fields() {
+    let text = format!("{BASIC}\n[client.contacts]\nphone = \"$.phone\"\n");
+    let input = json!({"id": 1, "fullName": "A", "last": "A", "first": "B", "phone": "+7"});
+    let v12 = Mapping::parse("t", &text, &RESPONSE, ApiVersion::V1_2).unwrap();
+    assert_eq!(
+        v12.apply(&input).unwrap()["client"]["contacts"]["phone"],
+        "+7"
+    );
+    let v10 = Mapping::parse("t", &text, &RESPONSE, ApiVersion::V1_0).unwrap();
+    assert!(
+        v10.apply(&input).unwrap()["client"]
+            .get("contacts")
+            .is_none()
+    );
+}
+
+#[test]
+fn invalid_toml_reports_position() {
+    let err = load_err("[client\nid = 1");
+    assert!(err.starts_with("t.toml:1:"), "{err}");
+}
+
+const HEAD: &str = r#"
+[client]
+id = "$.id"
+name = "$.fullName"
+surname = "$.last"
+firstName = "$.first"
+patronymic = { path = "$.middle", default = "" }
+type = { const = "0" }
+enabled = true
+"#;
+
+fn with_head(rest: &str) -> String {
+    format!("{HEAD}{rest}")
+}
+
+fn person() -> Value {
+    json!({"id": 1, "fullName": "A B", "last": "A", "first": "B"})
+}
+
+#[test]
+fn template_builds_the_full_name_skipping_empty_parts() {
+    let text = BASIC.replace(
+        r#"name = "$.fullName""#,
+        r#"name = { template = "{$.last} {$.first} {$.middle}" }"#,
+    );
+    let card = map(&text, json!({"id": 1, "last": "Ivanov", "first": "Ivan"})).unwrap();
+    assert_eq!(card["client"]["name"], "Ivanov Ivan");
+}
+
+#[test]
+fn value_maps_with_fallback_and_boolean_flags() {
+    let text = HEAD
+        .replace(
+            r#"type = { const = "0" }"#,
+            r#"type = { path = "$.kind", map = { INDIVIDUAL = "0", LEGAL = "1" }, fallback = "0" }"#,
+        )
+        .replace(
+            "enabled = true",
+            r#"enabled = { path = "$.status", map = { ACTIVE = true, BLOCKED = false }, fallback = false }"#,
+        );
+    let mut crm = person();
+    crm["kind"] = json!("LEGAL");
+    crm["status"] = json!("ACTIVE");
+    let card = map(&text, crm.clone()).unwrap();
+    assert_eq!(card["client"]["type"], "1");
+    assert_eq!(card["client"]["enabled"], true);
+    crm["kind"] = json!("PARTNER");
+    crm["status"] = json!("WHATEVER");
+    let card = map(&text, crm).unwrap();
+    assert_eq!(card["client"]["type"], "0");
+    assert_eq!(card["client"]["enabled"], false);
+}
+
+#[test]
+fn dates_in_crm_forms() {
+    let text =
+        with_head(r#"birthdate = { path = "$.born", date = ["%d.%m.%Y", "iso", "epoch_millis"] }"#);
+    for (input, expected) in [
+        (json!("02.09.1973"), "1973-09-02"),
+        (json!("1973-09-02T00:00:00+03:00"), "1973-09-02"),
+        (json!(115_776_000_000_i64), "1973-09-02"),
+    ] {
+        let mut crm = person();
+        crm["born"] = input;
+        assert_eq!(map(&text, crm).unwrap()["client"]["birthdate"], expected);
+    }
+    let mut crm = person();
+    crm["born"] = json!("someday");
+    assert_eq!(map(&text, crm).unwrap_err().field, "client.birthdate");
+}
+
+#[test]
+fn trim_case_replace_and_skip_empty() {
+    let text = with_head(
+        r#"
+inn = { path = "$.inn", trim = true, skip_empty = true }
+[client.contacts]
+phone = { path = "$.phone", replace = { pattern = "[^0-9+]", with = "" } }
+email = { path = "$.email", trim = true, case = "lower" }
+"#,
+    );
+    let mut crm = person();
+    crm["inn"] = json!("   ");
+    crm["phone"] = json!("+7 (999) 000-11-22");
+    crm["email"] = json!("  Anna@Example.COM ");
+    let card = map(&text, crm).unwrap();
+    assert!(card["client"].get("inn").is_none());
+    assert_eq!(card["client"]["contacts"]["phone"], "+79990001122");
+    assert_eq!(card["client"]["contacts"]["email"], "anna@example.com");
+}
+
+#[test]
+fn conditions_on_fields_objects_and_list_items() {
+    let text = with_head(
+        r#"
+inn = { path = "$.inn", when = { path = "$.kind", equals = "LEGAL" } }
+[client.branch]
+when = "$.branch.active"
+name = "$.branch.name"
+[companyList]
+each = "$.orgs[*]"
+where = { path = "@.role", in = ["OWNER", "DIRECTOR"] }
+item = { id = "@.id" }
+"#,
+    );
+    let mut crm = person();
+    crm["inn"] = json!("77");
+    crm["kind"] = json!("PERSON");
+    crm["branch"] = json!({"active": false, "name": "X"});
+    crm["orgs"] = json!([{"id": 1, "role": "OWNER"}, {"id": 2, "role": "GUEST"}, {"id": 3, "role": "DIRECTOR"}]);
+    let card = map(&text, crm.clone()).unwrap();
+    assert!(card["client"].get("inn").is_none());
+    assert!(card["client"].get("branch").is_none());
+    assert_eq!(card["companyList"], json!([{"id": 1}, {"id": 3}]));
+    crm["kind"] = json!("LEGAL");
+    crm["branch"]["active"] = json!(true);
+    let card = map(&text, crm).unwrap();
+    assert_eq!(card["client"]["inn"], "77");
+    assert_eq!(card["client"]["branch"]["name"], "X");
+}
+
+#[test]
+fn jq_escape_hatch() {
+    let text = with_head(
+        r#"
+shortName = { jq = '.last + " " + (.first[0:1]) + "."' }
+[client.contacts]
+email = { path = "$.emails", jq = 'map(select(.primary)) | first | .value' }
+"#,
+    );
+    let mut crm = person();
+    crm["last"] = json!("Ivanova");
+    crm["first"] = json!("Anna");
+    crm["emails"] = json!([{"value": "x@a", "primary": false}, {"value": "y@b", "primary": true}]);
+    let card = map(&text, crm).unwrap();
+    assert_eq!(card["client"]["shortName"], "Ivanova A.");
+    assert_eq!(card["client"]["contacts"]["email"], "y@b");
+}
+
+#[test]
+fn field_list_from_explicit_pairs_and_an_attribute_array() {
+    let text = with_head(
+        r#"
+[[client.fieldList]]
+name = { const = "Segment" }
+value = "$.segment"
+
+[[client.fieldList]]
+name = { const = "Manager" }
+value = "$.manager"
+
+[[client.fieldList]]
+each = "$.attributes[*]"
+where = "@.visible"
+item = { name = "@.label", value = "@.value" }
+"#,
+    );
+    let mut crm = person();
+    crm["segment"] = json!("VIP");
+    crm["manager"] = json!(null);
+    crm["attributes"] = json!([
+        {"label": "Tariff", "value": "Gold", "visible": true},
+        {"label": "Internal", "value": "x", "visible": false},
+        {"label": "Limit", "value": 100000, "visible": true}
+    ]);
+    let card = map(&text, crm).unwrap();
+    assert_eq!(
+        card["client"]["fieldList"],
+        json!([
+            {"name": "Segment", "value": "VIP"},
+            {"name": "Tariff", "value": "Gold"},
+            {"name": "Limit", "value": "100000"}
+        ])
+    );
+}
+
+#[test]
+fn contacts_from_a_typed_contact_array() {
+    let text = with_head(
+        r#"
+[client.contacts]
+phone = "$.contacts[?@.type == 'MOBILE'].value"
+email = "$.contacts[?@.type == 'EMAIL'].value"
+"#,
+    );
+    let mut crm = person();
+    crm["contacts"] = json!([
+        {"type": "EMAIL", "value": "a@x"},
+        {"type": "MOBILE", "value": "+7001"},
+        {"type": "MOBILE", "value": "+7002"}
+    ]);
+    let card = map(&text, crm).unwrap();
+    assert_eq!(
+        card["client"]["contacts"],
+        json!({"phone": "+7001", "email": "a@x"})
+    );
+}
+
+#[test]
+fn groups_with_parents_from_nested_objects_and_flat_lists() {
+    let nested = with_head(
+        r#"
+[client.group]
+each = "$.groups[*]"
+[client.group.item]
+id = "@.id"
+name = "@.name"
+parentGroup = { id = "@.parent.id", name = "@.parent.name" }
+"#,
+    );
+    let mut crm = person();
+    crm["groups"] = json!([{"id": 2, "name": "VIP", "parent": {"id": 1, "name": "Retail"}}]);
+    let card = map(&nested, crm).unwrap();
+    assert_eq!(
+        card["client"]["group"],
+        json!([{"id": 2, "parentGroup": {"id": 1, "name": "Retail"}, "name": "VIP"}])
+    );
+
+    let flat = with_head(
+        r#"
+[client.group]
+each = "$.memberships[*]"
+[client.group.item]
+id = "@.id"
+name = "@.title"
+priority = "@.prio"
+parentGroup = { lookup = "$.memberships[*]", key = "@.id", match = "@.parentId" }
+"#,
+    );
+    let mut crm = person();
+    crm["memberships"] = json!([
+        {"id": 3, "title": "Premium", "parentId": "2", "prio": 5},
+        {"id": 2, "title": "VIP", "parentId": 1},
+        {"id": 1, "title": "Retail", "parentId": null}
+    ]);
+    let card = map(&flat, crm.clone()).unwrap();
+    assert_eq!(
+        card["client"]["group"][0],
+        json!({"id": 3, "name": "Premium", "priority": 5,
+               "parentGroup": {"id": 2, "name": "VIP",
+                               "parentGroup": {"id": 1, "name": "Retail"}}})
+    );
+    // A cycle in the CRM's data is an error, not a hang.
+    crm["memberships"][2]["parentId"] = json!(3);
+    let err = map(&flat, crm).unwrap_err();
+    assert!(err.message.contains("cycle"), "{err}");
+}
+
+#[test]
+fn every_kind_of_mistake_is_reported_with_its_position() {
+    let text = r#"[client]
+id = "$.id"
+name = { template = "{$.a" }
+surname = { path = "$.s", jq = ".a | " }
+firstName = { path = "$.f", replace = { pattern = "([a-z", with = "" } }
+patronymic = { path = "$.p", date = "%Q" }
+type = { path = "$.t", map = { A = [1] } }
+enabled = { path = "$.e", default = "maybe" }
+extRef = { path = "$.x", cas = "upper" }
+birthdate = { path = "$.b", as = "integer" }
+inn = { path = "$.i", fallback = "0" }
+"#;
+    let err = load_err(text);
+    for expected in [
+        "t.toml:3:21: client.name: unclosed `{` in template",
+        "t.toml:4:32: client.surname: invalid jq expression `.a | `: expected term at the end",
+        "t.toml:5:51: client.firstName: invalid regex `([a-z`: unclosed character class",
+        "t.toml:6:37: client.patronymic: invalid date pattern `%Q`",
+        "t.toml:7:36: client.type: the map value for `A` is an array, but the field takes string",
+        "t.toml:8:37: client.enabled: the default is a string, but the field takes boolean",
+        "t.toml:9:26: client.extRef: unknown key `cas` in a field rule; did you mean `case`?",
+        "t.toml:10:13: client.birthdate: `as = integer` cannot become date (YYYY-MM-DD)",
+        "t.toml:11:34: client.inn: `fallback` applies to values a `map` does not list",
+    ] {
+        assert!(err.contains(expected), "missing: {expected}\n{err}");
+    }
+    assert!(
+        !err.contains("is not mapped"),
+        "a field with a broken rule is not also reported missing:\n{err}"
+    );
+    assert_eq!(err.lines().count(), 9, "{err}");
+}
+
+#[test]
+fn a_date_transform_on_a_non_date_field_is_a_load_error() {
+    let err = load_err(&with_head(
+        "[client.branch]\nid = { path = \"$.b\", date = \"%d.%m.%Y\" }\n",
+    ));
+    assert!(
+        err.contains(
+            "client.branch.id: `date` produces a YYYY-MM-DD string, but the field takes integer"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn conditions_and_lookups_are_validated() {
+    let err = load_err(&with_head(
+        r#"inn = { path = "$.i", when = { path = "$.k", equal = "X" } }"#,
+    ));
+    assert!(
+        err.contains("unknown key `equal` in a condition; did you mean `equals`?"),
+        "{err}"
+    );
+    let err = load_err(&with_head(
+        "[client.group]\neach = \"$.g[*]\"\nitem = { id = \"@.id\", parentGroup = { lookup = \"$.g[*]\", key = \"$.id\", match = \"@.p\" } }\n",
+    ));
+    assert!(
+        err.contains("`key` is read from each candidate: write it with `@`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unmapped_list_item_fields_are_required_where_the_schema_says_so() {
+    let err = load_err(&with_head(
+        "[companyList]\neach = \"$.c[*]\"\nitem = { name = \"@.n\" }\n",
+    ));
+    assert!(
+        err.contains("companyList.item.id: required Company field `id` is not mapped"),
+        "{err}"
+    );
+}
+
+#[test]
+fn keep_lets_a_front_derive_older_fields() {
+    let text = with_head("[[client.fieldList]]\nname = { const = \"Segment\" }\nvalue = \"$.s\"\n");
+    let options = Options {
+        version: ApiVersion::V1_0,
+        keep: vec!["fieldList"],
+    };
+    let mapping = Mapping::parse_with("t", &text, &RESPONSE, &options).unwrap();
+    let mut crm = person();
+    crm["s"] = json!("VIP");
+    let card = mapping.apply(&crm).unwrap();
+    assert_eq!(card["client"]["fieldList"][0]["value"], "VIP");
+}
