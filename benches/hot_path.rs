@@ -6,10 +6,10 @@
 use std::hint::black_box;
 
 use authbridge::cache::{Answer, AnswerCache, KeyHasher};
+use authbridge::config::AuthApiSettings;
 use authbridge::config::CacheSettings;
-use authbridge::front::auth_api;
-use authbridge::mapping::Mapping;
-use authbridge::schema::{ApiVersion, auth_api::RESPONSE};
+use authbridge::front::auth_card::CardBuilder;
+use authbridge::lookup::CardProducer;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Value;
@@ -23,13 +23,12 @@ fn bench(c: &mut Criterion) {
         .unwrap(),
     )
     .unwrap();
-    let mapping = Mapping::load(
-        std::path::Path::new(&format!("{root}/mappings/generic-bank.toml")),
-        &RESPONSE,
-        ApiVersion::V1_2,
-    )
+    let cards = CardBuilder::load(&AuthApiSettings {
+        mapping: format!("{root}/mappings/generic-bank.toml").into(),
+        ..Default::default()
+    })
     .unwrap();
-    let card = auth_api::finish(mapping.apply(&crm).unwrap()).unwrap();
+    let card = cards.produce(&crm).unwrap();
 
     let mut group = c.benchmark_group("hot_path");
     let hasher = KeyHasher::random();
@@ -48,7 +47,7 @@ fn bench(c: &mut Criterion) {
     });
 
     group.bench_function("map_and_serialise_card", |b| {
-        b.iter(|| auth_api::finish(mapping.apply(black_box(&crm)).unwrap()).unwrap())
+        b.iter(|| cards.produce(black_box(&crm)).unwrap())
     });
     group.finish();
 }

@@ -57,6 +57,8 @@ pub struct AuthApiSettings {
     pub mapping: PathBuf,
     /// The Auth API version the chat server speaks; newer fields are dropped.
     pub api_version: ApiVersion,
+    /// Also send the deprecated `fields` map, derived from `fieldList`.
+    pub derive_fields: bool,
 }
 
 impl Default for AuthApiSettings {
@@ -64,6 +66,7 @@ impl Default for AuthApiSettings {
         Self {
             mapping: PathBuf::from("mappings/generic-bank.toml"),
             api_version: ApiVersion::V1_2,
+            derive_fields: false,
         }
     }
 }

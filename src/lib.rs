@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod schema;
 pub mod startup;
 pub mod telemetry;
+pub mod tools;
 pub mod upstream;
 
 pub use config::Settings;

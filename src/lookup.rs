@@ -15,12 +15,14 @@ use serde_json::Value;
 
 use crate::cache::{Answer, AnswerCache, CacheKey, KeyHasher};
 use crate::error::LookupError;
-use crate::mapping::Mapping;
 use crate::upstream::{Fetched, UpstreamClient};
 
-/// Turns a mapped card into the bytes the front sends; also the last schema
-/// check, typed by the front.
-pub type Finish = fn(Value) -> Result<Vec<u8>, String>;
+/// Turns the CRM's JSON into the bytes a front sends: its mapping, its
+/// protocol adjustments and its typed schema check. One per front.
+pub trait CardProducer: Send + Sync + 'static {
+    /// The serialised card for one CRM payload.
+    fn produce(&self, crm: &Value) -> Result<Vec<u8>, LookupError>;
+}
 
 type InFlight = Shared<BoxFuture<'static, Result<Answer, LookupError>>>;
 
@@ -42,8 +44,7 @@ struct Inner {
     hasher: KeyHasher,
     cache: AnswerCache,
     upstream: UpstreamClient,
-    mapping: Mapping,
-    finish: Finish,
+    producer: Arc<dyn CardProducer>,
     in_flight: Mutex<HashMap<CacheKey, InFlight>>,
 }
 
@@ -54,8 +55,7 @@ impl Lookup {
         hasher: KeyHasher,
         cache: AnswerCache,
         upstream: UpstreamClient,
-        mapping: Mapping,
-        finish: Finish,
+        producer: Arc<dyn CardProducer>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -63,8 +63,7 @@ impl Lookup {
                 hasher,
                 cache,
                 upstream,
-                mapping,
-                finish,
+                producer,
                 in_flight: Mutex::new(HashMap::new()),
             }),
         }
@@ -122,11 +121,7 @@ impl Inner {
     async fn fetch(&self, token: &str) -> Result<Answer, LookupError> {
         match self.upstream.fetch(token).await? {
             Fetched::NotFound => Ok(Answer::NotFound),
-            Fetched::Found(crm) => {
-                let card = self.mapping.apply(&crm)?;
-                let bytes = (self.finish)(card).map_err(LookupError::Internal)?;
-                Ok(Answer::Card(Bytes::from(bytes)))
-            }
+            Fetched::Found(crm) => Ok(Answer::Card(Bytes::from(self.producer.produce(&crm)?))),
         }
     }
 }

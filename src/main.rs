@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use authbridge::startup::AppState;
-use authbridge::{Application, Settings, telemetry};
+use authbridge::config::AuthApiSettings;
+use authbridge::schema::ApiVersion;
+use authbridge::{Application, Settings, telemetry, tools};
 
 /// authbridge: serves the chat Auth API from a bank's CRM.
 #[derive(Parser)]
@@ -24,11 +25,45 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// Validate the configuration, its secrets and its mapping file, then exit
-    /// (status 1 with every problem listed if anything is wrong).
+    /// Validate mapping files, or the whole configuration.
+    ///
+    /// With --mapping: check those mapping files against the Auth API schema
+    /// (no CRM or config needed). Without: check the configuration (every
+    /// value, the secrets it names, its mapping file) and every other mapping
+    /// file in the same folder. Prints `ok: FILE` or one `file:line:column:
+    /// field: problem` line per mistake; exits 1 if anything is wrong.
     Check {
+        /// A config file layered over config/default.toml (env vars still win).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// A mapping file to check (repeatable); skips the configuration.
+        #[arg(long, value_name = "FILE")]
+        mapping: Vec<PathBuf>,
+        /// The Auth API version to check --mapping files for.
+        #[arg(long, value_name = "VERSION", default_value = "1.2")]
+        api_version: String,
+    },
+    /// Dry-run a mapping: print the card it makes from a CRM payload.
+    ///
+    /// The integrator's test of a mapping before deployment: no CRM, no server.
+    /// Prints the card as the chat server would receive it, or the mistakes
+    /// (load errors with file:line:column, or the field that cannot be filled),
+    /// and exits 1 on any.
+    ///
+    /// Example: authbridge map --mapping mappings/amocrm.toml --input tests/fixtures/amocrm/contact.input.json
+    Map {
+        /// The mapping file.
+        #[arg(long, value_name = "FILE")]
+        mapping: PathBuf,
+        /// A CRM answer as JSON; `-` reads standard input.
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// The Auth API version of the chat server ("1.0", "1.1", "1.2").
+        #[arg(long, value_name = "VERSION", default_value = "1.2")]
+        api_version: String,
+        /// Also derive the deprecated `fields` map from `fieldList`.
+        #[arg(long)]
+        derive_fields: bool,
     },
     /// Start a built-in demo CRM on loopback and authbridge in front of it.
     Demo {
@@ -62,24 +97,64 @@ async fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Check { config } => {
-            let result = Settings::load(config.as_deref())
-                .map_err(|e| e.to_string())
-                .and_then(|s| {
-                    AppState::from_settings(&s)
-                        .map(|_| s)
-                        .map_err(|e| e.to_string())
-                });
-            match result {
-                Ok(s) => {
-                    println!(
-                        "ok: configuration and mapping {} are valid",
-                        s.auth_api.mapping.display()
-                    );
+        Command::Check {
+            config,
+            mapping,
+            api_version,
+        } => {
+            let report = if mapping.is_empty() {
+                match Settings::load(config.as_deref()) {
+                    Ok(settings) => tools::check_config(&settings),
+                    Err(e) => return fail(&e),
+                }
+            } else {
+                match api_settings(&api_version, false) {
+                    Ok(settings) => tools::check_mappings(&mapping, &settings),
+                    Err(e) => return fail(&e),
+                }
+            };
+            for line in &report.lines {
+                if line.starts_with("ok: ") {
+                    println!("{line}");
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::Map {
+            mapping,
+            input,
+            api_version,
+            derive_fields,
+        } => {
+            let mut settings = match api_settings(&api_version, derive_fields) {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
+            settings.mapping = mapping;
+            let text = if input.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+            } else {
+                std::fs::read_to_string(&input)
+            };
+            let text = match text {
+                Ok(t) => t,
+                Err(e) => return fail(&format!("cannot read {}: {e}", input.display())),
+            };
+            match tools::dry_run(&settings, &text) {
+                Ok(card) => {
+                    println!("{card}");
                     ExitCode::SUCCESS
                 }
-                Err(e) => {
-                    eprintln!("{e}");
+                Err(problems) => {
+                    for p in problems {
+                        eprintln!("{p}");
+                    }
                     ExitCode::FAILURE
                 }
             }
@@ -105,6 +180,18 @@ async fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Auth API settings for the mapping tools, from their flags.
+fn api_settings(version: &str, derive_fields: bool) -> Result<AuthApiSettings, String> {
+    let api_version: ApiVersion =
+        serde_json::from_value(serde_json::Value::String(version.to_owned()))
+            .map_err(|_| format!("--api-version must be 1.0, 1.1 or 1.2, got {version}"))?;
+    Ok(AuthApiSettings {
+        api_version,
+        derive_fields,
+        ..Default::default()
+    })
 }
 
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {

@@ -25,9 +25,9 @@ use crate::cache::{AnswerCache, KeyHasher};
 use crate::config::{ConfigError, Settings};
 use crate::error::codes;
 use crate::front::auth_api;
+use crate::front::auth_card::CardBuilder;
 use crate::lookup::Lookup;
-use crate::mapping::{LoadError, Mapping};
-use crate::schema;
+use crate::mapping::LoadError;
 use crate::upstream::UpstreamClient;
 
 /// Why the server could not start.
@@ -67,11 +67,7 @@ impl AppState {
     /// that can be wrong with the configuration fails here, before listening.
     pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
         settings.validate()?;
-        let mapping = Mapping::load(
-            &settings.auth_api.mapping,
-            &schema::auth_api::RESPONSE,
-            settings.auth_api.api_version,
-        )?;
+        let cards = CardBuilder::load(&settings.auth_api)?;
         let upstream = UpstreamClient::new(&settings.upstream)?;
         let hasher = KeyHasher::from_settings(&settings.cache)?;
         let cache = AnswerCache::new(&settings.cache);
@@ -80,8 +76,7 @@ impl AppState {
             hasher,
             cache,
             upstream,
-            mapping,
-            auth_api::finish,
+            Arc::new(cards),
         );
         Ok(Self {
             auth,

@@ -14,12 +14,10 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use serde_json::Value;
 
 use crate::cache::Answer;
 use crate::error::{LookupError, codes};
 use crate::lookup::Source;
-use crate::schema::auth_api;
 use crate::startup::AppState;
 
 /// This front's cache key space.
@@ -35,14 +33,6 @@ pub fn routes() -> Router<AppState> {
         .route("/rest/chat/client/id/{*token}", get(client_by_token))
         .route("/rest/chat/client/id", get(empty_token))
         .route("/rest/chat/client/id/", get(empty_token))
-}
-
-/// The last check of a mapped card: it must deserialise into the typed
-/// [`auth_api::Response`], which is then what is serialised.
-pub fn finish(card: Value) -> Result<Vec<u8>, String> {
-    let typed: auth_api::Response = serde_json::from_value(card)
-        .map_err(|e| format!("mapped card does not fit the Auth API schema: {e}"))?;
-    serde_json::to_vec(&typed).map_err(|e| e.to_string())
 }
 
 fn json(status: StatusCode, body: Bytes) -> Response {

@@ -2,3 +2,4 @@
 //! output schema and its error body shape; the lookup core is shared.
 
 pub mod auth_api;
+pub mod auth_card;

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use authbridge::mapping::Mapping;
-use authbridge::schema::{ApiVersion, auth_api::RESPONSE};
+use authbridge::config::AuthApiSettings;
+use authbridge::front::auth_card::CardBuilder;
 use serde_json::Value;
 
 use crate::helpers::repo_path;
@@ -30,8 +30,11 @@ fn every_shipped_mapping_reproduces_its_fixtures() {
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        let mapping = Mapping::load(&mapping_path, &RESPONSE, ApiVersion::V1_2)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let cards = CardBuilder::load(&AuthApiSettings {
+            mapping: mapping_path.clone(),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
         let dir = repo_path(&format!("tests/fixtures/{name}"));
         let mut inputs: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|_| panic!("mapping {name} has no fixtures in {}", dir.display()))
@@ -47,11 +50,10 @@ fn every_shipped_mapping_reproduces_its_fixtures() {
             let expected_path = input
                 .to_string_lossy()
                 .replace(".input.json", ".expected.json");
-            let card = mapping
-                .apply(&read_json(&input))
+            let card = cards
+                .card(&read_json(&input))
                 .unwrap_or_else(|e| panic!("{}: {e}", input.display()));
-            let card = authbridge::front::auth_api::finish(card).expect("fits the typed schema");
-            let card: Value = serde_json::from_slice(&card).unwrap();
+            let card = serde_json::to_value(card).unwrap();
             assert_eq!(
                 card,
                 read_json(Path::new(&expected_path)),

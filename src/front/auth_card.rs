@@ -1,0 +1,98 @@
+//! How the Auth API card is built from the CRM's JSON: the mapping, the
+//! protocol-version adjustments (the deprecated `fields` map), and the typed
+//! schema check before serialisation.
+
+use serde_json::{Map, Value};
+
+use crate::config::AuthApiSettings;
+use crate::error::LookupError;
+use crate::lookup::CardProducer;
+use crate::mapping::{LoadError, Mapping, Options};
+use crate::schema::{ApiVersion, auth_api};
+
+/// Builds Auth API cards.
+#[derive(Debug)]
+pub struct CardBuilder {
+    mapping: Mapping,
+    version: ApiVersion,
+    derive_fields: bool,
+}
+
+impl CardBuilder {
+    /// The compile options for `settings`: with `derive_fields` on an old
+    /// version, `fieldList` is kept so the `fields` map can be derived from it.
+    pub fn options(settings: &AuthApiSettings) -> Options {
+        let keep = if settings.derive_fields && settings.api_version < ApiVersion::V1_1 {
+            vec!["fieldList"]
+        } else {
+            Vec::new()
+        };
+        Options {
+            version: settings.api_version,
+            keep,
+        }
+    }
+
+    /// Loads and compiles the configured mapping file.
+    pub fn load(settings: &AuthApiSettings) -> Result<Self, LoadError> {
+        let mapping = Mapping::load_with(
+            &settings.mapping,
+            &auth_api::RESPONSE,
+            &Self::options(settings),
+        )?;
+        Ok(Self::new(mapping, settings))
+    }
+
+    /// A builder around an already compiled mapping.
+    pub fn new(mapping: Mapping, settings: &AuthApiSettings) -> Self {
+        Self {
+            mapping,
+            version: settings.api_version,
+            derive_fields: settings.derive_fields,
+        }
+    }
+
+    /// The typed card for one CRM payload.
+    pub fn card(&self, crm: &Value) -> Result<auth_api::Response, LookupError> {
+        let mut card = self.mapping.apply(crm)?;
+        if self.derive_fields
+            && let Some(client) = card.get_mut("client").and_then(Value::as_object_mut)
+        {
+            derive_fields(client, self.version);
+        }
+        serde_json::from_value(card).map_err(|e| {
+            LookupError::Internal(format!("mapped card does not fit the Auth API schema: {e}"))
+        })
+    }
+}
+
+/// Fills the deprecated `fields` map from `fieldList` (for chat servers that
+/// only read `fields`), and drops `fieldList` where the version predates it.
+fn derive_fields(client: &mut Map<String, Value>, version: ApiVersion) {
+    let list = if version < ApiVersion::V1_1 {
+        client.remove("fieldList")
+    } else {
+        client.get("fieldList").cloned()
+    };
+    let Some(Value::Array(items)) = list else {
+        return;
+    };
+    if client.contains_key("fields") {
+        return;
+    }
+    let mut fields = Map::new();
+    for item in items {
+        if let (Some(Value::String(name)), Some(value)) = (item.get("name"), item.get("value")) {
+            fields.entry(name.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    if !fields.is_empty() {
+        client.insert("fields".into(), Value::Object(fields));
+    }
+}
+
+impl CardProducer for CardBuilder {
+    fn produce(&self, crm: &Value) -> Result<Vec<u8>, LookupError> {
+        serde_json::to_vec(&self.card(crm)?).map_err(|e| LookupError::Internal(e.to_string()))
+    }
+}

@@ -1,0 +1,100 @@
+//! The integrator's tools behind `authbridge check` and `authbridge map`:
+//! validate mapping files and dry-run one on a sample CRM payload, without a
+//! CRM or a running server.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::config::{AuthApiSettings, Settings};
+use crate::front::auth_card::CardBuilder;
+use crate::startup::AppState;
+
+/// What a tool run found: lines for stdout, and whether everything was valid.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub lines: Vec<String>,
+    pub ok: bool,
+}
+
+/// The `*.toml` files in `dir`, sorted.
+pub fn mapping_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Validates mapping files against the Auth API schema for `settings`' version.
+pub fn check_mappings(files: &[PathBuf], settings: &AuthApiSettings) -> Report {
+    let mut report = Report {
+        ok: true,
+        ..Default::default()
+    };
+    for file in files {
+        let one = AuthApiSettings {
+            mapping: file.clone(),
+            ..settings.clone()
+        };
+        match CardBuilder::load(&one) {
+            Ok(_) => report.lines.push(format!("ok: {}", file.display())),
+            Err(e) => {
+                report.ok = false;
+                report
+                    .lines
+                    .extend(e.diagnostics.iter().map(ToString::to_string));
+            }
+        }
+    }
+    report
+}
+
+/// Validates the whole configuration (values, secrets, the configured mapping)
+/// and every other mapping file beside the configured one.
+pub fn check_config(settings: &Settings) -> Report {
+    let mut report = Report {
+        ok: true,
+        ..Default::default()
+    };
+    match AppState::from_settings(settings) {
+        Ok(_) => report.lines.push(format!(
+            "ok: configuration, secrets and mapping {}",
+            settings.auth_api.mapping.display()
+        )),
+        Err(e) => {
+            report.ok = false;
+            report.lines.push(e.to_string());
+        }
+    }
+    let dir = settings.auth_api.mapping.parent().unwrap_or(Path::new("."));
+    let others: Vec<PathBuf> = mapping_files(dir)
+        .into_iter()
+        .filter(|f| f != &settings.auth_api.mapping)
+        .collect();
+    let rest = check_mappings(&others, &settings.auth_api);
+    report.ok &= rest.ok;
+    report.lines.extend(rest.lines);
+    report
+}
+
+/// Applies a mapping to a CRM payload: the card as pretty JSON, or every
+/// problem found.
+pub fn dry_run(settings: &AuthApiSettings, input: &str) -> Result<String, Vec<String>> {
+    let cards = CardBuilder::load(settings).map_err(|e| {
+        e.diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    })?;
+    let crm: Value = serde_json::from_str(input)
+        .map_err(|e| vec![format!("the input is not valid JSON: {e}")])?;
+    let card = cards.card(&crm).map_err(|e| vec![e.to_string()])?;
+    serde_json::to_string_pretty(&card).map_err(|e| vec![e.to_string()])
+}
