@@ -1,5 +1,6 @@
 //! The `authbridge` command: parses the CLI and calls the library.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -115,9 +116,9 @@ async fn main() -> ExitCode {
             };
             for line in &report.lines {
                 if line.starts_with("ok: ") {
-                    println!("{line}");
+                    out(&mut std::io::stdout(), line);
                 } else {
-                    eprintln!("{line}");
+                    out(&mut std::io::stderr(), line);
                 }
             }
             if report.ok {
@@ -148,12 +149,12 @@ async fn main() -> ExitCode {
             };
             match tools::dry_run(&settings, &text) {
                 Ok(card) => {
-                    println!("{card}");
+                    out(&mut std::io::stdout(), &card);
                     ExitCode::SUCCESS
                 }
                 Err(problems) => {
                     for p in problems {
-                        eprintln!("{p}");
+                        out(&mut std::io::stderr(), &p);
                     }
                     ExitCode::FAILURE
                 }
@@ -192,6 +193,12 @@ fn api_settings(version: &str, derive_fields: bool) -> Result<AuthApiSettings, S
         derive_fields,
         ..Default::default()
     })
+}
+
+/// Writes a line, ignoring a closed pipe (`authbridge map ... | head` must not
+/// panic the way `println!` does).
+fn out(w: &mut dyn Write, line: &str) {
+    let _ = writeln!(w, "{line}");
 }
 
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {

@@ -38,11 +38,75 @@ impl<'a> Scope<'a> {
     }
 }
 
-/// A compiled JSONPath.
+/// One step of a plain path.
+#[derive(Debug, Clone)]
+enum Step {
+    Key(String),
+    Index(i64),
+}
+
+/// A compiled JSONPath. Most mapping paths are plain chains of names and
+/// indices (`$.client.lastName`, `@.phones[0]`); those are walked directly,
+/// without the general evaluator's node lists, which is most of the cost of
+/// applying a mapping. Everything else goes through `serde_json_path`.
 #[derive(Debug, Clone)]
 pub struct Path {
     relative: bool,
     path: JsonPath,
+    plain: Option<Vec<Step>>,
+}
+
+/// The steps of a plain path (`$` then `.name`, `['name']` or `[n]` only).
+fn plain_steps(rfc: &str) -> Option<Vec<Step>> {
+    let mut rest = rfc.strip_prefix('$')?;
+    let mut steps = Vec::new();
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            let name = &after[..end];
+            if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+                return None;
+            }
+            steps.push(Step::Key(name.to_owned()));
+            rest = &after[end..];
+        } else if let Some(after) = rest.strip_prefix("['") {
+            let end = after.find('\'')?;
+            let name = &after[..end];
+            if name.contains('\\') {
+                return None;
+            }
+            steps.push(Step::Key(name.to_owned()));
+            rest = after[end + 1..].strip_prefix(']')?;
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']')?;
+            let index: i64 = after[..end].parse().ok()?;
+            steps.push(Step::Index(index));
+            rest = &after[end + 1..];
+        } else {
+            return None;
+        }
+    }
+    Some(steps)
+}
+
+fn walk<'a>(mut v: &'a Value, steps: &[Step]) -> Option<&'a Value> {
+    for step in steps {
+        v = match (step, v) {
+            (Step::Key(k), Value::Object(o)) => o.get(k)?,
+            (Step::Index(i), Value::Array(a)) => {
+                let i = if *i < 0 {
+                    a.len().checked_sub(i.unsigned_abs() as usize)?
+                } else {
+                    *i as usize
+                };
+                a.get(i)?
+            }
+            _ => return None,
+        };
+    }
+    Some(v)
 }
 
 impl Path {
@@ -58,7 +122,12 @@ impl Path {
             }
         };
         let path = JsonPath::parse(&rfc).map_err(|e| format!("invalid JSONPath `{text}`: {e}"))?;
-        Ok(Self { relative, path })
+        let plain = plain_steps(&rfc);
+        Ok(Self {
+            relative,
+            path,
+            plain,
+        })
     }
 
     /// True when the path reads from the current item.
@@ -77,11 +146,15 @@ impl Path {
     /// The first node the path selects that is not JSON `null`.
     pub fn first<'a>(&self, scope: Scope<'a>) -> Option<&'a Value> {
         let base = self.base(scope)?;
-        self.path
-            .query(base)
-            .all()
-            .into_iter()
-            .find(|v| !v.is_null())
+        match &self.plain {
+            Some(steps) => walk(base, steps).filter(|v| !v.is_null()),
+            None => self
+                .path
+                .query(base)
+                .all()
+                .into_iter()
+                .find(|v| !v.is_null()),
+        }
     }
 
     /// Every node the path selects. A path that selects one array yields that
@@ -132,6 +205,37 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn plain_paths_agree_with_the_general_evaluator() {
+        let doc = json!({"a": {"b c": [10, {"d": 20}], "e_1": null}, "arr": [1, 2, 3]});
+        for text in [
+            "$.a",
+            "$['a']['b c'][1].d",
+            "$.arr[-1]",
+            "$.arr[0]",
+            "$.a.e_1",
+            "$.missing.x",
+            "$.arr[9]",
+        ] {
+            let p = Path::parse(text).unwrap();
+            assert!(p.plain.is_some(), "{text} is plain");
+            let general = p.path.query(&doc).all().into_iter().find(|v| !v.is_null());
+            assert_eq!(p.first(Scope::root(&doc)), general, "{text}");
+        }
+        for text in [
+            "$.arr[*]",
+            "$..d",
+            "$.arr[0:2]",
+            "$[?@.b]",
+            "$.a['b c', 'x']",
+        ] {
+            assert!(
+                Path::parse(text).unwrap().plain.is_none(),
+                "{text} is not plain"
+            );
+        }
     }
 
     #[test]

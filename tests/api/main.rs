@@ -9,4 +9,5 @@ mod helpers;
 mod hostile;
 mod logs;
 mod ops;
+mod robustness;
 mod upstream_request;
