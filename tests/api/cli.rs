@@ -39,7 +39,13 @@ fn check_accepts_a_valid_config_and_mapping() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("generic-bank.toml are valid"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ok: configuration, secrets and mapping mappings/generic-bank.toml"),
+        "{stdout}"
+    );
+    // Every other shipped mapping is checked too.
+    assert!(stdout.contains("ok: mappings/hubspot.toml"), "{stdout}");
 }
 
 #[test]
@@ -137,4 +143,104 @@ async fn demo_answers_its_printed_curl_commands() {
 
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[test]
+fn map_reproduces_every_expected_card() {
+    let mut checked = 0;
+    for mapping in authbridge::tools::mapping_files(&repo_path("mappings")) {
+        let name = mapping.file_stem().unwrap().to_string_lossy().into_owned();
+        let dir = repo_path(&format!("tests/fixtures/{name}"));
+        let mut inputs: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".input.json"))
+            .collect();
+        inputs.sort();
+        for input in inputs {
+            let out = authbridge()
+                .args(["map", "--mapping"])
+                .arg(&mapping)
+                .arg("--input")
+                .arg(&input)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                input.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let card: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let expected_path = input
+                .to_string_lossy()
+                .replace(".input.json", ".expected.json");
+            let expected: Value =
+                serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap()).unwrap();
+            assert_eq!(card, expected, "{}", input.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2);
+}
+
+#[test]
+fn map_reports_the_field_that_cannot_be_filled() {
+    let input = config_file(r#"{"client": {"id": 1, "fullName": "X", "firstName": "Y"}}"#);
+    let out = authbridge()
+        .args(["map", "--mapping", "mappings/generic-bank.toml", "--input"])
+        .arg(input.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("client.surname: required"), "{stderr}");
+}
+
+#[test]
+fn check_lists_every_mistake_of_a_mapping_with_its_position() {
+    let mapping = config_file(
+        r#"[client]
+id = "$.id"
+name = { template = "{$.last} {$.first" }
+surnme = "$.last"
+firstName = { path = "$.first", jq = "ascii_upcase(" }
+patronymic = { path = "$.middle", replace = { pattern = "(", with = "" } }
+type = { path = "$.kind", map = { LEGAL = "1" }, fallback = [0] }
+enabled = { path = "$.active", date = "%d.%m.%Y" }
+birthdate = { path = "$.born", date = "dd.mm.yyyy" }
+extRef = "$.abs["
+cardRef = "@.card"
+
+[companyList]
+each = "$.companies[*]"
+item = { name = "@.name" }
+"#,
+    );
+    let out = authbridge()
+        .args(["check", "--mapping"])
+        .arg(mapping.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = mapping.path().display().to_string();
+    for expected in [
+        ":3:21: client.name: unclosed `{` in template",
+        ":4:1: client.surnme: unknown field `surnme` in Client; did you mean `surname`?",
+        ":5:38: client.firstName: invalid jq expression",
+        ":6:57: client.patronymic: invalid regex `(`",
+        ":7:61: client.type: the fallback is an array, but the field takes string",
+        ":8:39: client.enabled: `date` produces a YYYY-MM-DD string, but the field takes boolean",
+        ":9:39: client.birthdate: `dd.mm.yyyy` is not a date format",
+        ":10:10: client.extRef: invalid JSONPath `$.abs[`",
+        ":11:11: client.cardRef: `@.card` reads the current item (`@`)",
+        ":1:1: client.surname: required Client field `surname` is not mapped",
+        ":15:8: companyList.item.id: required Company field `id` is not mapped",
+    ] {
+        assert!(
+            stderr.contains(&format!("{file}{expected}")),
+            "missing {expected}:\n{stderr}"
+        );
+    }
 }
