@@ -37,6 +37,8 @@ pub struct ServerSettings {
     pub max_token_bytes: usize,
     /// Deadline for one lookup, CRM call included; past it the caller gets 504.
     pub request_timeout_ms: u64,
+    /// A regex every token must match (e.g. `^[A-Za-z0-9_-]+$`); others get 400.
+    pub token_pattern: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -45,6 +47,7 @@ impl Default for ServerSettings {
             listen: "0.0.0.0:8080".into(),
             max_token_bytes: 512,
             request_timeout_ms: 5_000,
+            token_pattern: None,
         }
     }
 }
@@ -313,6 +316,14 @@ impl Settings {
             self.server.max_token_bytes > 0,
             "server.max_token_bytes",
             "must be at least 1",
+        );
+        check(
+            self.server
+                .token_pattern
+                .as_deref()
+                .is_none_or(|p| regex::Regex::new(p).is_ok()),
+            "server.token_pattern",
+            "is not a valid regex",
         );
         check(
             self.server.request_timeout_ms > 0,

@@ -46,11 +46,12 @@ pub enum StartupError {
     Io(#[from] std::io::Error),
 }
 
-/// Per-request limits, copied out of the settings once.
-#[derive(Debug, Clone, Copy)]
+/// Per-request limits, taken out of the settings once.
+#[derive(Debug, Clone)]
 pub struct Limits {
     pub max_token_bytes: usize,
     pub request_timeout: Duration,
+    pub token_pattern: Option<regex::Regex>,
 }
 
 /// What every handler can reach.
@@ -83,6 +84,12 @@ impl AppState {
             limits: Limits {
                 max_token_bytes: settings.server.max_token_bytes,
                 request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
+                // Validated with the settings above.
+                token_pattern: settings
+                    .server
+                    .token_pattern
+                    .as_deref()
+                    .and_then(|p| regex::Regex::new(p).ok()),
             },
             ready: Arc::new(AtomicBool::new(false)),
             metrics: crate::metrics::handle(),

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use crate::cache::Answer;
 use crate::error::{LookupError, codes};
 use crate::lookup::Source;
-use crate::startup::AppState;
+use crate::startup::{AppState, Limits};
 
 /// This front's cache key space.
 pub const NAMESPACE: &str = "auth-api";
@@ -59,7 +59,8 @@ fn error_response(err: &LookupError) -> Response {
     error_body(answer.status, answer.code, &text)
 }
 
-fn check_token(token: &str, max_bytes: usize) -> Result<(), LookupError> {
+fn check_token(token: &str, limits: &Limits) -> Result<(), LookupError> {
+    let max_bytes = limits.max_token_bytes;
     if token.is_empty() {
         return Err(LookupError::BadToken("the token is empty".into()));
     }
@@ -71,6 +72,13 @@ fn check_token(token: &str, max_bytes: usize) -> Result<(), LookupError> {
     if token.chars().any(char::is_control) {
         return Err(LookupError::BadToken(
             "the token contains control characters".into(),
+        ));
+    }
+    if let Some(pattern) = &limits.token_pattern
+        && !pattern.is_match(token)
+    {
+        return Err(LookupError::BadToken(
+            "the token does not match server.token_pattern".into(),
         ));
     }
     Ok(())
@@ -88,7 +96,7 @@ async fn client_by_token(
 ) -> Response {
     let started = Instant::now();
     let result = match token {
-        Ok(Path(token)) => match check_token(&token, state.limits.max_token_bytes) {
+        Ok(Path(token)) => match check_token(&token, &state.limits) {
             Ok(()) => lookup(&state, &token, state.limits.request_timeout).await,
             Err(e) => Err(e),
         },

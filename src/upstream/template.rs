@@ -5,6 +5,11 @@
 //! form-encoded by `url`, in a JSON body it is substituted into already-parsed
 //! string values. No token can add a path segment, a query parameter, a host
 //! or a JSON key.
+//!
+//! Encoding for the URL is not enough when the CRM puts a query value into its
+//! own query language (a SOQL `WHERE`, an OData `$filter`): there a `'` in the
+//! token would end the string literal. `{token|soql}` and `{token|odata}` escape
+//! the token for those string literals first.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
@@ -19,10 +24,31 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// The placeholders a template may use.
 const PLACEHOLDERS: &[&str] = &["token"];
 
+/// How the token is escaped before it is encoded for its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escape {
+    /// As is.
+    None,
+    /// Inside a SOQL string literal: `\` and `'` get a backslash.
+    Soql,
+    /// Inside an OData string literal: `'` is doubled.
+    OData,
+}
+
+impl Escape {
+    fn apply<'a>(self, token: &'a str) -> std::borrow::Cow<'a, str> {
+        match self {
+            Escape::None => token.into(),
+            Escape::Soql => token.replace('\\', "\\\\").replace('\'', "\\'").into(),
+            Escape::OData => token.replace('\'', "''").into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Literal(String),
-    Token,
+    Token(Escape),
 }
 
 /// A string with `{token}` placeholders.
@@ -43,7 +69,17 @@ impl Template {
             let Some(close) = after.find('}') else {
                 return Err(format!("unclosed `{{` in `{text}`"));
             };
-            let name = &after[..close];
+            let inner = &after[..close];
+            let (name, escape) = match inner.split_once('|') {
+                None => (inner, Escape::None),
+                Some((name, "soql")) => (name, Escape::Soql),
+                Some((name, "odata")) => (name, Escape::OData),
+                Some((_, other)) => {
+                    return Err(format!(
+                        "unknown escape `|{other}` in `{text}`; known: |soql, |odata"
+                    ));
+                }
+            };
             if name != "token" {
                 return Err(format!(
                     "unknown placeholder `{{{name}}}` in `{text}`; known: {}",
@@ -57,7 +93,7 @@ impl Template {
             if !literal.is_empty() {
                 parts.push(Part::Literal(std::mem::take(&mut literal)));
             }
-            parts.push(Part::Token);
+            parts.push(Part::Token(escape));
             rest = &after[close + 1..];
         }
         literal.push_str(rest);
@@ -69,7 +105,7 @@ impl Template {
 
     /// True when the template uses the token.
     pub fn uses_token(&self) -> bool {
-        self.parts.contains(&Part::Token)
+        self.parts.iter().any(|p| matches!(p, Part::Token(_)))
     }
 
     /// The text with the token inserted as `encode` renders it.
@@ -78,7 +114,7 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),
-                Part::Token => encode(token, &mut out),
+                Part::Token(escape) => encode(&escape.apply(token), &mut out),
             }
         }
         out
@@ -152,6 +188,25 @@ mod tests {
         assert_eq!(
             t.render_path("тест"),
             "/clients/%D1%82%D0%B5%D1%81%D1%82/card"
+        );
+    }
+
+    #[test]
+    fn query_language_escapes() {
+        let soql = Template::parse("WHERE T__c = '{token|soql}'").unwrap();
+        assert_eq!(
+            soql.render_raw(r"x' OR Name != '\"),
+            r"WHERE T__c = 'x\' OR Name != \'\\'"
+        );
+        let odata = Template::parse("t eq '{token|odata}'").unwrap();
+        assert_eq!(
+            odata.render_raw("x' or true or 'y"),
+            "t eq 'x'' or true or ''y'"
+        );
+        assert!(
+            Template::parse("{token|sql}")
+                .unwrap_err()
+                .contains("unknown escape `|sql`")
         );
     }
 

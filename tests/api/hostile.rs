@@ -102,3 +102,56 @@ async fn dot_segment_tokens_are_refused_not_resolved() {
     }
     assert_eq!(app.crm_calls().await, 0);
 }
+
+#[tokio::test]
+async fn token_pattern_rejects_before_the_crm_is_called() {
+    let app = spawn_app_with(|s| s.server.token_pattern = Some("^[A-Za-z0-9_-]+$".into())).await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&app.crm)
+        .await;
+
+    let text = assert_error(app.lookup("x'%20OR%20'1").await, 400, "1002").await;
+    assert_eq!(
+        text,
+        "invalid token: the token does not match server.token_pattern"
+    );
+    assert_error(app.lookup("good_token-1").await, 404, "1001").await;
+    assert_eq!(app.crm_calls().await, 1);
+}
+
+#[tokio::test]
+async fn query_language_escapes_keep_the_token_inside_its_string_literal() {
+    let app = spawn_app_with(|s| {
+        s.upstream.path = "/query".into();
+        s.upstream.query.insert(
+            "q".into(),
+            "SELECT Id FROM Contact WHERE Chat_Token__c = '{token|soql}' LIMIT 2".into(),
+        );
+        s.upstream
+            .query
+            .insert("$filter".into(), "new_chattoken eq '{token|odata}'".into());
+    })
+    .await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&app.crm)
+        .await;
+
+    // x' OR LastName != '   (URL-encoded in our request path)
+    assert_error(
+        app.lookup("x'%20OR%20LastName%20!%3D%20'").await,
+        404,
+        "1001",
+    )
+    .await;
+
+    let received = app.crm.received_requests().await.unwrap();
+    let pairs: std::collections::HashMap<String, String> =
+        received[0].url.query_pairs().into_owned().collect();
+    assert_eq!(
+        pairs["q"],
+        r"SELECT Id FROM Contact WHERE Chat_Token__c = 'x\' OR LastName != \'' LIMIT 2"
+    );
+    assert_eq!(pairs["$filter"], "new_chattoken eq 'x'' OR LastName != '''");
+}
