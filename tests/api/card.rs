@@ -121,3 +121,30 @@ async fn older_api_version_drops_newer_fields() {
     }
     assert_eq!(client["surname"], "Иванова");
 }
+
+#[tokio::test]
+async fn derive_fields_serves_old_chat_servers_the_fields_map() {
+    let app = spawn_app_with(|s| {
+        s.auth_api.api_version = authbridge::schema::ApiVersion::V1_0;
+        s.auth_api.derive_fields = true;
+    })
+    .await;
+    Mock::given(path(crm_path("sess-bob")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(fixture("generic-bank/bob-disabled.input.json")),
+        )
+        .mount(&app.crm)
+        .await;
+
+    let card: Value = app.lookup("sess-bob").await.json().await.unwrap();
+
+    assert_eq!(
+        card["client"]["fields"],
+        json!({"Segment": "Mass", "Personal manager": "Сидорова Е."})
+    );
+    assert!(
+        card["client"].get("fieldList").is_none(),
+        "1.0 has no fieldList"
+    );
+}
