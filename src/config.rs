@@ -104,10 +104,19 @@ pub struct UpstreamSettings {
     pub connect_timeout_ms: u64,
     /// Whole-request timeout, body included.
     pub timeout_ms: u64,
-    /// Largest CRM response body accepted.
+    /// Largest CRM response body accepted (per request).
     pub max_body_bytes: usize,
+    /// Deadline for all CRM requests of one lookup (a whole pipeline).
+    pub deadline_ms: u64,
+    /// Most steps a mapping's pipeline may declare.
+    pub max_steps: usize,
+    /// Most requests one fan-out step may make.
+    pub max_fan_out: usize,
+    /// Most requests one fan-out step runs at once.
+    pub max_concurrency: usize,
     pub not_found: NotFoundSettings,
     pub auth: UpstreamAuthSettings,
+    pub tls: TlsSettings,
 }
 
 impl Default for UpstreamSettings {
@@ -122,8 +131,13 @@ impl Default for UpstreamSettings {
             connect_timeout_ms: 1_000,
             timeout_ms: 3_000,
             max_body_bytes: 1024 * 1024,
+            deadline_ms: 4_000,
+            max_steps: 8,
+            max_fan_out: 50,
+            max_concurrency: 8,
             not_found: NotFoundSettings::default(),
             auth: UpstreamAuthSettings::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -168,10 +182,24 @@ pub enum AuthKind {
     Bearer,
     Basic,
     ApiKey,
+    #[serde(rename = "oauth2")]
+    OAuth2,
 }
 
-/// CRM credentials. The secret (token, password or key) comes from the env
-/// var named by `secret_env` or the file at `secret_file`.
+/// How an OAuth2 client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// `client_id` and `client_secret` in the form body.
+    #[default]
+    Body,
+    /// HTTP Basic with `client_id:client_secret`.
+    Basic,
+}
+
+/// CRM credentials. The secret (token, password, key or OAuth2 client
+/// secret) comes from the env var named by `secret_env` or the file at
+/// `secret_file`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamAuthSettings {
@@ -180,8 +208,33 @@ pub struct UpstreamAuthSettings {
     pub username: Option<String>,
     /// Header name for `api_key` (default `X-API-Key`).
     pub header: Option<String>,
+    /// Query parameter name for `api_key`, instead of a header.
+    pub query_param: Option<String>,
     pub secret_env: Option<String>,
     pub secret_file: Option<PathBuf>,
+    /// OAuth2 token endpoint.
+    pub token_url: Option<String>,
+    /// OAuth2 client id.
+    pub client_id: Option<String>,
+    /// OAuth2 scope, if the CRM wants one.
+    pub scope: Option<String>,
+    /// OAuth2 audience, if the CRM wants one.
+    pub audience: Option<String>,
+    /// How the OAuth2 client authenticates at the token endpoint.
+    pub client_auth: ClientAuth,
+}
+
+/// TLS to the CRM: a client certificate for mutual TLS and a custom CA.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// PEM client certificate (chain) for mutual TLS.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate (a secret: keep the file
+    /// readable by authbridge only).
+    pub client_key_file: Option<PathBuf>,
+    /// PEM CA bundle trusted in addition to the built-in roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The in-process card cache.
@@ -386,6 +439,27 @@ impl Settings {
             "is only sent with method = \"POST\"",
         );
         check(
+            u.deadline_ms > 0,
+            "upstream.deadline_ms",
+            "must be at least 1",
+        );
+        check(u.max_steps > 0, "upstream.max_steps", "must be at least 1");
+        check(
+            u.max_fan_out > 0,
+            "upstream.max_fan_out",
+            "must be at least 1",
+        );
+        check(
+            u.max_concurrency > 0,
+            "upstream.max_concurrency",
+            "must be at least 1",
+        );
+        check(
+            u.tls.client_cert_file.is_some() == u.tls.client_key_file.is_some(),
+            "upstream.tls.client_key_file",
+            "mutual TLS needs both client_cert_file and client_key_file",
+        );
+        check(
             self.cache.max_bytes > 0,
             "cache.max_bytes",
             "must be at least 1",
@@ -413,11 +487,43 @@ impl Settings {
                 "upstream.auth.kind",
                 "is \"none\" but a secret is configured",
             ),
-            AuthKind::Bearer | AuthKind::ApiKey => check(
+            AuthKind::Bearer => check(
                 has_secret,
                 "upstream.auth.secret_env",
                 "this auth kind needs secret_env (an env var name) or secret_file (a path)",
             ),
+            AuthKind::ApiKey => {
+                check(
+                    has_secret,
+                    "upstream.auth.secret_env",
+                    "this auth kind needs secret_env (an env var name) or secret_file (a path)",
+                );
+                check(
+                    !(auth.header.is_some() && auth.query_param.is_some()),
+                    "upstream.auth.query_param",
+                    "set header or query_param, not both",
+                );
+            }
+            AuthKind::OAuth2 => {
+                check(
+                    has_secret,
+                    "upstream.auth.secret_env",
+                    "oauth2 needs the client secret in secret_env or secret_file",
+                );
+                check(
+                    auth.client_id.is_some(),
+                    "upstream.auth.client_id",
+                    "oauth2 needs a client_id",
+                );
+                check(
+                    auth.token_url
+                        .as_deref()
+                        .and_then(|u| url::Url::parse(u).ok())
+                        .is_some_and(|u| matches!(u.scheme(), "http" | "https")),
+                    "upstream.auth.token_url",
+                    "oauth2 needs the token endpoint as an http(s) URL",
+                );
+            }
             AuthKind::Basic => {
                 check(
                     has_secret,

@@ -48,6 +48,7 @@ pub mod codes {
     pub const UNREACHABLE: &str = "1005";
     pub const BAD_STATUS: &str = "1006";
     pub const BAD_RESPONSE: &str = "1007";
+    pub const CRM_AUTH: &str = "1008";
     pub const INTERNAL: &str = "1000";
     pub const NO_ROUTE: &str = "1404";
     pub const BAD_METHOD: &str = "1405";
@@ -72,8 +73,15 @@ impl LookupError {
                 (StatusCode::BAD_GATEWAY, BAD_STATUS, "crm_bad_status")
             }
             LookupError::Upstream(
-                UpstreamError::TooLarge(_) | UpstreamError::InvalidJson | UpstreamError::Body,
+                UpstreamError::TooLarge(_)
+                | UpstreamError::InvalidJson
+                | UpstreamError::Body
+                | UpstreamError::MissingValue(_)
+                | UpstreamError::FanOutTooLarge(_),
             ) => (StatusCode::BAD_GATEWAY, BAD_RESPONSE, "crm_bad_response"),
+            LookupError::Upstream(UpstreamError::Auth(_)) => {
+                (StatusCode::BAD_GATEWAY, CRM_AUTH, "crm_auth_failed")
+            }
             LookupError::Mapping(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, MAPPING, "mapping_error")
             }

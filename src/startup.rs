@@ -28,7 +28,7 @@ use crate::front::auth_api;
 use crate::front::auth_card::CardBuilder;
 use crate::lookup::Lookup;
 use crate::mapping::LoadError;
-use crate::upstream::UpstreamClient;
+use crate::upstream::{Pipeline, UpstreamClient};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +69,8 @@ impl AppState {
     pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
         settings.validate()?;
         let cards = CardBuilder::load(&settings.auth_api)?;
-        let upstream = UpstreamClient::new(&settings.upstream)?;
+        let pipeline = Pipeline::from_mapping_file(&settings.auth_api.mapping, &settings.upstream)?;
+        let upstream = UpstreamClient::new(&settings.upstream, pipeline)?;
         let hasher = KeyHasher::from_settings(&settings.cache)?;
         let cache = AnswerCache::new(&settings.cache);
         let auth = Lookup::new(

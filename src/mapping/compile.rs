@@ -156,7 +156,7 @@ impl Compiler<'_> {
                 _ => self.error(key.span(), "meta", "`meta` must be a table"),
             }
         }
-        self.object(doc, span, schema, "", false, &["meta"])
+        self.object(doc, span, schema, "", false, &["meta", "step"])
     }
 
     /// A target object written as a TOML table of `field = rule`, plus an

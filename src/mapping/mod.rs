@@ -10,7 +10,7 @@ mod condition;
 mod date;
 mod error;
 mod jq;
-mod path;
+pub(crate) mod path;
 mod program;
 mod rule;
 mod template;
@@ -20,6 +20,7 @@ use std::path::Path as FsPath;
 use serde_json::Value;
 
 pub use compile::Options;
+pub(crate) use error::line_col;
 pub use error::{ApplyError, Diagnostic, LoadError};
 
 use crate::schema::{ApiVersion, ObjectSchema};

@@ -1,50 +1,83 @@
-//! CRM credentials turned into request headers once, at start-up.
+//! CRM credentials, prepared once at start-up: a static header (bearer, basic,
+//! API key), an API key query parameter, or an OAuth2 token source.
 //!
 //! Header values that carry secrets are marked sensitive so `http`'s `Debug`
 //! output prints them as `Sensitive`.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
+use super::oauth2::OAuth2;
 use crate::config::{AuthKind, ConfigError, UpstreamAuthSettings, read_secret};
 
-/// The header that authenticates every CRM request, if any.
-pub fn auth_header(
-    settings: &UpstreamAuthSettings,
-) -> Result<Option<(HeaderName, HeaderValue)>, ConfigError> {
-    let secret = read_secret(
-        ("upstream.auth.secret_env", settings.secret_env.as_deref()),
-        ("upstream.auth.secret_file", settings.secret_file.as_deref()),
-    )?;
-    let invalid =
-        |key: &str, msg: &str| ConfigError::Invalid(vec![(key.to_owned(), msg.to_owned())]);
-    let Some(secret) = secret else {
-        return Ok(None);
-    };
-    let secret = secret.expose_secret();
-    let (name, value) = match settings.kind {
-        AuthKind::None => return Ok(None),
-        AuthKind::Bearer => (AUTHORIZATION, format!("Bearer {secret}")),
-        AuthKind::Basic => {
-            let user = settings.username.as_deref().unwrap_or_default();
-            let encoded =
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"));
-            (AUTHORIZATION, format!("Basic {encoded}"))
-        }
-        AuthKind::ApiKey => {
-            let header = settings.header.as_deref().unwrap_or("X-API-Key");
-            let name = HeaderName::try_from(header)
-                .map_err(|_| invalid("upstream.auth.header", "is not a valid HTTP header name"))?;
-            (name, secret.to_owned())
-        }
-    };
-    let mut value = HeaderValue::try_from(value).map_err(|_| {
-        invalid(
-            "upstream.auth.secret_env",
-            "the secret holds characters not allowed in an HTTP header",
-        )
-    })?;
-    value.set_sensitive(true);
-    Ok(Some((name, value)))
+/// How every CRM request is authenticated.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    None,
+    /// A fixed header.
+    Header(HeaderName, HeaderValue),
+    /// A query parameter holding the API key.
+    Query(String, Arc<SecretString>),
+    /// A bearer token from an OAuth2 token endpoint.
+    OAuth2(Arc<OAuth2>),
+}
+
+fn invalid(key: &str, msg: &str) -> ConfigError {
+    ConfigError::Invalid(vec![(key.to_owned(), msg.to_owned())])
+}
+
+impl Auth {
+    /// The auth of `settings`; `http` is used for OAuth2 token requests.
+    pub fn new(
+        settings: &UpstreamAuthSettings,
+        http: &reqwest::Client,
+    ) -> Result<Self, ConfigError> {
+        let secret = read_secret(
+            ("upstream.auth.secret_env", settings.secret_env.as_deref()),
+            ("upstream.auth.secret_file", settings.secret_file.as_deref()),
+        )?;
+        let Some(secret) = secret else {
+            return Ok(Auth::None);
+        };
+        let sensitive = |value: String| {
+            HeaderValue::try_from(value)
+                .map(|mut v| {
+                    v.set_sensitive(true);
+                    v
+                })
+                .map_err(|_| {
+                    invalid(
+                        "upstream.auth.secret_env",
+                        "the secret holds characters not allowed in an HTTP header",
+                    )
+                })
+        };
+        Ok(match settings.kind {
+            AuthKind::None => Auth::None,
+            AuthKind::Bearer => Auth::Header(
+                AUTHORIZATION,
+                sensitive(format!("Bearer {}", secret.expose_secret()))?,
+            ),
+            AuthKind::Basic => {
+                let user = settings.username.as_deref().unwrap_or_default();
+                let encoded = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{user}:{}", secret.expose_secret()));
+                Auth::Header(AUTHORIZATION, sensitive(format!("Basic {encoded}"))?)
+            }
+            AuthKind::ApiKey => match &settings.query_param {
+                Some(param) => Auth::Query(param.clone(), Arc::new(secret)),
+                None => {
+                    let header = settings.header.as_deref().unwrap_or("X-API-Key");
+                    let name = HeaderName::try_from(header).map_err(|_| {
+                        invalid("upstream.auth.header", "is not a valid HTTP header name")
+                    })?;
+                    Auth::Header(name, sensitive(secret.expose_secret().to_owned())?)
+                }
+            },
+            AuthKind::OAuth2 => Auth::OAuth2(OAuth2::new(http.clone(), settings, secret)),
+        })
+    }
 }

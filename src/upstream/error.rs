@@ -28,6 +28,15 @@ pub enum UpstreamError {
     /// The token cannot be placed in the request (e.g. `..` as a path segment).
     #[error("token cannot be sent to the CRM: {0}")]
     Unrepresentable(&'static str),
+    /// A pipeline step needs a value an earlier answer does not have.
+    #[error("CRM response lacks a value a later request needs ({0})")]
+    MissingValue(String),
+    /// A fan-out step selected more items than `upstream.max_fan_out`.
+    #[error("CRM response lists more than {0} items to fetch")]
+    FanOutTooLarge(usize),
+    /// The CRM's credentials were refused, or no access token could be had.
+    #[error("CRM authentication failed: {0}")]
+    Auth(&'static str),
 }
 
 impl UpstreamError {
@@ -42,6 +51,9 @@ impl UpstreamError {
             UpstreamError::InvalidJson => "invalid_json",
             UpstreamError::Body => "body_error",
             UpstreamError::Unrepresentable(_) => "unrepresentable_token",
+            UpstreamError::MissingValue(_) => "missing_value",
+            UpstreamError::FanOutTooLarge(_) => "fan_out_too_large",
+            UpstreamError::Auth(_) => "auth_failed",
         }
     }
 

@@ -1,18 +1,27 @@
-//! Request templates: where the token goes in the CRM request.
+//! Request templates: where the token, and values from earlier pipeline steps,
+//! go in a CRM request.
 //!
-//! The token is untrusted text. In the path it is percent-encoded as exactly
-//! one segment (every byte but the RFC 3986 unreserved set), in the query it is
-//! form-encoded by `url`, in a JSON body it is substituted into already-parsed
-//! string values. No token can add a path segment, a query parameter, a host
-//! or a JSON key.
+//! Placeholders: `{token}`; `{$.steps.NAME.path}` (a JSONPath into the answers
+//! of earlier steps); `{@}` / `{@.path}` (the current item of a fan-out).
+//!
+//! Inserted values are untrusted text. In the path a value is percent-encoded
+//! as exactly one segment (every byte but the RFC 3986 unreserved set), in the
+//! query it is form-encoded by `url`, in a JSON body it is substituted into
+//! already-parsed string values. No value can add a path segment, a query
+//! parameter, a host or a JSON key.
 //!
 //! Encoding for the URL is not enough when the CRM puts a query value into its
-//! own query language (a SOQL `WHERE`, an OData `$filter`): there a `'` in the
-//! token would end the string literal. `{token|soql}` and `{token|odata}` escape
-//! the token for those string literals first.
+//! own query language (a SOQL `WHERE`, an OData `$filter`): there a `'` would
+//! end the string literal. `|soql` and `|odata` after a placeholder
+//! (`{token|soql}`) escape the value for those string literals first.
+
+use std::borrow::Cow;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
+
+use super::error::UpstreamError;
+use crate::mapping::path::{Path, Scope};
 
 /// Everything but RFC 3986 "unreserved" is encoded in a path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -21,10 +30,16 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// The placeholders a template may use.
-const PLACEHOLDERS: &[&str] = &["token"];
+/// What a template is rendered with.
+#[derive(Debug, Clone, Copy)]
+pub struct Vars<'a> {
+    /// The caller's token.
+    pub token: &'a str,
+    /// The answers so far (`$`) and the fan-out item (`@`).
+    pub scope: Scope<'a>,
+}
 
-/// How the token is escaped before it is encoded for its place.
+/// How a value is escaped before it is encoded for its place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Escape {
     /// As is.
@@ -36,29 +51,35 @@ enum Escape {
 }
 
 impl Escape {
-    fn apply<'a>(self, token: &'a str) -> std::borrow::Cow<'a, str> {
+    fn apply(self, value: &str) -> Cow<'_, str> {
         match self {
-            Escape::None => token.into(),
-            Escape::Soql => token.replace('\\', "\\\\").replace('\'', "\\'").into(),
-            Escape::OData => token.replace('\'', "''").into(),
+            Escape::None => value.into(),
+            Escape::Soql => value.replace('\\', "\\\\").replace('\'', "\\'").into(),
+            Escape::OData => value.replace('\'', "''").into(),
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Literal(String),
-    Token(Escape),
+#[derive(Debug, Clone)]
+enum Source {
+    Token,
+    Path(Path, String),
 }
 
-/// A string with `{token}` placeholders.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
+enum Part {
+    Literal(String),
+    Value(Source, Escape),
+}
+
+/// A string with placeholders.
+#[derive(Debug, Clone)]
 pub struct Template {
     parts: Vec<Part>,
 }
 
 impl Template {
-    /// Parses `text`; `{name}` is a placeholder, anything else is literal.
+    /// Parses `text`; `{...}` is a placeholder, anything else is literal.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut parts = Vec::new();
         let mut rest = text;
@@ -70,7 +91,7 @@ impl Template {
                 return Err(format!("unclosed `{{` in `{text}`"));
             };
             let inner = &after[..close];
-            let (name, escape) = match inner.split_once('|') {
+            let (name, escape) = match inner.rsplit_once('|') {
                 None => (inner, Escape::None),
                 Some((name, "soql")) => (name, Escape::Soql),
                 Some((name, "odata")) => (name, Escape::OData),
@@ -80,20 +101,19 @@ impl Template {
                     ));
                 }
             };
-            if name != "token" {
-                return Err(format!(
-                    "unknown placeholder `{{{name}}}` in `{text}`; known: {}",
-                    PLACEHOLDERS
-                        .iter()
-                        .map(|p| format!("{{{p}}}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
+            let source = match name.trim() {
+                "token" => Source::Token,
+                p if p.starts_with(['$', '@']) => Source::Path(Path::parse(p)?, p.to_owned()),
+                other => {
+                    return Err(format!(
+                        "unknown placeholder `{{{other}}}` in `{text}`; use {{token}}, {{$.steps.NAME...}} or {{@...}}"
+                    ));
+                }
+            };
             if !literal.is_empty() {
                 parts.push(Part::Literal(std::mem::take(&mut literal)));
             }
-            parts.push(Part::Token(escape));
+            parts.push(Part::Value(source, escape));
             rest = &after[close + 1..];
         }
         literal.push_str(rest);
@@ -103,104 +123,194 @@ impl Template {
         Ok(Self { parts })
     }
 
-    /// True when the template uses the token.
-    pub fn uses_token(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Token(_)))
+    /// The JSONPaths the template reads, as written.
+    pub fn paths(&self) -> impl Iterator<Item = (&Path, &str)> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Value(Source::Path(path, text), _) => Some((path, text.as_str())),
+            _ => None,
+        })
     }
 
-    /// The text with the token inserted as `encode` renders it.
-    fn render_with(&self, token: &str, encode: impl Fn(&str, &mut String)) -> String {
+    fn render_with(
+        &self,
+        vars: Vars<'_>,
+        mut insert: impl FnMut(&str, &mut String) -> Result<(), UpstreamError>,
+    ) -> Result<String, UpstreamError> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),
-                Part::Token(escape) => encode(&escape.apply(token), &mut out),
+                Part::Value(source, escape) => {
+                    let value = match source {
+                        Source::Token => Cow::Borrowed(vars.token),
+                        Source::Path(path, text) => Cow::Owned(
+                            path.first(vars.scope)
+                                .and_then(scalar_text)
+                                .ok_or_else(|| UpstreamError::MissingValue(text.clone()))?,
+                        ),
+                    };
+                    insert(&escape.apply(&value), &mut out)?;
+                }
             }
         }
-        out
+        Ok(out)
     }
 
-    /// The text with the token inserted verbatim (for query values, which the
-    /// URL serializer encodes, and JSON string values).
-    pub fn render_raw(&self, token: &str) -> String {
-        self.render_with(token, |t, out| out.push_str(t))
+    /// The text with values inserted verbatim (for query values, which the
+    /// URL serializer encodes, header values and JSON string values).
+    pub fn render_raw(&self, vars: Vars<'_>) -> Result<String, UpstreamError> {
+        self.render_with(vars, |v, out| {
+            out.push_str(v);
+            Ok(())
+        })
     }
 
-    /// The text with the token percent-encoded as one path segment.
-    pub fn render_path(&self, token: &str) -> String {
-        self.render_with(token, |t, out| out.extend(utf8_percent_encode(t, SEGMENT)))
+    /// The text with each value percent-encoded as one path segment.
+    pub fn render_path(&self, vars: Vars<'_>) -> Result<String, UpstreamError> {
+        self.render_with(vars, |v, out| {
+            if matches!(v, "." | "..") {
+                // URL parsers resolve "." and ".." (even percent-encoded) as dot segments.
+                return Err(UpstreamError::Unrepresentable(
+                    "a path segment cannot be `.` or `..`",
+                ));
+            }
+            out.extend(utf8_percent_encode(v, SEGMENT));
+            Ok(())
+        })
+    }
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
 /// A JSON body whose string values may hold placeholders.
 #[derive(Debug, Clone)]
-pub struct BodyTemplate {
-    value: Value,
+pub enum BodyTemplate {
+    /// A value without placeholders.
+    Fixed(Value),
+    /// A string with placeholders.
+    Text(Template),
+    Array(Vec<BodyTemplate>),
+    Object(Vec<(String, BodyTemplate)>),
 }
 
 impl BodyTemplate {
-    /// Parses the template as JSON and checks every placeholder in it.
+    /// Parses the template as JSON and compiles every placeholder in it.
     pub fn parse(text: &str) -> Result<Self, String> {
         let value: Value =
             serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
-        fn check(v: &Value) -> Result<(), String> {
-            match v {
-                Value::String(s) => Template::parse(s).map(|_| ()),
-                Value::Array(a) => a.iter().try_for_each(check),
-                Value::Object(o) => o.values().try_for_each(check),
-                _ => Ok(()),
-            }
-        }
-        check(&value)?;
-        Ok(Self { value })
+        Self::compile(value)
     }
 
-    /// The body bytes with the token substituted into string values.
-    pub fn render(&self, token: &str) -> Vec<u8> {
-        fn fill(v: &Value, token: &str) -> Value {
-            match v {
-                Value::String(s) if s.contains('{') => match Template::parse(s) {
-                    Ok(t) => Value::String(t.render_raw(token)),
-                    Err(_) => v.clone(),
-                },
-                Value::Array(a) => Value::Array(a.iter().map(|x| fill(x, token)).collect()),
-                Value::Object(o) => {
-                    Value::Object(o.iter().map(|(k, x)| (k.clone(), fill(x, token))).collect())
-                }
-                other => other.clone(),
+    fn compile(value: Value) -> Result<Self, String> {
+        Ok(match value {
+            Value::String(s) if s.contains('{') => BodyTemplate::Text(Template::parse(&s)?),
+            Value::Array(a) => {
+                BodyTemplate::Array(a.into_iter().map(Self::compile).collect::<Result<_, _>>()?)
             }
+            Value::Object(o) => BodyTemplate::Object(
+                o.into_iter()
+                    .map(|(k, v)| Self::compile(v).map(|t| (k, t)))
+                    .collect::<Result<_, _>>()?,
+            ),
+            other => BodyTemplate::Fixed(other),
+        })
+    }
+
+    /// The JSONPaths the body reads.
+    pub fn paths(&self) -> Vec<(&Path, &str)> {
+        match self {
+            BodyTemplate::Fixed(_) => Vec::new(),
+            BodyTemplate::Text(t) => t.paths().collect(),
+            BodyTemplate::Array(a) => a.iter().flat_map(Self::paths).collect(),
+            BodyTemplate::Object(o) => o.iter().flat_map(|(_, t)| t.paths()).collect(),
         }
-        serde_json::to_vec(&fill(&self.value, token)).unwrap_or_default()
+    }
+
+    fn fill(&self, vars: Vars<'_>) -> Result<Value, UpstreamError> {
+        Ok(match self {
+            BodyTemplate::Fixed(v) => v.clone(),
+            BodyTemplate::Text(t) => Value::String(t.render_raw(vars)?),
+            BodyTemplate::Array(a) => {
+                Value::Array(a.iter().map(|t| t.fill(vars)).collect::<Result<_, _>>()?)
+            }
+            BodyTemplate::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, t)| t.fill(vars).map(|v| (k.clone(), v)))
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
+    }
+
+    /// The body bytes with values substituted into string values.
+    pub fn render(&self, vars: Vars<'_>) -> Result<Vec<u8>, UpstreamError> {
+        Ok(serde_json::to_vec(&self.fill(vars)?).unwrap_or_default())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn vars<'a>(token: &'a str, doc: &'a Value) -> Vars<'a> {
+        Vars {
+            token,
+            scope: Scope::root(doc),
+        }
+    }
 
     #[test]
     fn path_encoding_keeps_the_token_in_one_segment() {
+        let doc = json!({});
         let t = Template::parse("/clients/{token}/card").unwrap();
         assert_eq!(
-            t.render_path("a/b?c#d e%"),
+            t.render_path(vars("a/b?c#d e%", &doc)).unwrap(),
             "/clients/a%2Fb%3Fc%23d%20e%25/card"
         );
         assert_eq!(
-            t.render_path("тест"),
+            t.render_path(vars("тест", &doc)).unwrap(),
             "/clients/%D1%82%D0%B5%D1%81%D1%82/card"
         );
+        assert!(t.render_path(vars("..", &doc)).is_err());
+    }
+
+    #[test]
+    fn values_from_earlier_steps_and_fan_out_items() {
+        let doc = json!({"steps": {"session": {"clientId": 42, "bad": {"x": 1}}}});
+        let item = json!({"id": "c/7"});
+        let t = Template::parse("/clients/{$.steps.session.clientId}/companies/{@.id}").unwrap();
+        let v = Vars {
+            token: "t",
+            scope: Scope::root(&doc).with_item(&item),
+        };
+        assert_eq!(t.render_path(v).unwrap(), "/clients/42/companies/c%2F7");
+        let missing = Template::parse("/x/{$.steps.session.nope}").unwrap();
+        assert_eq!(
+            missing.render_path(v).unwrap_err(),
+            UpstreamError::MissingValue("$.steps.session.nope".into())
+        );
+        let not_scalar = Template::parse("/x/{$.steps.session.bad}").unwrap();
+        assert!(not_scalar.render_path(v).is_err());
     }
 
     #[test]
     fn query_language_escapes() {
+        let doc = json!({});
         let soql = Template::parse("WHERE T__c = '{token|soql}'").unwrap();
         assert_eq!(
-            soql.render_raw(r"x' OR Name != '\"),
+            soql.render_raw(vars(r"x' OR Name != '\", &doc)).unwrap(),
             r"WHERE T__c = 'x\' OR Name != \'\\'"
         );
         let odata = Template::parse("t eq '{token|odata}'").unwrap();
         assert_eq!(
-            odata.render_raw("x' or true or 'y"),
+            odata.render_raw(vars("x' or true or 'y", &doc)).unwrap(),
             "t eq 'x'' or true or ''y'"
         );
         assert!(
@@ -218,13 +328,18 @@ mod tests {
                 .contains("unknown placeholder `{tokn}`")
         );
         assert!(Template::parse("/x/{token").is_err());
+        assert!(Template::parse("/x/{$.steps[}").is_err());
     }
 
     #[test]
     fn body_substitution_cannot_inject_json() {
+        let doc = json!({});
         let b = BodyTemplate::parse(r#"{"session": "{token}", "n": 1}"#).unwrap();
-        let body: Value =
-            serde_json::from_slice(&b.render(r#"x", "admin": true, "y": ""#)).unwrap();
+        let body: Value = serde_json::from_slice(
+            &b.render(vars(r#"x", "admin": true, "y": ""#, &doc))
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(body["session"], r#"x", "admin": true, "y": ""#);
         assert!(body.get("admin").is_none());
     }

@@ -1,0 +1,256 @@
+//! One HTTP exchange with the CRM: the shared client (timeouts, no redirects,
+//! no system proxy, optional mutual TLS), authentication (with one retry after
+//! a 401 when the token can be renewed), the body size cap, and the
+//! classification of the answer as found, not found or a named error.
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use reqwest::header::{CONTENT_LENGTH, HeaderMap, HeaderValue};
+use serde_json::Value;
+use url::Url;
+
+use super::auth::Auth;
+use super::error::UpstreamError;
+use super::outcome::NotFoundRule;
+use crate::config::{ConfigError, TlsSettings, UpstreamSettings};
+
+/// What the CRM said.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched {
+    /// The CRM's JSON.
+    Found(Value),
+    /// The CRM does not know what was asked for.
+    NotFound,
+}
+
+/// A request ready to send.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: reqwest::Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Option<Vec<u8>>,
+    pub timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+/// The CRM endpoint and its credentials.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    http: reqwest::Client,
+    base: Url,
+    /// `base` as text without a trailing `/`, so a rendered path appends.
+    base_prefix: String,
+    auth: Auth,
+}
+
+fn invalid(key: &str, msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(vec![(key.to_owned(), msg.into())])
+}
+
+fn read(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
+}
+
+fn tls(
+    builder: reqwest::ClientBuilder,
+    tls: &TlsSettings,
+) -> Result<reqwest::ClientBuilder, ConfigError> {
+    let mut builder = builder;
+    if let Some(ca) = &tls.ca_file {
+        let pem = read("upstream.tls.ca_file", ca)?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|_| invalid("upstream.tls.ca_file", "is not a PEM certificate bundle"))?;
+        if certs.is_empty() {
+            return Err(invalid("upstream.tls.ca_file", "holds no certificate"));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let (Some(cert), Some(key)) = (&tls.client_cert_file, &tls.client_key_file) {
+        let mut pem = read("upstream.tls.client_cert_file", cert)?;
+        pem.push(b'\n');
+        pem.extend(read("upstream.tls.client_key_file", key)?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|_| {
+            invalid(
+                "upstream.tls.client_cert_file",
+                "client certificate and key must be PEM (certificate chain, then a PKCS#8, PKCS#1 or SEC1 key)",
+            )
+        })?;
+        builder = builder.identity(identity);
+    }
+    Ok(builder)
+}
+
+impl Transport {
+    /// The client for `s`; certificates, keys and secrets are read here.
+    pub fn new(s: &UpstreamSettings) -> Result<Self, ConfigError> {
+        let base =
+            Url::parse(&s.base_url).map_err(|e| invalid("upstream.base_url", e.to_string()))?;
+        let builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(Duration::from_millis(s.connect_timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .user_agent(concat!("authbridge/", env!("CARGO_PKG_VERSION")));
+        let http = tls(builder, &s.tls)?
+            .build()
+            .map_err(|e| invalid("upstream", format!("cannot build the HTTP client: {e}")))?;
+        let auth = Auth::new(&s.auth, &http)?;
+        Ok(Self {
+            base_prefix: base.as_str().trim_end_matches('/').to_owned(),
+            base,
+            http,
+            auth,
+        })
+    }
+
+    /// The URL for a rendered path and query. The result is checked to still
+    /// point at the configured host and path prefix.
+    pub fn url(&self, path: &str, query: &[(String, String)]) -> Result<Url, UpstreamError> {
+        let mut url = Url::parse(&format!("{}{path}", self.base_prefix))
+            .map_err(|_| UpstreamError::Unrepresentable("not a valid URL"))?;
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in query {
+                pairs.append_pair(name, value);
+            }
+        }
+        let same_origin = url.scheme() == self.base.scheme()
+            && url.host() == self.base.host()
+            && url.port_or_known_default() == self.base.port_or_known_default()
+            && url
+                .path()
+                .starts_with(self.base.path().trim_end_matches('/'));
+        if !same_origin {
+            return Err(UpstreamError::Unrepresentable(
+                "it would change the CRM address",
+            ));
+        }
+        Ok(url)
+    }
+
+    /// Sends `request`, classifying the answer with `not_found`; records
+    /// metrics under `step`.
+    pub async fn send(
+        &self,
+        request: &Request,
+        not_found: &NotFoundRule,
+    ) -> Result<Fetched, UpstreamError> {
+        let started = Instant::now();
+        let result = self.send_authenticated(request, not_found).await;
+        let label = match &result {
+            Ok((status, _)) => status_label(*status),
+            Err(e) => e.label(),
+        };
+        metrics::counter!("authbridge_upstream_requests_total", "status" => label).increment(1);
+        metrics::histogram!("authbridge_upstream_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        result.map(|(_, fetched)| fetched)
+    }
+
+    async fn send_authenticated(
+        &self,
+        request: &Request,
+        not_found: &NotFoundRule,
+    ) -> Result<(u16, Fetched), UpstreamError> {
+        let Auth::OAuth2(oauth) = &self.auth else {
+            return self.exchange(request, None, not_found).await;
+        };
+        let token = oauth.header().await?;
+        match self.exchange(request, Some(&token), not_found).await {
+            // The token may have been revoked or expired early: renew once.
+            Err(UpstreamError::Status(401)) => {
+                let renewed = oauth.renew(&token).await?;
+                match self.exchange(request, Some(&renewed), not_found).await {
+                    Err(UpstreamError::Status(401)) => {
+                        Err(UpstreamError::Auth("the CRM refused a fresh access token"))
+                    }
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn exchange(
+        &self,
+        request: &Request,
+        token: Option<&HeaderValue>,
+        not_found: &NotFoundRule,
+    ) -> Result<(u16, Fetched), UpstreamError> {
+        let mut url = request.url.clone();
+        if let Auth::Query(name, key) = &self.auth {
+            use secrecy::ExposeSecret;
+            url.query_pairs_mut().append_pair(name, key.expose_secret());
+        }
+        let mut builder = self
+            .http
+            .request(request.method.clone(), url)
+            .headers(request.headers.clone())
+            .timeout(request.timeout);
+        match (&self.auth, token) {
+            (Auth::Header(name, value), _) => builder = builder.header(name, value),
+            (_, Some(token)) => builder = builder.header(super::oauth2::HEADER, token),
+            _ => {}
+        }
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        let mut response = builder.send().await.map_err(|e| {
+            let err = UpstreamError::from_reqwest(&e);
+            tracing::debug!(error = %e.without_url(), kind = err.label(), "CRM request failed");
+            err
+        })?;
+        let status = response.status().as_u16();
+        if not_found.status_means_not_found(status) {
+            return Ok((status, Fetched::NotFound));
+        }
+        if response.status().is_redirection() {
+            return Err(UpstreamError::Redirect(status));
+        }
+        if !response.status().is_success() {
+            return Err(UpstreamError::Status(status));
+        }
+        let limit = request.max_body_bytes;
+        let declared = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(UpstreamError::TooLarge(limit));
+        }
+        let mut body = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| UpstreamError::from_reqwest(&e))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(UpstreamError::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let json: Value = serde_json::from_slice(&body).map_err(|_| UpstreamError::InvalidJson)?;
+        if not_found.body_means_not_found(&json) {
+            return Ok((status, Fetched::NotFound));
+        }
+        Ok((status, Fetched::Found(json)))
+    }
+}
+
+/// Status labels from a fixed set, so a CRM cannot blow up metric cardinality.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        201..=299 => "2xx",
+        404 => "404",
+        400..=499 => "4xx",
+        _ => "other",
+    }
+}
