@@ -553,7 +553,7 @@ impl Step {
         match &self.for_each {
             None => self
                 .request(transport, Vars { token, scope })
-                .map(Requests::One),
+                .map(|r| Requests::One(Box::new(r))),
             Some(each) => {
                 let items = each.all(scope);
                 if items.len() > max_fan_out {
