@@ -110,7 +110,7 @@ async fn main() -> ExitCode {
                 }
             } else {
                 match api_settings(&api_version, false) {
-                    Ok(settings) => tools::check_mappings(&mapping, &settings),
+                    Ok(settings) => tools::check_mappings(&mapping, &settings, &Default::default()),
                     Err(e) => return fail(&e),
                 }
             };

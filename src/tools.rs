@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::config::{AuthApiSettings, Settings};
+use crate::config::{AuthApiSettings, Settings, UpstreamSettings};
 use crate::front::auth_card::CardBuilder;
+use crate::mapping::Diagnostic;
 use crate::startup::AppState;
+use crate::upstream::Pipeline;
 
 /// What a tool run found: lines for stdout, and whether everything was valid.
 #[derive(Debug, Default)]
@@ -32,8 +34,13 @@ pub fn mapping_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Validates mapping files against the Auth API schema for `settings`' version.
-pub fn check_mappings(files: &[PathBuf], settings: &AuthApiSettings) -> Report {
+/// Validates mapping files (fields against the Auth API schema for
+/// `settings`' version, and `[[step]]` pipelines against `upstream`'s limits).
+pub fn check_mappings(
+    files: &[PathBuf],
+    settings: &AuthApiSettings,
+    upstream: &UpstreamSettings,
+) -> Report {
     let mut report = Report {
         ok: true,
         ..Default::default()
@@ -43,13 +50,17 @@ pub fn check_mappings(files: &[PathBuf], settings: &AuthApiSettings) -> Report {
             mapping: file.clone(),
             ..settings.clone()
         };
-        match CardBuilder::load(&one) {
-            Ok(_) => report.lines.push(format!("ok: {}", file.display())),
-            Err(e) => {
+        let cards = CardBuilder::load(&one);
+        let pipeline = Pipeline::from_mapping_file(file, upstream);
+        match (cards, pipeline) {
+            (Ok(_), Ok(_)) => report.lines.push(format!("ok: {}", file.display())),
+            (cards, pipeline) => {
                 report.ok = false;
-                report
-                    .lines
-                    .extend(e.diagnostics.iter().map(ToString::to_string));
+                let mut found: Vec<Diagnostic> = Vec::new();
+                found.extend(cards.err().into_iter().flat_map(|e| e.diagnostics));
+                found.extend(pipeline.err().into_iter().flat_map(|e| e.diagnostics));
+                found.sort_by_key(|d| (d.line, d.column));
+                report.lines.extend(found.iter().map(ToString::to_string));
             }
         }
     }
@@ -78,14 +89,15 @@ pub fn check_config(settings: &Settings) -> Report {
         .into_iter()
         .filter(|f| f != &settings.auth_api.mapping)
         .collect();
-    let rest = check_mappings(&others, &settings.auth_api);
+    let rest = check_mappings(&others, &settings.auth_api, &settings.upstream);
     report.ok &= rest.ok;
     report.lines.extend(rest.lines);
     report
 }
 
 /// Applies a mapping to a CRM payload: the card as pretty JSON, or every
-/// problem found.
+/// problem found. For a mapping with `[[step]]` pipelines the payload is the
+/// assembled answers, `{"steps": {"NAME": ...}}`.
 pub fn dry_run(settings: &AuthApiSettings, input: &str) -> Result<String, Vec<String>> {
     let cards = CardBuilder::load(settings).map_err(|e| {
         e.diagnostics
