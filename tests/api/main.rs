@@ -9,5 +9,6 @@ mod helpers;
 mod hostile;
 mod logs;
 mod ops;
+mod pipelines;
 mod robustness;
 mod upstream_request;
