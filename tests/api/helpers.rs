@@ -95,6 +95,14 @@ impl TestApp {
             .expect("authbridge answers")
     }
 
+    /// As [`lookup`](Self::lookup), for futures that must own their input.
+    pub fn lookup_owned(
+        &self,
+        raw_token: String,
+    ) -> impl std::future::Future<Output = reqwest::Response> + '_ {
+        async move { self.lookup(&raw_token).await }
+    }
+
     /// GET any path.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http

@@ -8,6 +8,7 @@ mod golden;
 mod helpers;
 mod hostile;
 mod logs;
+mod oauth2;
 mod ops;
 mod pipelines;
 mod robustness;
