@@ -8,6 +8,7 @@ mod golden;
 mod helpers;
 mod hostile;
 mod logs;
+mod mtls;
 mod oauth2;
 mod ops;
 mod pipelines;

@@ -116,3 +116,22 @@ async fn missing_secret_refuses_to_start() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn api_key_query_parameter_is_sent() {
+    let secret = secret_file("qk-456");
+    let app = spawn_app_with(|s| {
+        s.upstream.auth.kind = AuthKind::ApiKey;
+        s.upstream.auth.query_param = Some("api_key".into());
+        s.upstream.auth.secret_file = Some(secret.path().to_owned());
+    })
+    .await;
+    Mock::given(path(crm_path("t4")))
+        .and(wiremock::matchers::query_param("api_key", "qk-456"))
+        .respond_with(alice())
+        .expect(1)
+        .mount(&app.crm)
+        .await;
+
+    assert_eq!(app.lookup("t4").await.status(), 200);
+}

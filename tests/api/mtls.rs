@@ -1,0 +1,189 @@
+//! Mutual TLS: a CRM that demands a client certificate, with certificates made
+//! in the test by `rcgen` (a CA, a server certificate for 127.0.0.1, a client
+//! certificate).
+
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::RootCertStore;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::WebPkiClientVerifier;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{assert_error, fixture, init_logs, start, test_settings};
+
+struct Pki {
+    ca_pem: String,
+    ca_der: CertificateDer<'static>,
+    server_cert: CertificateDer<'static>,
+    server_key: PrivateKeyDer<'static>,
+    client_cert_pem: String,
+    client_key_pem: String,
+}
+
+fn pki() -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+
+    let server_key = KeyPair::generate().unwrap();
+    let mut server_params =
+        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = server_params.signed_by(&server_key, &ca).unwrap();
+
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(vec!["authbridge".to_owned()]).unwrap();
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client_params.signed_by(&client_key, &ca).unwrap();
+
+    Pki {
+        ca_pem: ca.pem(),
+        ca_der: ca.der().clone(),
+        server_cert: server_cert.der().clone(),
+        server_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        client_cert_pem: client_cert.pem(),
+        client_key_pem: client_key.serialize_pem(),
+    }
+}
+
+/// An HTTPS "CRM" that only talks to clients with a certificate from the CA.
+async fn mtls_crm(pki: &Pki) -> String {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots.add(pki.ca_der.clone()).unwrap();
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![pki.server_cert.clone()], pki.server_key.clone_key())
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = fixture("generic-bank/alice.input.json").to_string();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                // A handshake without a valid client certificate fails here.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 8192];
+                let _ = tls.read(&mut buf).await;
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    format!("https://127.0.0.1:{}", addr.port())
+}
+
+fn file(content: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut f, content.as_bytes()).unwrap();
+    f
+}
+
+#[tokio::test]
+async fn a_client_certificate_opens_the_crm() {
+    init_logs();
+    let pki = pki();
+    let crm = mtls_crm(&pki).await;
+    let (ca, cert, key) = (
+        file(&pki.ca_pem),
+        file(&pki.client_cert_pem),
+        file(&pki.client_key_pem),
+    );
+    let mut settings = test_settings(&crm);
+    settings.upstream.tls.ca_file = Some(ca.path().to_owned());
+    settings.upstream.tls.client_cert_file = Some(cert.path().to_owned());
+    settings.upstream.tls.client_key_file = Some(key.path().to_owned());
+    let address = start(settings).await;
+
+    let response = reqwest::get(format!("{address}/rest/chat/client/id/tls-user"))
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    let card: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(card, fixture("generic-bank/alice.expected.json"));
+}
+
+#[tokio::test]
+async fn without_a_client_certificate_the_crm_is_unreachable() {
+    init_logs();
+    let pki = pki();
+    let crm = mtls_crm(&pki).await;
+    let ca = file(&pki.ca_pem);
+    let mut settings = test_settings(&crm);
+    settings.upstream.tls.ca_file = Some(ca.path().to_owned());
+    let address = start(settings).await;
+
+    let response = reqwest::get(format!("{address}/rest/chat/client/id/tls-user"))
+        .await
+        .unwrap();
+
+    assert_error(response, 502, "1005").await;
+}
+
+#[tokio::test]
+async fn an_unknown_server_ca_is_refused() {
+    init_logs();
+    let pki = pki();
+    let crm = mtls_crm(&pki).await;
+    let (cert, key) = (file(&pki.client_cert_pem), file(&pki.client_key_pem));
+    let mut settings = test_settings(&crm);
+    settings.upstream.tls.client_cert_file = Some(cert.path().to_owned());
+    settings.upstream.tls.client_key_file = Some(key.path().to_owned());
+    let address = start(settings).await;
+
+    let response = reqwest::get(format!("{address}/rest/chat/client/id/tls-user"))
+        .await
+        .unwrap();
+
+    assert_error(response, 502, "1005").await;
+}
+
+#[tokio::test]
+async fn unreadable_tls_files_refuse_to_start() {
+    let mut settings = test_settings("https://127.0.0.1:9");
+    settings.upstream.tls.ca_file = Some("/nonexistent/ca.pem".into());
+    let err = authbridge::Application::build(settings)
+        .await
+        .err()
+        .expect("refuses");
+    assert!(
+        err.to_string()
+            .contains("upstream.tls.ca_file: cannot read"),
+        "{err}"
+    );
+    let junk = file("not a certificate");
+    let mut settings = test_settings("https://127.0.0.1:9");
+    settings.upstream.tls.ca_file = Some(junk.path().to_owned());
+    let err = authbridge::Application::build(settings)
+        .await
+        .err()
+        .expect("refuses");
+    assert!(err.to_string().contains("upstream.tls.ca_file"), "{err}");
+}
