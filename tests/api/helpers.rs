@@ -96,11 +96,8 @@ impl TestApp {
     }
 
     /// As [`lookup`](Self::lookup), for futures that must own their input.
-    pub fn lookup_owned(
-        &self,
-        raw_token: String,
-    ) -> impl std::future::Future<Output = reqwest::Response> + '_ {
-        async move { self.lookup(&raw_token).await }
+    pub async fn lookup_owned(&self, raw_token: String) -> reqwest::Response {
+        self.lookup(&raw_token).await
     }
 
     /// GET any path.
