@@ -483,9 +483,18 @@ impl Pipeline {
                     tracing::debug!(step = %step.name, kind = e.label(), "required pipeline step failed");
                     return Err(e);
                 }
+                Err(UpstreamError::MissingValue(_)) => {
+                    // An optional step for something the client does not have
+                    // (no company id): skipped, not failed.
+                    tracing::debug!(step = %step.name, "optional pipeline step skipped: no input value");
+                    Value::Null
+                }
                 Err(e) => {
-                    metrics::counter!("authbridge_pipeline_optional_failures_total", "step" => step.name.clone())
-                        .increment(1);
+                    metrics::counter!(
+                        "authbridge_pipeline_optional_failures_total",
+                        "step" => step.name.clone()
+                    )
+                    .increment(1);
                     tracing::debug!(step = %step.name, kind = e.label(), "optional pipeline step failed");
                     Value::Null
                 }

@@ -13,4 +13,5 @@ mod oauth2;
 mod ops;
 mod pipelines;
 mod robustness;
+mod shipped_pipelines;
 mod upstream_request;
