@@ -25,6 +25,8 @@ pub struct Settings {
     pub upstream: UpstreamSettings,
     pub cache: CacheSettings,
     pub telemetry: TelemetrySettings,
+    pub admin: AdminSettings,
+    pub reload: ReloadSettings,
 }
 
 /// The HTTP listener and per-request limits.
@@ -39,6 +41,75 @@ pub struct ServerSettings {
     pub request_timeout_ms: u64,
     /// A regex every token must match (e.g. `^[A-Za-z0-9_-]+$`); others get 400.
     pub token_pattern: Option<String>,
+    /// Open connections at most; more are closed at once.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers.
+    pub header_read_timeout_ms: u64,
+    pub tls: ServerTlsSettings,
+    pub access: AccessSettings,
+}
+
+/// TLS termination for the Auth API (off unless both files are set).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerTlsSettings {
+    /// PEM certificate chain; re-read on reload.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key; re-read on reload.
+    pub key_file: Option<PathBuf>,
+}
+
+/// Who may call the Auth API (the spec defines no auth; a bank needs some).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessSettings {
+    /// `none`, `bearer` or `basic`: a shared secret the chat server sends.
+    pub kind: AccessKind,
+    /// User name for `basic`.
+    pub username: Option<String>,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    /// Networks allowed to call (CIDR, e.g. `10.0.0.0/8`); empty = any.
+    pub allow_cidrs: Vec<String>,
+    /// Requests per second per client IP; 0 = no limit.
+    pub rate_limit_per_ip: u32,
+    /// Burst above the per-IP rate.
+    pub rate_limit_burst: u32,
+}
+
+/// Inbound shared-secret kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessKind {
+    #[default]
+    None,
+    Bearer,
+    Basic,
+}
+
+/// The admin API (cache purge, reload, stats) on its own address.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Address of the admin API; empty = off.
+    pub listen: String,
+    /// The admin bearer token, from this env var or file.
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+}
+
+/// Hot reload of the mapping and the reloadable settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadSettings {
+    /// Also reload when the config or mapping file changes (SIGHUP always works).
+    pub watch_files: bool,
+}
+
+impl Default for ReloadSettings {
+    fn default() -> Self {
+        Self { watch_files: true }
+    }
 }
 
 impl Default for ServerSettings {
@@ -48,6 +119,10 @@ impl Default for ServerSettings {
             max_token_bytes: 512,
             request_timeout_ms: 5_000,
             token_pattern: None,
+            max_connections: 10_000,
+            header_read_timeout_ms: 5_000,
+            tls: ServerTlsSettings::default(),
+            access: AccessSettings::default(),
         }
     }
 }
@@ -114,9 +189,71 @@ pub struct UpstreamSettings {
     pub max_fan_out: usize,
     /// Most requests one fan-out step runs at once.
     pub max_concurrency: usize,
+    /// CRM requests in flight at most; more wait in a queue.
+    pub max_in_flight: usize,
+    /// Requests waiting for a slot at most; beyond it, 503 at once.
+    pub max_queue: usize,
     pub not_found: NotFoundSettings,
     pub auth: UpstreamAuthSettings,
     pub tls: TlsSettings,
+    pub retry: RetrySettings,
+    pub breaker: BreakerSettings,
+}
+
+/// Retries of idempotent (GET) CRM requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// Tries per request, the first included; 1 = no retries.
+    pub max_attempts: usize,
+    /// First backoff; doubles per retry, with jitter.
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+    /// Statuses worth retrying (besides connect errors and resets).
+    pub statuses: Vec<u16>,
+    /// Retries may add at most this share (percent) of the requests...
+    pub budget_percent: f32,
+    /// ...plus this many per second.
+    pub budget_min_per_sec: u32,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 2,
+            base_delay_ms: 50,
+            max_delay_ms: 500,
+            statuses: vec![502, 503, 504],
+            budget_percent: 10.0,
+            budget_min_per_sec: 5,
+        }
+    }
+}
+
+/// The circuit breaker in front of the CRM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSettings {
+    pub enabled: bool,
+    /// Opens after this many failures in a row...
+    pub consecutive_failures: u32,
+    /// ...or when this share of the last `window` requests failed.
+    pub failure_ratio: f64,
+    pub window: u32,
+    /// Stays open this long, then lets one probe through.
+    pub open_ms: u64,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            consecutive_failures: 5,
+            failure_ratio: 0.5,
+            window: 20,
+            open_ms: 5_000,
+        }
+    }
 }
 
 impl Default for UpstreamSettings {
@@ -135,9 +272,13 @@ impl Default for UpstreamSettings {
             max_steps: 8,
             max_fan_out: 50,
             max_concurrency: 8,
+            max_in_flight: 256,
+            max_queue: 512,
             not_found: NotFoundSettings::default(),
             auth: UpstreamAuthSettings::default(),
             tls: TlsSettings::default(),
+            retry: RetrySettings::default(),
+            breaker: BreakerSettings::default(),
         }
     }
 }
@@ -247,6 +388,13 @@ pub struct CacheSettings {
     pub found_ttl_secs: u64,
     /// How long a "not found" answer is served from cache.
     pub not_found_ttl_secs: u64,
+    /// After its TTL a card is kept this long more, to be served when the CRM
+    /// fails (stale-if-error); 0 = off.
+    pub grace_secs: u64,
+    /// Serve a card past its TTL at once and refresh it in the background.
+    pub stale_while_revalidate: bool,
+    /// TTLs vary by up to this share, so entries made together expire apart.
+    pub ttl_jitter: f64,
     /// HMAC key for cache keys from this env var or file; random per process
     /// when neither is set. Replicas sharing a cache need the same key.
     pub hash_key_env: Option<String>,
@@ -259,6 +407,9 @@ impl Default for CacheSettings {
             max_bytes: 64 * 1024 * 1024,
             found_ttl_secs: 300,
             not_found_ttl_secs: 30,
+            grace_secs: 3_600,
+            stale_while_revalidate: false,
+            ttl_jitter: 0.1,
             hash_key_env: None,
             hash_key_file: None,
         }
@@ -331,7 +482,9 @@ impl Settings {
                 .separator("__")
                 .try_parsing(true)
                 .list_separator(",")
-                .with_list_parse_key("upstream.not_found.statuses"),
+                .with_list_parse_key("upstream.not_found.statuses")
+                .with_list_parse_key("upstream.retry.statuses")
+                .with_list_parse_key("server.access.allow_cidrs"),
         );
         let settings: Settings = builder
             .build()
@@ -437,6 +590,65 @@ impl Settings {
             u.body.is_none() || u.method == HttpMethod::POST,
             "upstream.body",
             "is only sent with method = \"POST\"",
+        );
+        check(u.max_in_flight > 0, "upstream.max_in_flight", "must be at least 1");
+        check(
+            u.retry.max_attempts > 0,
+            "upstream.retry.max_attempts",
+            "must be at least 1 (1 = no retries)",
+        );
+        check(
+            (0.0..=1000.0).contains(&u.retry.budget_percent),
+            "upstream.retry.budget_percent",
+            "must be 0 to 1000",
+        );
+        check(
+            u.breaker.failure_ratio > 0.0 && u.breaker.failure_ratio <= 1.0,
+            "upstream.breaker.failure_ratio",
+            "must be above 0 and at most 1",
+        );
+        check(u.breaker.consecutive_failures > 0, "upstream.breaker.consecutive_failures", "must be at least 1");
+        check(
+            (0.0..0.5).contains(&self.cache.ttl_jitter),
+            "cache.ttl_jitter",
+            "must be at least 0 and below 0.5",
+        );
+        check(
+            self.server.max_connections > 0,
+            "server.max_connections",
+            "must be at least 1",
+        );
+        check(
+            self.server.tls.cert_file.is_some() == self.server.tls.key_file.is_some(),
+            "server.tls.key_file",
+            "TLS needs both cert_file and key_file",
+        );
+        let access = &self.server.access;
+        let access_secret = access.secret_env.is_some() || access.secret_file.is_some();
+        check(
+            (access.kind == AccessKind::None) != access_secret,
+            "server.access.secret_env",
+            "bearer and basic access need secret_env or secret_file; kind none takes none",
+        );
+        check(
+            access.kind != AccessKind::Basic || access.username.is_some(),
+            "server.access.username",
+            "basic access needs a username",
+        );
+        check(
+            access.allow_cidrs.iter().all(|c| c.parse::<ipnet::IpNet>().is_ok()),
+            "server.access.allow_cidrs",
+            "must be CIDR networks like 10.0.0.0/8 or fd00::/8",
+        );
+        check(
+            self.admin.listen.is_empty() || self.admin.listen.parse::<SocketAddr>().is_ok(),
+            "admin.listen",
+            "must be empty (off) or an address like 127.0.0.1:9090",
+        );
+        check(
+            self.admin.listen.is_empty() || self.admin.token_env.is_some() || self.admin.token_file.is_some(),
+            "admin.token_env",
+            "the admin API needs a token: token_env or token_file",
         );
         check(
             u.deadline_ms > 0,

@@ -49,6 +49,11 @@ pub mod codes {
     pub const BAD_STATUS: &str = "1006";
     pub const BAD_RESPONSE: &str = "1007";
     pub const CRM_AUTH: &str = "1008";
+    pub const CIRCUIT_OPEN: &str = "1009";
+    pub const OVERLOADED: &str = "1010";
+    pub const RATE_LIMITED: &str = "1011";
+    pub const UNAUTHORIZED: &str = "1012";
+    pub const FORBIDDEN: &str = "1013";
     pub const INTERNAL: &str = "1000";
     pub const NO_ROUTE: &str = "1404";
     pub const BAD_METHOD: &str = "1405";
@@ -79,6 +84,12 @@ impl LookupError {
                 | UpstreamError::MissingValue(_)
                 | UpstreamError::FanOutTooLarge(_),
             ) => (StatusCode::BAD_GATEWAY, BAD_RESPONSE, "crm_bad_response"),
+            LookupError::Upstream(UpstreamError::CircuitOpen) => {
+                (StatusCode::SERVICE_UNAVAILABLE, CIRCUIT_OPEN, "circuit_open")
+            }
+            LookupError::Upstream(UpstreamError::Overloaded) => {
+                (StatusCode::SERVICE_UNAVAILABLE, OVERLOADED, "overloaded")
+            }
             LookupError::Upstream(UpstreamError::Auth(_)) => {
                 (StatusCode::BAD_GATEWAY, CRM_AUTH, "crm_auth_failed")
             }

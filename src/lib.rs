@@ -11,6 +11,7 @@ pub mod lookup;
 pub mod mapping;
 pub mod metrics;
 pub mod schema;
+pub mod server;
 pub mod startup;
 pub mod telemetry;
 pub mod tools;

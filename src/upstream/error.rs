@@ -37,6 +37,12 @@ pub enum UpstreamError {
     /// The CRM's credentials were refused, or no access token could be had.
     #[error("CRM authentication failed: {0}")]
     Auth(&'static str),
+    /// The circuit breaker is open: the CRM has been failing.
+    #[error("CRM is failing; requests are paused (circuit open)")]
+    CircuitOpen,
+    /// Too many CRM requests are in flight and the wait queue is full.
+    #[error("too many CRM requests in flight; try again")]
+    Overloaded,
 }
 
 impl UpstreamError {
@@ -54,6 +60,24 @@ impl UpstreamError {
             UpstreamError::MissingValue(_) => "missing_value",
             UpstreamError::FanOutTooLarge(_) => "fan_out_too_large",
             UpstreamError::Auth(_) => "auth_failed",
+            UpstreamError::CircuitOpen => "circuit_open",
+            UpstreamError::Overloaded => "overloaded",
+        }
+    }
+
+    /// True for failures that say the CRM is unhealthy (they trip the
+    /// breaker and allow a stale card); false for answers about the request.
+    pub fn is_crm_failure(&self) -> bool {
+        match self {
+            UpstreamError::Timeout
+            | UpstreamError::Unreachable
+            | UpstreamError::Body
+            | UpstreamError::InvalidJson
+            | UpstreamError::TooLarge(_)
+            | UpstreamError::CircuitOpen
+            | UpstreamError::Overloaded => true,
+            UpstreamError::Status(s) => *s >= 500,
+            _ => false,
         }
     }
 

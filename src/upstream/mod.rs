@@ -3,6 +3,7 @@
 //! found, not found or a named error.
 
 mod auth;
+mod breaker;
 mod error;
 mod oauth2;
 mod outcome;

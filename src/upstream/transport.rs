@@ -10,10 +10,16 @@ use reqwest::header::{CONTENT_LENGTH, HeaderMap, HeaderValue};
 use serde_json::Value;
 use url::Url;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tower::retry::budget::{Budget as _, TpsBudget};
+
 use super::auth::Auth;
+use super::breaker::{self, Breaker};
 use super::error::UpstreamError;
 use super::outcome::NotFoundRule;
-use crate::config::{ConfigError, TlsSettings, UpstreamSettings};
+use crate::config::{ConfigError, RetrySettings, TlsSettings, UpstreamSettings};
 
 /// What the CRM said.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,14 +41,51 @@ pub struct Request {
     pub max_body_bytes: usize,
 }
 
-/// The CRM endpoint and its credentials.
-#[derive(Debug, Clone)]
+/// The CRM endpoint, its credentials, and the protections around it.
+#[derive(Debug)]
 pub struct Transport {
     http: reqwest::Client,
     base: Url,
     /// `base` as text without a trailing `/`, so a rendered path appends.
     base_prefix: String,
     auth: Auth,
+    breaker: Breaker,
+    gate: Gate,
+    retry: RetrySettings,
+    budget: TpsBudget,
+}
+
+/// A cap on CRM requests in flight with a bounded queue in front of it:
+/// beyond the queue, callers are refused at once instead of piling up.
+#[derive(Debug)]
+struct Gate {
+    slots: Semaphore,
+    waiting: AtomicUsize,
+    max_queue: usize,
+}
+
+/// Decrements the queue length however the wait ends (cancelled included).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Gate {
+    async fn enter(&self) -> Result<SemaphorePermit<'_>, UpstreamError> {
+        if let Ok(permit) = self.slots.try_acquire() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_queue {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            metrics::counter!("authbridge_shed_total", "reason" => "crm_queue_full").increment(1);
+            return Err(UpstreamError::Overloaded);
+        }
+        let _waiting = Waiting(&self.waiting);
+        self.slots.acquire().await.map_err(|_| UpstreamError::Overloaded)
+    }
 }
 
 fn invalid(key: &str, msg: impl Into<String>) -> ConfigError {
@@ -106,6 +149,18 @@ impl Transport {
             base,
             http,
             auth,
+            breaker: Breaker::new(&s.breaker),
+            gate: Gate {
+                slots: Semaphore::new(s.max_in_flight),
+                waiting: AtomicUsize::new(0),
+                max_queue: s.max_queue,
+            },
+            retry: s.retry.clone(),
+            budget: TpsBudget::new(
+                Duration::from_secs(10),
+                s.retry.budget_min_per_sec,
+                s.retry.budget_percent / 100.0,
+            ),
         })
     }
 
@@ -135,14 +190,11 @@ impl Transport {
     }
 
     /// Sends `request`, classifying the answer with `not_found`; records
-    /// metrics under `step`.
-    pub async fn send(
-        &self,
-        request: &Request,
-        not_found: &NotFoundRule,
-    ) -> Result<Fetched, UpstreamError> {
+    /// metrics.
+    pub async fn send(&self, request: &Request, not_found: &NotFoundRule) -> Result<Fetched, UpstreamError> {
+        let _slot = self.gate.enter().await?;
         let started = Instant::now();
-        let result = self.send_authenticated(request, not_found).await;
+        let result = self.send_with_retries(request, not_found).await;
         let label = match &result {
             Ok((status, _)) => status_label(*status),
             Err(e) => e.label(),
@@ -151,6 +203,58 @@ impl Transport {
         metrics::histogram!("authbridge_upstream_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         result.map(|(_, fetched)| fetched)
+    }
+
+    /// The breaker's state, for the admin API.
+    pub fn breaker_state(&self) -> breaker::State {
+        self.breaker.state()
+    }
+
+    fn retryable(&self, request: &Request, e: &UpstreamError) -> bool {
+        // Only idempotent requests; timeouts are not retried, since a slow
+        // CRM would only get slower with more load.
+        request.method == reqwest::Method::GET
+            && match e {
+                UpstreamError::Unreachable | UpstreamError::Body => true,
+                UpstreamError::Status(s) => self.retry.statuses.contains(s),
+                _ => false,
+            }
+    }
+
+    /// Sends through the breaker, retrying connect errors, resets and the
+    /// configured statuses with jittered exponential backoff, while the retry
+    /// budget (a share of recent requests) allows.
+    async fn send_with_retries(&self, request: &Request, not_found: &NotFoundRule) -> Result<(u16, Fetched), UpstreamError> {
+        use backon::BackoffBuilder as _;
+        self.budget.deposit();
+        let mut delays = backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.retry.base_delay_ms))
+            .with_max_delay(Duration::from_millis(self.retry.max_delay_ms))
+            .with_jitter()
+            .with_max_times(self.retry.max_attempts.saturating_sub(1))
+            .build();
+        loop {
+            let Some(permit) = self.breaker.allow() else {
+                metrics::counter!("authbridge_shed_total", "reason" => "circuit_open").increment(1);
+                return Err(UpstreamError::CircuitOpen);
+            };
+            let result = self.send_authenticated(request, not_found).await;
+            let failed = matches!(&result, Err(e) if e.is_crm_failure());
+            self.breaker.record(permit, !failed);
+            match result {
+                Err(e) if self.retryable(request, &e) => {
+                    let Some(delay) = delays.next() else { return Err(e) };
+                    if !self.budget.withdraw() {
+                        metrics::counter!("authbridge_retries_total", "result" => "budget_exhausted").increment(1);
+                        return Err(e);
+                    }
+                    metrics::counter!("authbridge_retries_total", "result" => "retried").increment(1);
+                    tracing::debug!(kind = e.label(), delay_ms = delay.as_millis() as u64, "retrying CRM request");
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn send_authenticated(

@@ -1,0 +1,194 @@
+//! Accepting connections: a cap on open connections, a header-read timeout so
+//! slow or idle clients cannot hold the server, optional TLS termination with
+//! certificates that can be reloaded without a restart, the peer address for
+//! access control, and graceful shutdown.
+//!
+//! `axum::serve` has none of these knobs, so the accept loop is ours, built on
+//! hyper-util's connection builder and graceful-shutdown watcher.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+
+/// How long in-flight requests may take to finish after shutdown begins.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Connection-level limits.
+#[derive(Debug, Clone)]
+pub struct ConnLimits {
+    /// Open connections at most; more are closed at once.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers.
+    pub header_read_timeout: Duration,
+}
+
+/// A server certificate that can be swapped while the server runs.
+#[derive(Debug)]
+pub struct ReloadableCert {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: ArcSwap<CertifiedKey>,
+}
+
+impl ReloadableCert {
+    /// Loads the certificate chain and key (PEM).
+    pub fn load(cert_file: &Path, key_file: &Path) -> Result<Arc<Self>, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let current = ArcSwap::from_pointee(certified_key(&provider, cert_file, key_file)?);
+        Ok(Arc::new(Self {
+            cert_file: cert_file.to_owned(),
+            key_file: key_file.to_owned(),
+            provider,
+            current,
+        }))
+    }
+
+    /// Re-reads the files; on any error the current certificate stays.
+    pub fn reload(&self) -> Result<(), String> {
+        let key = certified_key(&self.provider, &self.cert_file, &self.key_file)?;
+        self.current.store(Arc::new(key));
+        Ok(())
+    }
+
+    /// The rustls server configuration that serves this certificate.
+    pub fn server_config(self: &Arc<Self>) -> Result<rustls::ServerConfig, String> {
+        let mut config = rustls::ServerConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
+    }
+}
+
+impl ResolvesServerCert for ReloadableCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+fn certified_key(provider: &CryptoProvider, cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, String> {
+    let certs = CertificateDer::pem_file_iter(cert_file)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("server.tls.cert_file: cannot read a PEM certificate chain from {}: {e}", cert_file.display()))?;
+    if certs.is_empty() {
+        return Err(format!("server.tls.cert_file: {} holds no certificate", cert_file.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file)
+        .map_err(|e| format!("server.tls.key_file: cannot read a PEM private key from {}: {e}", key_file.display()))?;
+    let key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("server.tls.key_file: unusable key: {e}"))?;
+    let certified = CertifiedKey::new(certs, key);
+    certified
+        .keys_match()
+        .map_err(|e| format!("server.tls.key_file: the key does not match the certificate: {e}"))?;
+    Ok(certified)
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets in-flight
+/// requests finish (up to 10 s).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnLimits,
+    tls: Option<Arc<ReloadableCert>>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let acceptor = match &tls {
+        Some(cert) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+            cert.server_config().map_err(std::io::Error::other)?,
+        ))),
+        None => None,
+    };
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, don't spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics::counter!("authbridge_connections_refused_total").increment(1);
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let service = TowerToHyperService::new(
+            app.clone()
+                .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                }),
+        );
+        let builder = builder.clone();
+        let acceptor = acceptor.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            match acceptor {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+                Some(acceptor) => {
+                    // The TLS handshake is bounded like header reading.
+                    let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                    else {
+                        metrics::counter!("authbridge_tls_handshake_failures_total").increment(1);
+                        return;
+                    };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {},
+        () = tokio::time::sleep(DRAIN) => tracing::warn!("shutdown: connections still open after the drain time"),
+    }
+    Ok(())
+}
+
+/// The peer address type handlers extract.
+pub type Peer = ConnectInfo<SocketAddr>;
