@@ -5,7 +5,7 @@
 
 use std::hint::black_box;
 
-use authbridge::cache::{Answer, AnswerCache, KeyHasher};
+use authbridge::cache::{Answer, AnswerCache, CachePolicy, KeyHasher};
 use authbridge::config::AuthApiSettings;
 use authbridge::config::CacheSettings;
 use authbridge::front::auth_card::CardBuilder;
@@ -41,7 +41,10 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let cache = AnswerCache::new(&CacheSettings::default());
     let key = hasher.key("auth-api", "a57974242d0146c28056");
-    runtime.block_on(cache.insert(key, Answer::Card(Bytes::from(card.clone()))));
+    let entry = CachePolicy::new(&CacheSettings::default())
+        .entry(Answer::Card(Bytes::from(card.clone())), 0)
+        .unwrap();
+    runtime.block_on(cache.insert(key, entry));
     group.bench_function("cache_hit", |b| {
         b.iter(|| runtime.block_on(cache.get(black_box(&key))).unwrap())
     });

@@ -80,30 +80,87 @@ impl KeyHasher {
     }
 }
 
-struct PerOutcomeTtl {
-    found: Duration,
-    not_found: Duration,
+/// A cached answer with its freshness.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub answer: Answer,
+    /// Served as a hit until then; afterwards only as a stale fallback.
+    pub fresh_until: Instant,
+    /// The mapping generation that made it; another generation is a miss.
+    pub generation: u64,
+    /// How long moka keeps it: the TTL plus, for cards, the grace window.
+    lifetime: Duration,
 }
 
-impl Expiry<CacheKey, Answer> for PerOutcomeTtl {
+impl Entry {
+    /// True while the entry may be served as a plain hit.
+    pub fn is_fresh(&self) -> bool {
+        Instant::now() < self.fresh_until
+    }
+}
+
+/// How long answers live: reloadable, so it is applied per entry.
+#[derive(Debug, Clone)]
+pub struct CachePolicy {
+    pub found_ttl: Duration,
+    pub not_found_ttl: Duration,
+    pub grace: Duration,
+    pub jitter: f64,
+    pub stale_while_revalidate: bool,
+}
+
+impl CachePolicy {
+    /// The policy of `s`.
+    pub fn new(s: &CacheSettings) -> Self {
+        Self {
+            found_ttl: Duration::from_secs(s.found_ttl_secs),
+            not_found_ttl: Duration::from_secs(s.not_found_ttl_secs),
+            grace: Duration::from_secs(s.grace_secs),
+            jitter: s.ttl_jitter,
+            stale_while_revalidate: s.stale_while_revalidate,
+        }
+    }
+
+    /// The entry for a fresh answer, or `None` when it is not to be cached.
+    pub fn entry(&self, answer: Answer, generation: u64) -> Option<Entry> {
+        let (ttl, grace) = match answer {
+            Answer::Card(_) => (self.found_ttl, self.grace),
+            // A "not found" may turn into a client any moment: no grace.
+            Answer::NotFound => (self.not_found_ttl, Duration::ZERO),
+        };
+        if ttl.is_zero() {
+            return None;
+        }
+        // Spread expiries (±jitter) so entries made together don't expire together.
+        let factor = 1.0 + self.jitter * (fastrand::f64() * 2.0 - 1.0);
+        let ttl = ttl.mul_f64(factor.max(0.0));
+        Some(Entry {
+            answer,
+            fresh_until: Instant::now() + ttl,
+            generation,
+            lifetime: ttl + grace,
+        })
+    }
+}
+
+struct EntryLifetime;
+
+impl Expiry<CacheKey, Entry> for EntryLifetime {
     fn expire_after_create(
         &self,
         _key: &CacheKey,
-        value: &Answer,
+        value: &Entry,
         _now: Instant,
     ) -> Option<Duration> {
-        Some(match value {
-            Answer::Card(_) => self.found,
-            Answer::NotFound => self.not_found,
-        })
+        Some(value.lifetime)
     }
 }
 
 /// Bytes an entry is charged: the body, the key and moka's per-entry overhead
 /// (an estimate; it keeps `max_bytes` an honest bound on memory).
-fn weight(value: &Answer) -> u32 {
-    const OVERHEAD: usize = 32 + 96;
-    let body = match value {
+fn weight(value: &Entry) -> u32 {
+    const OVERHEAD: usize = 32 + 128;
+    let body = match &value.answer {
         Answer::Card(b) => b.len(),
         Answer::NotFound => 0,
     };
@@ -113,38 +170,38 @@ fn weight(value: &Answer) -> u32 {
 /// The answer cache.
 #[derive(Clone)]
 pub struct AnswerCache {
-    inner: moka::future::Cache<CacheKey, Answer>,
-    cache_not_found: bool,
+    inner: moka::future::Cache<CacheKey, Entry>,
 }
 
 impl AnswerCache {
-    /// A cache bounded and timed as configured.
+    /// A cache bounded by `s.max_bytes`.
     pub fn new(s: &CacheSettings) -> Self {
         let inner = moka::future::Cache::builder()
             .max_capacity(s.max_bytes)
             .weigher(|_k, v| weight(v))
-            .expire_after(PerOutcomeTtl {
-                found: Duration::from_secs(s.found_ttl_secs),
-                not_found: Duration::from_secs(s.not_found_ttl_secs),
-            })
+            .expire_after(EntryLifetime)
             .build();
-        Self {
-            inner,
-            cache_not_found: s.not_found_ttl_secs > 0,
-        }
+        Self { inner }
     }
 
-    /// The cached answer for `key`, if fresh.
-    pub async fn get(&self, key: &CacheKey) -> Option<Answer> {
+    /// The entry for `key`, fresh or stale (within its grace window).
+    pub async fn get(&self, key: &CacheKey) -> Option<Entry> {
         self.inner.get(key).await
     }
 
-    /// Stores an answer (a "not found" only when its TTL is not zero).
-    pub async fn insert(&self, key: CacheKey, answer: Answer) {
-        if matches!(answer, Answer::NotFound) && !self.cache_not_found {
-            return;
-        }
-        self.inner.insert(key, answer).await;
+    /// Stores an entry.
+    pub async fn insert(&self, key: CacheKey, entry: Entry) {
+        self.inner.insert(key, entry).await;
+    }
+
+    /// Drops one entry; true if there was one.
+    pub async fn remove(&self, key: &CacheKey) -> bool {
+        self.inner.remove(key).await.is_some()
+    }
+
+    /// Drops every entry.
+    pub fn clear(&self) {
+        self.inner.invalidate_all();
     }
 
     /// Applies moka's pending evictions and expirations so the counts below
@@ -179,17 +236,32 @@ mod tests {
         assert!(!format!("{a:?}").contains("0123"));
     }
 
-    #[tokio::test]
-    async fn not_found_is_not_stored_with_zero_ttl() {
-        let cache = AnswerCache::new(&CacheSettings {
+    #[test]
+    fn policy_jitters_ttls_and_gives_only_cards_grace() {
+        let policy = CachePolicy::new(&CacheSettings {
+            found_ttl_secs: 100,
             not_found_ttl_secs: 0,
+            grace_secs: 50,
+            ttl_jitter: 0.1,
             ..Default::default()
         });
-        cache.insert([1; 32], Answer::NotFound).await;
-        assert_eq!(cache.get(&[1; 32]).await, None);
-        cache
-            .insert([2; 32], Answer::Card(Bytes::from_static(b"{}")))
-            .await;
-        assert!(cache.get(&[2; 32]).await.is_some());
+        assert!(
+            policy.entry(Answer::NotFound, 0).is_none(),
+            "not-found TTL 0: not cached"
+        );
+        let lifetimes: Vec<Duration> = (0..50)
+            .map(|_| {
+                policy
+                    .entry(Answer::Card(Bytes::from_static(b"{}")), 0)
+                    .unwrap()
+                    .lifetime
+            })
+            .collect();
+        assert!(
+            lifetimes
+                .iter()
+                .all(|l| *l >= Duration::from_secs(140) && *l <= Duration::from_secs(160))
+        );
+        assert!(lifetimes.iter().any(|l| *l != lifetimes[0]), "jittered");
     }
 }

@@ -591,7 +591,11 @@ impl Settings {
             "upstream.body",
             "is only sent with method = \"POST\"",
         );
-        check(u.max_in_flight > 0, "upstream.max_in_flight", "must be at least 1");
+        check(
+            u.max_in_flight > 0,
+            "upstream.max_in_flight",
+            "must be at least 1",
+        );
         check(
             u.retry.max_attempts > 0,
             "upstream.retry.max_attempts",
@@ -607,7 +611,11 @@ impl Settings {
             "upstream.breaker.failure_ratio",
             "must be above 0 and at most 1",
         );
-        check(u.breaker.consecutive_failures > 0, "upstream.breaker.consecutive_failures", "must be at least 1");
+        check(
+            u.breaker.consecutive_failures > 0,
+            "upstream.breaker.consecutive_failures",
+            "must be at least 1",
+        );
         check(
             (0.0..0.5).contains(&self.cache.ttl_jitter),
             "cache.ttl_jitter",
@@ -636,7 +644,10 @@ impl Settings {
             "basic access needs a username",
         );
         check(
-            access.allow_cidrs.iter().all(|c| c.parse::<ipnet::IpNet>().is_ok()),
+            access
+                .allow_cidrs
+                .iter()
+                .all(|c| c.parse::<ipnet::IpNet>().is_ok()),
             "server.access.allow_cidrs",
             "must be CIDR networks like 10.0.0.0/8 or fd00::/8",
         );
@@ -646,7 +657,9 @@ impl Settings {
             "must be empty (off) or an address like 127.0.0.1:9090",
         );
         check(
-            self.admin.listen.is_empty() || self.admin.token_env.is_some() || self.admin.token_file.is_some(),
+            self.admin.listen.is_empty()
+                || self.admin.token_env.is_some()
+                || self.admin.token_file.is_some(),
             "admin.token_env",
             "the admin API needs a token: token_env or token_file",
         );

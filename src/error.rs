@@ -84,9 +84,11 @@ impl LookupError {
                 | UpstreamError::MissingValue(_)
                 | UpstreamError::FanOutTooLarge(_),
             ) => (StatusCode::BAD_GATEWAY, BAD_RESPONSE, "crm_bad_response"),
-            LookupError::Upstream(UpstreamError::CircuitOpen) => {
-                (StatusCode::SERVICE_UNAVAILABLE, CIRCUIT_OPEN, "circuit_open")
-            }
+            LookupError::Upstream(UpstreamError::CircuitOpen) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                CIRCUIT_OPEN,
+                "circuit_open",
+            ),
             LookupError::Upstream(UpstreamError::Overloaded) => {
                 (StatusCode::SERVICE_UNAVAILABLE, OVERLOADED, "overloaded")
             }

@@ -2,6 +2,8 @@
 //! bank's CRM. A lookup goes front → cache → coalesced CRM fetch → mapping →
 //! serialised card; see the README's architecture section.
 
+pub mod access;
+pub mod admin;
 pub mod cache;
 pub mod config;
 pub mod demo;
@@ -10,6 +12,7 @@ pub mod front;
 pub mod lookup;
 pub mod mapping;
 pub mod metrics;
+pub mod reload;
 pub mod schema;
 pub mod server;
 pub mod startup;

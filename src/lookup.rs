@@ -1,21 +1,29 @@
-//! One lookup: cache, then a coalesced CRM fetch, mapping and serialisation.
+//! One lookup: cache, then a coalesced CRM fetch, mapping and serialisation,
+//! with stale cards as a fallback when the CRM fails.
 //!
 //! Concurrent misses for one key share one fetch. The fetch runs in its own
 //! task, so it finishes (and fills the cache) even when every caller that
 //! asked for it has hung up; later callers then hit the cache instead of
 //! starting the same CRM call again.
+//!
+//! What a lookup runs with (mapping, pipeline, TTLs, token limits) is an
+//! [`Engine`], swapped atomically on reload: a lookup uses one engine from
+//! start to end, and cards made by an older mapping are never served.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use serde_json::Value;
 
-use crate::cache::{Answer, AnswerCache, CacheKey, KeyHasher};
+use crate::cache::{Answer, AnswerCache, CacheKey, CachePolicy, KeyHasher};
 use crate::error::LookupError;
-use crate::upstream::{Fetched, UpstreamClient};
+use crate::upstream::{Fetched, Pipeline, Transport};
 
 /// Turns the CRM's JSON into the bytes a front sends: its mapping, its
 /// protocol adjustments and its typed schema check. One per front.
@@ -24,13 +32,40 @@ pub trait CardProducer: Send + Sync + 'static {
     fn produce(&self, crm: &Value) -> Result<Vec<u8>, LookupError>;
 }
 
+/// Per-request limits of a front.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_token_bytes: usize,
+    pub request_timeout: Duration,
+    pub token_pattern: Option<regex::Regex>,
+}
+
+/// Everything a lookup runs with that a reload may change.
+pub struct Engine {
+    pub producer: Arc<dyn CardProducer>,
+    pub pipeline: Pipeline,
+    pub policy: CachePolicy,
+    pub limits: Limits,
+    /// Identifies the mapping (file text and protocol options): a new value
+    /// makes every cached card a miss.
+    pub mapping_digest: [u8; 32],
+    /// The mapping file, for stats.
+    pub mapping_file: String,
+}
+
 type InFlight = Shared<BoxFuture<'static, Result<Answer, LookupError>>>;
 
-/// Whether an answer came from the cache.
+/// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
+    /// A fresh cache entry.
     Cache,
+    /// The CRM, just now.
     Crm,
+    /// A cache entry past its TTL, because the CRM failed.
+    StaleIfError,
+    /// A cache entry past its TTL, refreshed in the background.
+    StaleWhileRevalidate,
 }
 
 /// The lookup service of one front.
@@ -43,8 +78,9 @@ struct Inner {
     namespace: &'static str,
     hasher: KeyHasher,
     cache: AnswerCache,
-    upstream: UpstreamClient,
-    producer: Arc<dyn CardProducer>,
+    transport: Transport,
+    engine: ArcSwap<Engine>,
+    generation: AtomicU64,
     in_flight: Mutex<HashMap<CacheKey, InFlight>>,
 }
 
@@ -54,16 +90,17 @@ impl Lookup {
         namespace: &'static str,
         hasher: KeyHasher,
         cache: AnswerCache,
-        upstream: UpstreamClient,
-        producer: Arc<dyn CardProducer>,
+        transport: Transport,
+        engine: Engine,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 namespace,
                 hasher,
                 cache,
-                upstream,
-                producer,
+                transport,
+                engine: ArcSwap::from_pointee(engine),
+                generation: AtomicU64::new(0),
                 in_flight: Mutex::new(HashMap::new()),
             }),
         }
@@ -74,30 +111,108 @@ impl Lookup {
         &self.inner.cache
     }
 
+    /// The CRM transport, for stats.
+    pub fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+
+    /// The current engine.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.inner.engine.load_full()
+    }
+
+    /// The mapping generation cached cards must carry.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// Installs a new engine. A different mapping drops every cached card.
+    pub fn swap_engine(&self, engine: Engine) -> bool {
+        let mapping_changed = self.inner.engine.load().mapping_digest != engine.mapping_digest;
+        if mapping_changed {
+            // Bumped before the swap: cards made from here on by the old engine
+            // carry the old generation and are ignored.
+            self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        self.inner.engine.store(Arc::new(engine));
+        if mapping_changed {
+            self.inner.cache.clear();
+        }
+        mapping_changed
+    }
+
+    /// Drops the cached answer for `token`; true if there was one.
+    pub async fn purge(&self, token: &str) -> bool {
+        let key = self.inner.hasher.key(self.inner.namespace, token);
+        self.inner.cache.remove(&key).await
+    }
+
     /// The answer for `token`, from cache or from the CRM.
     pub async fn get(&self, token: &str) -> Result<(Answer, Source), LookupError> {
         let key = self.inner.hasher.key(self.inner.namespace, token);
-        if let Some(answer) = self.inner.cache.get(&key).await {
+        let cached = self
+            .inner
+            .cache
+            .get(&key)
+            .await
+            .filter(|e| e.generation == self.generation());
+        let Some(entry) = cached else {
+            metrics::counter!("authbridge_cache_misses_total").increment(1);
+            return self.fetch(key, token).await.map(|a| (a, Source::Crm));
+        };
+        if entry.is_fresh() {
             metrics::counter!("authbridge_cache_hits_total").increment(1);
-            return Ok((answer, Source::Cache));
+            return Ok((entry.answer, Source::Cache));
+        }
+        // Past its TTL, inside its grace window.
+        if self.inner.engine.load().policy.stale_while_revalidate {
+            metrics::counter!("authbridge_stale_served_total", "reason" => "revalidate")
+                .increment(1);
+            metrics::counter!("authbridge_refreshes_total").increment(1);
+            // Joins the refresh already running for this key, if any.
+            drop(self.start_fetch(key, token));
+            return Ok((entry.answer, Source::StaleWhileRevalidate));
         }
         metrics::counter!("authbridge_cache_misses_total").increment(1);
-        let fetch = {
-            let mut in_flight = self.inner.in_flight.lock().expect("in-flight map lock");
-            in_flight
-                .entry(key)
-                .or_insert_with(|| self.spawn_fetch(key, token.to_owned()))
-                .clone()
-        };
-        fetch.await.map(|a| (a, Source::Crm))
+        match self.fetch(key, token).await {
+            Ok(answer) => Ok((answer, Source::Crm)),
+            Err(LookupError::Upstream(e)) if e.is_crm_failure() => {
+                metrics::counter!("authbridge_stale_served_total", "reason" => "error")
+                    .increment(1);
+                tracing::info!(kind = e.label(), "CRM failed: serving a stale card");
+                Ok((entry.answer, Source::StaleIfError))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn fetch(&self, key: CacheKey, token: &str) -> Result<Answer, LookupError> {
+        self.start_fetch(key, token).await
+    }
+
+    /// The shared fetch for `key`: the running one, or a new one.
+    fn start_fetch(&self, key: CacheKey, token: &str) -> InFlight {
+        let mut in_flight = self.inner.in_flight.lock().expect("in-flight map lock");
+        in_flight
+            .entry(key)
+            .or_insert_with(|| self.spawn_fetch(key, token.to_owned()))
+            .clone()
     }
 
     fn spawn_fetch(&self, key: CacheKey, token: String) -> InFlight {
         let inner = Arc::clone(&self.inner);
         let task = tokio::spawn(async move {
-            let result = inner.fetch(&token).await;
-            if let Ok(answer) = &result {
-                inner.cache.insert(key, answer.clone()).await;
+            let engine = inner.engine.load_full();
+            let generation = inner.generation.load(Ordering::Acquire);
+            let result = inner.fetch(&engine, &token).await;
+            if let Err(e) = &result {
+                // Logged once per fetch, however many callers wait for it.
+                tracing::warn!(error = %e, outcome = e.answer().outcome, "CRM lookup failed");
+            }
+            if let Ok(answer) = &result
+                && let Some(entry) = engine.policy.entry(answer.clone(), generation)
+            {
+                inner.cache.insert(key, entry).await;
             }
             // Removed only after the cache holds the answer, so a caller that
             // misses the cache from now on finds either this entry or the card.
@@ -118,10 +233,10 @@ impl Lookup {
 }
 
 impl Inner {
-    async fn fetch(&self, token: &str) -> Result<Answer, LookupError> {
-        match self.upstream.fetch(token).await? {
+    async fn fetch(&self, engine: &Engine, token: &str) -> Result<Answer, LookupError> {
+        match engine.pipeline.run(&self.transport, token).await? {
             Fetched::NotFound => Ok(Answer::NotFound),
-            Fetched::Found(crm) => Ok(Answer::Card(Bytes::from(self.producer.produce(&crm)?))),
+            Fetched::Found(crm) => Ok(Answer::Card(Bytes::from(engine.producer.produce(&crm)?))),
         }
     }
 }

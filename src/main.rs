@@ -90,7 +90,7 @@ async fn main() -> ExitCode {
                 Err(e) => return fail(&e),
             };
             telemetry::init(&settings.telemetry);
-            match Application::build(settings).await {
+            match Application::build_with_config_file(settings, config).await {
                 Ok(app) => match app.run_until_stopped().await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => fail(&e),

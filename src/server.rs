@@ -87,15 +87,31 @@ impl ResolvesServerCert for ReloadableCert {
     }
 }
 
-fn certified_key(provider: &CryptoProvider, cert_file: &Path, key_file: &Path) -> Result<CertifiedKey, String> {
+fn certified_key(
+    provider: &CryptoProvider,
+    cert_file: &Path,
+    key_file: &Path,
+) -> Result<CertifiedKey, String> {
     let certs = CertificateDer::pem_file_iter(cert_file)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("server.tls.cert_file: cannot read a PEM certificate chain from {}: {e}", cert_file.display()))?;
+        .map_err(|e| {
+            format!(
+                "server.tls.cert_file: cannot read a PEM certificate chain from {}: {e}",
+                cert_file.display()
+            )
+        })?;
     if certs.is_empty() {
-        return Err(format!("server.tls.cert_file: {} holds no certificate", cert_file.display()));
+        return Err(format!(
+            "server.tls.cert_file: {} holds no certificate",
+            cert_file.display()
+        ));
     }
-    let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|e| format!("server.tls.key_file: cannot read a PEM private key from {}: {e}", key_file.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
+        format!(
+            "server.tls.key_file: cannot read a PEM private key from {}: {e}",
+            key_file.display()
+        )
+    })?;
     let key = provider
         .key_provider
         .load_private_key(key)
@@ -152,13 +168,12 @@ pub async fn serve(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(
-            app.clone()
-                .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    req
-                }),
-        );
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            },
+        ));
         let builder = builder.clone();
         let acceptor = acceptor.clone();
         let watcher = graceful.watcher();
@@ -170,12 +185,14 @@ pub async fn serve(
                 }
                 Some(acceptor) => {
                     // The TLS handshake is bounded like header reading.
-                    let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
                     else {
                         metrics::counter!("authbridge_tls_handshake_failures_total").increment(1);
                         return;
                     };
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
             }

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -21,14 +22,18 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::cache::{AnswerCache, KeyHasher};
+use crate::access::{self, Access};
+use crate::admin::{self, AdminState};
+use crate::cache::{AnswerCache, CachePolicy, KeyHasher};
 use crate::config::{ConfigError, Settings};
 use crate::error::codes;
 use crate::front::auth_api;
 use crate::front::auth_card::CardBuilder;
-use crate::lookup::Lookup;
+use crate::lookup::{Engine, Limits, Lookup};
 use crate::mapping::LoadError;
-use crate::upstream::{Pipeline, UpstreamClient};
+use crate::reload::Reloader;
+use crate::server::{self, ConnLimits, ReloadableCert};
+use crate::upstream::{Pipeline, Transport};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,23 +47,48 @@ pub enum StartupError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Tls(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
-/// Per-request limits, taken out of the settings once.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_token_bytes: usize,
-    pub request_timeout: Duration,
-    pub token_pattern: Option<regex::Regex>,
+/// Everything a reload may change, built and validated from `settings`.
+pub fn build_engine(settings: &Settings) -> Result<Engine, StartupError> {
+    settings.validate()?;
+    let cards = CardBuilder::load(&settings.auth_api)?;
+    let pipeline = Pipeline::from_mapping_file(&settings.auth_api.mapping, &settings.upstream)?
+        .map_or_else(|| Pipeline::from_settings(&settings.upstream), Ok)?;
+    let text = std::fs::read(&settings.auth_api.mapping).unwrap_or_default();
+    let options = format!(
+        "{:?}{}",
+        settings.auth_api.api_version, settings.auth_api.derive_fields
+    );
+    let mapping_digest = access::digest(&[text.as_slice(), options.as_bytes()].concat());
+    Ok(Engine {
+        producer: Arc::new(cards),
+        pipeline,
+        policy: CachePolicy::new(&settings.cache),
+        limits: Limits {
+            max_token_bytes: settings.server.max_token_bytes,
+            request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
+            // Validated with the settings above.
+            token_pattern: settings
+                .server
+                .token_pattern
+                .as_deref()
+                .and_then(|p| regex::Regex::new(p).ok()),
+        },
+        mapping_digest,
+        mapping_file: settings.auth_api.mapping.display().to_string(),
+    })
 }
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Lookup,
-    pub limits: Limits,
+    pub access: Arc<Access>,
     pub ready: Arc<AtomicBool>,
     pub metrics: PrometheusHandle,
 }
@@ -67,31 +97,14 @@ impl AppState {
     /// Loads the mapping, reads secrets and builds the clients; everything
     /// that can be wrong with the configuration fails here, before listening.
     pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
-        settings.validate()?;
-        let cards = CardBuilder::load(&settings.auth_api)?;
-        let pipeline = Pipeline::from_mapping_file(&settings.auth_api.mapping, &settings.upstream)?;
-        let upstream = UpstreamClient::new(&settings.upstream, pipeline)?;
+        let engine = build_engine(settings)?;
+        let transport = Transport::new(&settings.upstream)?;
         let hasher = KeyHasher::from_settings(&settings.cache)?;
         let cache = AnswerCache::new(&settings.cache);
-        let auth = Lookup::new(
-            auth_api::NAMESPACE,
-            hasher,
-            cache,
-            upstream,
-            Arc::new(cards),
-        );
+        let auth = Lookup::new(auth_api::NAMESPACE, hasher, cache, transport, engine);
         Ok(Self {
             auth,
-            limits: Limits {
-                max_token_bytes: settings.server.max_token_bytes,
-                request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
-                // Validated with the settings above.
-                token_pattern: settings
-                    .server
-                    .token_pattern
-                    .as_deref()
-                    .and_then(|p| regex::Regex::new(p).ok()),
-            },
+            access: Arc::new(Access::new(&settings.server.access)?),
             ready: Arc::new(AtomicBool::new(false)),
             metrics: crate::metrics::handle(),
         })
@@ -100,8 +113,15 @@ impl AppState {
 
 /// The routes, without middleware.
 pub fn router(state: AppState) -> Router {
+    let mut auth = auth_api::routes();
+    if !state.access.is_open() {
+        auth = auth.route_layer(axum::middleware::from_fn_with_state(
+            state.access.clone(),
+            access::guard,
+        ));
+    }
     Router::new()
-        .merge(auth_api::routes())
+        .merge(auth)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -187,31 +207,76 @@ async fn bad_method() -> Response {
     )
 }
 
-/// A server bound to its port, not yet serving.
+/// A server bound to its port(s), not yet serving.
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: AppState,
+    limits: ConnLimits,
+    cert: Option<Arc<ReloadableCert>>,
+    reloader: Arc<Reloader>,
+    watch_files: bool,
+    admin: Option<(TcpListener, AdminState)>,
+}
+
+async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind {
+            addr: addr.to_owned(),
+            source,
+        })?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
 }
 
 impl Application {
-    /// Builds the state and binds the listener (port 0 picks a free port).
+    /// Builds the state and binds the listeners (port 0 picks a free port).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_config_file(settings, None).await
+    }
+
+    /// As [`build`](Self::build), remembering the config file to re-read on reload.
+    pub async fn build_with_config_file(
+        settings: Settings,
+        config_file: Option<PathBuf>,
+    ) -> Result<Self, StartupError> {
         let state = AppState::from_settings(&settings)?;
-        let addr = settings.server.listen.clone();
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: addr.clone(),
-                source,
-            })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind { addr, source })?;
+        let cert = match (
+            &settings.server.tls.cert_file,
+            &settings.server.tls.key_file,
+        ) {
+            (Some(cert), Some(key)) => {
+                Some(ReloadableCert::load(cert, key).map_err(StartupError::Tls)?)
+            }
+            _ => None,
+        };
+        let (listener, local_addr) = bind(&settings.server.listen).await?;
+        let reloader = Reloader::new(
+            config_file,
+            settings.clone(),
+            state.auth.clone(),
+            cert.clone(),
+        );
+        let admin = if settings.admin.listen.is_empty() {
+            None
+        } else {
+            let admin_state =
+                AdminState::new(&settings.admin, state.auth.clone(), reloader.clone())?;
+            Some((bind(&settings.admin.listen).await?.0, admin_state))
+        };
         Ok(Self {
             listener,
             local_addr,
             state,
+            limits: ConnLimits {
+                max_connections: settings.server.max_connections,
+                header_read_timeout: Duration::from_millis(settings.server.header_read_timeout_ms),
+            },
+            cert,
+            reloader,
+            watch_files: settings.reload.watch_files,
+            admin,
         })
     }
 
@@ -225,8 +290,19 @@ impl Application {
         self.local_addr
     }
 
-    /// Serves until Ctrl-C or SIGTERM.
+    /// The admin API's bound address, if it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// The reloader (for tests and embedders).
+    pub fn reloader(&self) -> Arc<Reloader> {
+        self.reloader.clone()
+    }
+
+    /// Serves until Ctrl-C or SIGTERM; reloads on SIGHUP.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.reloader.on_sighup();
         self.run_with_shutdown(shutdown_signal()).await
     }
 
@@ -238,15 +314,33 @@ impl Application {
     ) -> std::io::Result<()> {
         let ready = Arc::clone(&self.state.ready);
         let app = with_middleware(router(self.state));
+        let _watcher = if self.watch_files {
+            self.reloader.watch_files()
+        } else {
+            None
+        };
+        let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
+        if let Some((listener, admin_state)) = self.admin {
+            let admin_app = admin::router(admin_state);
+            let mut stopped = admin_stopped.clone();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, admin_app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.changed().await;
+                    })
+                    .await;
+            });
+        }
         ready.store(true, Ordering::Release);
-        tracing::info!(addr = %self.local_addr, "authbridge listening");
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                signal.await;
-                ready.store(false, Ordering::Release);
-                tracing::info!("shutting down: finishing in-flight requests");
-            })
-            .await
+        tracing::info!(addr = %self.local_addr, tls = self.cert.is_some(), "authbridge listening");
+        let result = server::serve(self.listener, app, self.limits, self.cert, async move {
+            signal.await;
+            ready.store(false, Ordering::Release);
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
+        .await;
+        let _ = stop_admin.send(true);
+        result
     }
 }
 

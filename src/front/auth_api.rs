@@ -10,21 +10,29 @@ use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 
 use crate::cache::Answer;
 use crate::error::{LookupError, codes};
+use crate::lookup::Limits;
 use crate::lookup::Source;
-use crate::startup::{AppState, Limits};
+use crate::startup::AppState;
 
 /// This front's cache key space.
 pub const NAMESPACE: &str = "auth-api";
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+/// Where a card came from: `hit`, `miss`, or `stale` (with why), so ops and
+/// the chat server's logs can tell a stale card from a fresh one.
+const CACHE_STATUS: HeaderName = HeaderName::from_static("x-authbridge-cache");
+const HIT: HeaderValue = HeaderValue::from_static("hit");
+const MISS: HeaderValue = HeaderValue::from_static("miss");
+const STALE_IF_ERROR: HeaderValue = HeaderValue::from_static("stale; reason=crm-error");
+const STALE_WHILE_REVALIDATE: HeaderValue = HeaderValue::from_static("stale; reason=revalidating");
 const NOT_FOUND_BODY: &[u8] = br#"{"errorCode":"1001","errorText":"Client not found"}"#;
 
 /// The Auth API routes.
@@ -95,9 +103,10 @@ async fn client_by_token(
     token: Result<Path<String>, PathRejection>,
 ) -> Response {
     let started = Instant::now();
+    let limits = state.auth.engine().limits.clone();
     let result = match token {
-        Ok(Path(token)) => match check_token(&token, &state.limits) {
-            Ok(()) => lookup(&state, &token, state.limits.request_timeout).await,
+        Ok(Path(token)) => match check_token(&token, &limits) {
+            Ok(()) => lookup(&state, &token, limits.request_timeout).await,
             Err(e) => Err(e),
         },
         Err(_) => Err(LookupError::BadToken(
@@ -106,15 +115,16 @@ async fn client_by_token(
     };
     match result {
         Ok((Answer::Card(bytes), source)) => {
-            record(
-                if source == Source::Cache {
-                    "found_cached"
-                } else {
-                    "found"
-                },
-                started,
-            );
-            json(StatusCode::OK, bytes)
+            let (outcome, cache) = match source {
+                Source::Cache => ("found_cached", HIT),
+                Source::Crm => ("found", MISS),
+                Source::StaleIfError => ("found_stale", STALE_IF_ERROR),
+                Source::StaleWhileRevalidate => ("found_stale", STALE_WHILE_REVALIDATE),
+            };
+            record(outcome, started);
+            let mut response = json(StatusCode::OK, bytes);
+            response.headers_mut().insert(CACHE_STATUS, cache);
+            response
         }
         Ok((Answer::NotFound, _)) => {
             record("not_found", started);

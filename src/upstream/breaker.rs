@@ -83,8 +83,13 @@ impl Breaker {
 
     fn transition(inner: &mut Inner, to: State) {
         if inner.state != to {
-            tracing::warn!(from = inner.state.name(), to = to.name(), "CRM circuit breaker");
-            metrics::counter!("authbridge_breaker_transitions_total", "to" => to.name()).increment(1);
+            tracing::warn!(
+                from = inner.state.name(),
+                to = to.name(),
+                "CRM circuit breaker"
+            );
+            metrics::counter!("authbridge_breaker_transitions_total", "to" => to.name())
+                .increment(1);
             metrics::gauge!("authbridge_breaker_state").set(to.gauge());
             inner.state = to;
         }
@@ -98,7 +103,9 @@ impl Breaker {
         let mut inner = self.inner.lock().expect("breaker lock");
         match inner.state {
             State::Closed => Some(Permit { probe: false }),
-            State::Open if inner.opened_at.elapsed() >= Duration::from_millis(self.settings.open_ms) => {
+            State::Open
+                if inner.opened_at.elapsed() >= Duration::from_millis(self.settings.open_ms) =>
+            {
                 Self::transition(&mut inner, State::HalfOpen);
                 inner.probe_in_flight = true;
                 Some(Permit { probe: true })
@@ -140,7 +147,8 @@ impl Breaker {
         }
         let failures = inner.recent.iter().filter(|ok| !**ok).count();
         let full = inner.recent.len() >= self.settings.window as usize;
-        let ratio_tripped = full && failures as f64 / inner.recent.len() as f64 >= self.settings.failure_ratio;
+        let ratio_tripped =
+            full && failures as f64 / inner.recent.len() as f64 >= self.settings.failure_ratio;
         if inner.consecutive >= self.settings.consecutive_failures || ratio_tripped {
             inner.opened_at = Instant::now();
             Self::transition(&mut inner, State::Open);

@@ -1,6 +1,6 @@
-//! The CRM side of a lookup: a [`Transport`] (HTTP client, auth, TLS, limits)
-//! and a [`Pipeline`] of one or more requests, whose answers are classified as
-//! found, not found or a named error.
+//! The CRM side of a lookup: a [`Transport`] (HTTP client, auth, TLS, the
+//! breaker, retries and the in-flight cap) and a [`Pipeline`] of one or more
+//! requests, whose answers are classified as found, not found or a named error.
 
 mod auth;
 mod breaker;
@@ -17,41 +17,10 @@ pub use pipeline::Pipeline;
 pub use template::{BodyTemplate, Template, Vars};
 pub use transport::{Fetched, Transport};
 
-use crate::config::{ConfigError, UpstreamSettings};
-
-/// A configured CRM: where and how to ask, and which requests make a lookup.
-#[derive(Debug)]
-pub struct UpstreamClient {
-    transport: Transport,
-    pipeline: Pipeline,
-}
-
-impl UpstreamClient {
-    /// The client for `settings`, running `pipeline`, or the single request of
-    /// `[upstream]` when the mapping declares no steps.
-    pub fn new(
-        settings: &UpstreamSettings,
-        pipeline: Option<Pipeline>,
-    ) -> Result<Self, ConfigError> {
-        let pipeline = match pipeline {
-            Some(p) => p,
-            None => Pipeline::from_settings(settings)?,
-        };
-        Ok(Self {
-            transport: Transport::new(settings)?,
-            pipeline,
-        })
-    }
-
-    /// Asks the CRM about `token`.
-    pub async fn fetch(&self, token: &str) -> Result<Fetched, UpstreamError> {
-        self.pipeline.run(&self.transport, token).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::UpstreamSettings;
     use crate::mapping::path::Scope;
     use serde_json::json;
 

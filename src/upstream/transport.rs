@@ -84,7 +84,10 @@ impl Gate {
             return Err(UpstreamError::Overloaded);
         }
         let _waiting = Waiting(&self.waiting);
-        self.slots.acquire().await.map_err(|_| UpstreamError::Overloaded)
+        self.slots
+            .acquire()
+            .await
+            .map_err(|_| UpstreamError::Overloaded)
     }
 }
 
@@ -191,7 +194,11 @@ impl Transport {
 
     /// Sends `request`, classifying the answer with `not_found`; records
     /// metrics.
-    pub async fn send(&self, request: &Request, not_found: &NotFoundRule) -> Result<Fetched, UpstreamError> {
+    pub async fn send(
+        &self,
+        request: &Request,
+        not_found: &NotFoundRule,
+    ) -> Result<Fetched, UpstreamError> {
         let _slot = self.gate.enter().await?;
         let started = Instant::now();
         let result = self.send_with_retries(request, not_found).await;
@@ -224,7 +231,11 @@ impl Transport {
     /// Sends through the breaker, retrying connect errors, resets and the
     /// configured statuses with jittered exponential backoff, while the retry
     /// budget (a share of recent requests) allows.
-    async fn send_with_retries(&self, request: &Request, not_found: &NotFoundRule) -> Result<(u16, Fetched), UpstreamError> {
+    async fn send_with_retries(
+        &self,
+        request: &Request,
+        not_found: &NotFoundRule,
+    ) -> Result<(u16, Fetched), UpstreamError> {
         use backon::BackoffBuilder as _;
         self.budget.deposit();
         let mut delays = backon::ExponentialBuilder::default()
@@ -243,13 +254,20 @@ impl Transport {
             self.breaker.record(permit, !failed);
             match result {
                 Err(e) if self.retryable(request, &e) => {
-                    let Some(delay) = delays.next() else { return Err(e) };
+                    let Some(delay) = delays.next() else {
+                        return Err(e);
+                    };
                     if !self.budget.withdraw() {
                         metrics::counter!("authbridge_retries_total", "result" => "budget_exhausted").increment(1);
                         return Err(e);
                     }
-                    metrics::counter!("authbridge_retries_total", "result" => "retried").increment(1);
-                    tracing::debug!(kind = e.label(), delay_ms = delay.as_millis() as u64, "retrying CRM request");
+                    metrics::counter!("authbridge_retries_total", "result" => "retried")
+                        .increment(1);
+                    tracing::debug!(
+                        kind = e.label(),
+                        delay_ms = delay.as_millis() as u64,
+                        "retrying CRM request"
+                    );
                     tokio::time::sleep(delay).await;
                 }
                 other => return other,

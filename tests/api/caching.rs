@@ -117,7 +117,7 @@ async fn found_cards_expire_after_their_ttl() {
 
 #[tokio::test]
 async fn errors_are_never_cached() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.upstream.retry.max_attempts = 1).await;
     Mock::given(path(crm_path("flaky")))
         .respond_with(ResponseTemplate::new(503))
         .expect(2)

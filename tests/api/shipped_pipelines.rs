@@ -55,7 +55,7 @@ async fn bitrix24_contact_then_company() {
                 let company = &input["steps"]["company"];
                 // A null company answer in the fixture: the company step failed.
                 let answer = if company.is_null() {
-                    ResponseTemplate::new(503)
+                    ResponseTemplate::new(500)
                 } else {
                     json(company)
                 };
