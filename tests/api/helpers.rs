@@ -124,6 +124,8 @@ pub fn test_settings(crm_url: &str) -> Settings {
     s.upstream.timeout_ms = 1_000;
     s.upstream.connect_timeout_ms = 500;
     s.auth_api.mapping = repo_path("mappings/generic-bank.toml");
+    // Tests that reload do so explicitly; no background file watchers.
+    s.reload.watch_files = false;
     s
 }
 
@@ -148,10 +150,17 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// Builds and serves an app; returns its base URL.
 pub async fn start(settings: Settings) -> String {
+    start_with_admin(settings).await.0
+}
+
+/// Builds and serves an app; returns its base URL and the admin API's, if on.
+pub async fn start_with_admin(settings: Settings) -> (String, Option<String>) {
+    init_logs();
     let app = Application::build(settings).await.expect("app builds");
     let address = format!("http://{}", app.local_addr());
+    let admin = app.admin_addr().map(|a| format!("http://{a}"));
     tokio::spawn(app.run_with_shutdown(std::future::pending()));
-    address
+    (address, admin)
 }
 
 /// Asserts an Auth API error answer: status, errorCode, and that the body is

@@ -12,6 +12,7 @@ mod mtls;
 mod oauth2;
 mod ops;
 mod pipelines;
+mod resilience;
 mod robustness;
 mod shipped_pipelines;
 mod upstream_request;

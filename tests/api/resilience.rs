@@ -1,0 +1,317 @@
+//! Resilience with fault-injecting CRMs: stale-if-error, stale-while-
+//! revalidate, retries and their budget, the circuit breaker, the in-flight
+//! cap, with exact call counts and statuses.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::helpers::{assert_error, crm_path, fixture, spawn_app_with};
+
+fn alice() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json"))
+}
+
+/// Short TTLs, no retries, no jitter: call counts are exact.
+fn quick(s: &mut authbridge::Settings) {
+    s.cache.found_ttl_secs = 1;
+    s.cache.grace_secs = 60;
+    s.cache.ttl_jitter = 0.0;
+    s.upstream.retry.max_attempts = 1;
+}
+
+async fn past_ttl() {
+    tokio::time::sleep(Duration::from_millis(1_150)).await;
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_the_old_card_when_the_crm_fails() {
+    for (fault, failure) in [
+        ("5xx", ResponseTemplate::new(503)),
+        (
+            "garbage",
+            ResponseTemplate::new(200).set_body_string("<html>oops"),
+        ),
+        ("slow", alice().set_delay(Duration::from_secs(3))),
+    ] {
+        let app = spawn_app_with(|s| {
+            quick(s);
+            s.upstream.timeout_ms = 300;
+            s.upstream.connect_timeout_ms = 100;
+        })
+        .await;
+        Mock::given(path(crm_path("t")))
+            .respond_with(alice())
+            .up_to_n_times(1)
+            .mount(&app.crm)
+            .await;
+        Mock::given(path(crm_path("t")))
+            .respond_with(failure)
+            .mount(&app.crm)
+            .await;
+
+        let first = app.lookup("t").await;
+        assert_eq!(first.headers()["x-authbridge-cache"], "miss");
+        let card: Value = first.json().await.unwrap();
+        past_ttl().await;
+        let stale = app.lookup("t").await;
+
+        assert_eq!(stale.status(), 200, "{fault}");
+        assert_eq!(
+            stale.headers()["x-authbridge-cache"],
+            "stale; reason=crm-error",
+            "{fault}"
+        );
+        assert_eq!(stale.json::<Value>().await.unwrap(), card, "{fault}");
+        assert_eq!(app.crm_calls().await, 2, "{fault}");
+    }
+}
+
+#[tokio::test]
+async fn without_grace_a_failing_crm_is_an_error() {
+    let app = spawn_app_with(|s| {
+        quick(s);
+        s.cache.grace_secs = 0;
+    })
+    .await;
+    Mock::given(path(crm_path("t")))
+        .respond_with(alice())
+        .up_to_n_times(1)
+        .mount(&app.crm)
+        .await;
+    Mock::given(path(crm_path("t")))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&app.crm)
+        .await;
+
+    assert_eq!(app.lookup("t").await.status(), 200);
+    past_ttl().await;
+    assert_error(app.lookup("t").await, 502, "1006").await;
+}
+
+#[tokio::test]
+async fn stale_while_revalidate_answers_at_once_and_refreshes_once() {
+    let app = spawn_app_with(|s| {
+        quick(s);
+        s.cache.stale_while_revalidate = true;
+    })
+    .await;
+    Mock::given(path(crm_path("t")))
+        .respond_with(alice().set_delay(Duration::from_millis(300)))
+        .expect(2)
+        .mount(&app.crm)
+        .await;
+
+    assert_eq!(
+        app.lookup("t").await.headers()["x-authbridge-cache"],
+        "miss"
+    );
+    past_ttl().await;
+    // Ten callers at once past the TTL: all get the stale card, one refresh runs.
+    let stale = futures_util::future::join_all((0..10).map(|_| app.lookup("t"))).await;
+    for r in &stale {
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["x-authbridge-cache"],
+            "stale; reason=revalidating"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.lookup("t").await.headers()["x-authbridge-cache"], "hit");
+    assert_eq!(app.crm_calls().await, 2);
+}
+
+#[tokio::test]
+async fn retries_cover_5xx_storms_up_to_max_attempts() {
+    let app = spawn_app_with(|s| {
+        s.upstream.retry.max_attempts = 3;
+        s.upstream.retry.base_delay_ms = 10;
+        s.upstream.retry.budget_min_per_sec = 100;
+    })
+    .await;
+    Mock::given(path(crm_path("storm")))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(3)
+        .mount(&app.crm)
+        .await;
+    Mock::given(path(crm_path("flaky")))
+        .respond_with(ResponseTemplate::new(502))
+        .up_to_n_times(1)
+        .mount(&app.crm)
+        .await;
+    Mock::given(path(crm_path("flaky")))
+        .respond_with(alice())
+        .expect(1)
+        .mount(&app.crm)
+        .await;
+    Mock::given(path(crm_path("plain500")))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(1)
+        .mount(&app.crm)
+        .await;
+    Mock::given(path(crm_path("nobody")))
+        .respond_with(ResponseTemplate::new(404))
+        .expect(1)
+        .mount(&app.crm)
+        .await;
+
+    assert_error(app.lookup("storm").await, 502, "1006").await;
+    assert_eq!(
+        app.lookup("flaky").await.status(),
+        200,
+        "the retry succeeded"
+    );
+    assert_error(app.lookup("plain500").await, 502, "1006").await;
+    assert_error(app.lookup("nobody").await, 404, "1001").await;
+}
+
+#[tokio::test]
+async fn post_requests_are_never_retried() {
+    let app = spawn_app_with(|s| {
+        s.upstream.retry.max_attempts = 3;
+        s.upstream.method = authbridge::config::HttpMethod::POST;
+        s.upstream.path = "/search".into();
+        s.upstream.body = Some(r#"{"t": "{token}"}"#.into());
+    })
+    .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(1)
+        .mount(&app.crm)
+        .await;
+
+    assert_error(app.lookup("x").await, 502, "1006").await;
+}
+
+#[tokio::test]
+async fn an_empty_retry_budget_stops_retries() {
+    let app = spawn_app_with(|s| {
+        s.upstream.retry.max_attempts = 3;
+        s.upstream.retry.budget_percent = 0.0;
+        s.upstream.retry.budget_min_per_sec = 0;
+    })
+    .await;
+    Mock::given(path(crm_path("x")))
+        .respond_with(ResponseTemplate::new(503))
+        .expect(1)
+        .mount(&app.crm)
+        .await;
+
+    assert_error(app.lookup("x").await, 502, "1006").await;
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("authbridge_retries_total{result=\"budget_exhausted\"}"));
+}
+
+#[tokio::test]
+async fn the_breaker_opens_fails_fast_keeps_hits_and_recovers() {
+    let app = spawn_app_with(|s| {
+        quick(s);
+        s.cache.found_ttl_secs = 60;
+        s.upstream.breaker.consecutive_failures = 3;
+        s.upstream.breaker.open_ms = 400;
+    })
+    .await;
+    Mock::given(path(crm_path("cached")))
+        .respond_with(alice())
+        .expect(1)
+        .mount(&app.crm)
+        .await;
+    assert_eq!(app.lookup("cached").await.status(), 200);
+    // A 5xx storm: three failures open the breaker.
+    let storm = Mock::given(path(crm_path("storm")))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(3)
+        .mount_as_scoped(&app.crm)
+        .await;
+    for _ in 0..3 {
+        assert_error(app.lookup("storm").await, 502, "1006").await;
+    }
+
+    // Open: misses fail fast without a CRM call; hits are still served.
+    let text = assert_error(app.lookup("storm").await, 503, "1009").await;
+    assert_eq!(text, "CRM is failing; requests are paused (circuit open)");
+    assert_eq!(app.lookup("cached").await.status(), 200);
+    drop(storm);
+    assert_eq!(app.crm_calls().await, 4);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("authbridge_breaker_state 2"),
+        "open is exported as 2"
+    );
+
+    // The CRM recovers; after open_ms one probe closes the breaker.
+    Mock::given(path(crm_path("storm")))
+        .respond_with(alice())
+        .expect(1)
+        .mount(&app.crm)
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.lookup("storm").await.status(), 200);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("authbridge_breaker_transitions_total{to=\"closed\"}"));
+}
+
+#[tokio::test]
+async fn an_open_breaker_still_serves_stale_cards() {
+    let app = spawn_app_with(|s| {
+        quick(s);
+        s.upstream.breaker.consecutive_failures = 1;
+        s.upstream.breaker.open_ms = 60_000;
+    })
+    .await;
+    Mock::given(path(crm_path("t")))
+        .respond_with(alice())
+        .up_to_n_times(1)
+        .mount(&app.crm)
+        .await;
+    Mock::given(path(crm_path("other")))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&app.crm)
+        .await;
+    assert_eq!(app.lookup("t").await.status(), 200);
+    assert_error(app.lookup("other").await, 502, "1006").await;
+    past_ttl().await;
+
+    let stale = app.lookup("t").await;
+
+    assert_eq!(stale.status(), 200);
+    assert_eq!(
+        stale.headers()["x-authbridge-cache"],
+        "stale; reason=crm-error"
+    );
+    assert_eq!(
+        app.crm_calls().await,
+        2,
+        "the open breaker made no CRM call"
+    );
+}
+
+#[tokio::test]
+async fn beyond_the_in_flight_cap_and_queue_requests_are_shed_at_once() {
+    let app = spawn_app_with(|s| {
+        s.upstream.max_in_flight = 1;
+        s.upstream.max_queue = 1;
+    })
+    .await;
+    Mock::given(method("GET"))
+        .respond_with(alice().set_delay(Duration::from_millis(400)))
+        .mount(&app.crm)
+        .await;
+
+    let responses =
+        futures_util::future::join_all((0..5).map(|i| app.lookup_owned(format!("u{i}")))).await;
+
+    let ok = responses.iter().filter(|r| r.status() == 200).count();
+    let shed: Vec<_> = responses
+        .into_iter()
+        .filter(|r| r.status() == 503)
+        .collect();
+    assert_eq!(ok, 2, "one in flight, one queued");
+    assert_eq!(shed.len(), 3);
+    for r in shed {
+        assert_error(r, 503, "1010").await;
+    }
+    assert_eq!(app.crm_calls().await, 2);
+}
