@@ -10,6 +10,7 @@ mod hostile;
 mod logs;
 mod mtls;
 mod oauth2;
+mod operations;
 mod ops;
 mod pipelines;
 mod resilience;

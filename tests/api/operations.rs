@@ -1,0 +1,397 @@
+//! Operating authbridge: inbound access control, connection limits, the admin
+//! API, hot reload under load, TLS termination with certificate reload.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{assert_error, fixture, repo_path, start, start_with_admin, test_settings};
+use authbridge::config::AccessKind;
+
+fn file(content: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::io::Write::write_all(&mut f, content.as_bytes()).unwrap();
+    f
+}
+
+async fn crm() -> MockServer {
+    let crm = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
+        )
+        .mount(&crm)
+        .await;
+    crm
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+#[tokio::test]
+async fn a_shared_secret_guards_the_auth_api_but_not_health() {
+    let crm = crm().await;
+    let secret = file("chat-s3cret");
+    let mut settings = test_settings(&crm.uri());
+    settings.server.access.kind = AccessKind::Bearer;
+    settings.server.access.secret_file = Some(secret.path().to_owned());
+    let address = start(settings).await;
+    let url = format!("{address}/rest/chat/client/id/t");
+
+    let none = http().get(&url).send().await.unwrap();
+    let text = assert_error(none, 401, "1012").await;
+    assert_eq!(text, "Missing or wrong credentials");
+    assert_error(
+        http().get(&url).bearer_auth("nope").send().await.unwrap(),
+        401,
+        "1012",
+    )
+    .await;
+    assert_eq!(
+        http()
+            .get(&url)
+            .bearer_auth("chat-s3cret")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http()
+            .get(format!("{address}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(crm.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_cidr_allowlist_and_a_per_ip_rate_limit() {
+    let crm = crm().await;
+    let mut settings = test_settings(&crm.uri());
+    settings.server.access.allow_cidrs = vec!["10.0.0.0/8".into()];
+    let closed = start(settings).await;
+    let text = assert_error(
+        http()
+            .get(format!("{closed}/rest/chat/client/id/t"))
+            .send()
+            .await
+            .unwrap(),
+        403,
+        "1013",
+    )
+    .await;
+    assert_eq!(text, "Caller network not allowed");
+
+    let mut settings = test_settings(&crm.uri());
+    settings.server.access.allow_cidrs = vec!["127.0.0.0/8".into(), "::1/128".into()];
+    settings.server.access.rate_limit_per_ip = 1;
+    settings.server.access.rate_limit_burst = 2;
+    let open = start(settings).await;
+    let url = format!("{open}/rest/chat/client/id/t");
+    assert_eq!(http().get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(http().get(&url).send().await.unwrap().status(), 200);
+    assert_error(http().get(&url).send().await.unwrap(), 429, "1011").await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed_and_slow_headers_cut_off() {
+    let crm = crm().await;
+    let mut settings = test_settings(&crm.uri());
+    settings.server.max_connections = 1;
+    settings.server.header_read_timeout_ms = 300;
+    let address = start(settings).await;
+    let addr = address.trim_start_matches("http://").to_owned();
+
+    // A client that sends half a request and stalls holds the only slot...
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // ...so another connection is closed at once.
+    let refused = http().get(format!("{address}/healthz")).send().await;
+    assert!(refused.is_err(), "over the connection cap");
+    // The header-read timeout then drops the slow client and frees the slot.
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(
+        matches!(read, Ok(0) | Err(_)) || String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 408")
+    );
+    drop(slow);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        http()
+            .get(format!("{address}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+async fn admin_app(
+    crm: &MockServer,
+    mapping: &std::path::Path,
+) -> (String, String, tempfile::NamedTempFile) {
+    let token = file("adm1n-token");
+    let mut settings = test_settings(&crm.uri());
+    settings.auth_api.mapping = mapping.to_owned();
+    settings.admin.listen = "127.0.0.1:0".into();
+    settings.admin.token_file = Some(token.path().to_owned());
+    let (address, admin) = start_with_admin(settings).await;
+    (address, admin.expect("admin API on"), token)
+}
+
+#[tokio::test]
+async fn the_admin_api_purges_reloads_and_reports() {
+    let crm = crm().await;
+    let (address, admin, _token) = admin_app(&crm, &repo_path("mappings/generic-bank.toml")).await;
+    let lookup = |t: &'static str| {
+        http()
+            .get(format!("{address}/rest/chat/client/id/{t}"))
+            .send()
+    };
+    let admin_post = |p: &'static str, body: Value| {
+        http()
+            .post(format!("{admin}{p}"))
+            .bearer_auth("adm1n-token")
+            .json(&body)
+            .send()
+    };
+
+    assert_eq!(
+        http()
+            .get(format!("{admin}/admin/stats"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        http()
+            .get(format!("{admin}/admin/stats"))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    lookup("a").await.unwrap();
+    lookup("a").await.unwrap();
+    lookup("b").await.unwrap();
+    assert_eq!(crm.received_requests().await.unwrap().len(), 2);
+
+    let stats: Value = http()
+        .get(format!("{admin}/admin/stats"))
+        .bearer_auth("adm1n-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["cache"]["entries"], 2);
+    assert_eq!(stats["breaker"]["state"], "closed");
+
+    let purged: Value = admin_post("/admin/cache/purge", json!({"token": "a"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(purged, json!({"purged": true}));
+    lookup("a").await.unwrap();
+    lookup("b").await.unwrap();
+    assert_eq!(
+        crm.received_requests().await.unwrap().len(),
+        3,
+        "only a was fetched again"
+    );
+
+    admin_post("/admin/cache/purge-all", json!({}))
+        .await
+        .unwrap();
+    lookup("b").await.unwrap();
+    assert_eq!(crm.received_requests().await.unwrap().len(), 4);
+
+    let reloaded: Value = admin_post("/admin/reload", json!({}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reloaded["reloaded"], true);
+    assert_eq!(reloaded["mapping_changed"], false);
+}
+
+#[tokio::test]
+async fn reloading_under_load_loses_no_request() {
+    let crm = crm().await;
+    let original = std::fs::read_to_string(repo_path("mappings/generic-bank.toml")).unwrap();
+    let mapping = file(&original);
+    let (address, admin, _token) = admin_app(&crm, mapping.path()).await;
+    let reload = || {
+        http()
+            .post(format!("{admin}/admin/reload"))
+            .bearer_auth("adm1n-token")
+            .send()
+    };
+
+    // Requests fire continuously (bounded: at most 3 s) over a few tokens.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let total = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let (stop, failures, total, address) = (
+            stop.clone(),
+            failures.clone(),
+            total.clone(),
+            address.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let client = http();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
+                let r = client
+                    .get(format!("{address}/rest/chat/client/id/w{w}-{}", i % 5))
+                    .send()
+                    .await;
+                total.fetch_add(1, Ordering::Relaxed);
+                if !matches!(r, Ok(ref r) if r.status() == 200) {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                i += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // A valid change: cards made by the old mapping are dropped.
+    std::fs::write(
+        mapping.path(),
+        original.replace(
+            r#"{ path = "$.client.typeCode", default = "0" }"#,
+            r#"{ const = "1" }"#,
+        ),
+    )
+    .unwrap();
+    let ok: Value = reload().await.unwrap().json().await.unwrap();
+    assert_eq!(ok["mapping_changed"], true, "{ok}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let card: Value = http()
+        .get(format!("{address}/rest/chat/client/id/w0-0"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(card["client"]["type"], "1", "served by the new mapping");
+
+    // An invalid change: rejected with its position; the running one keeps serving.
+    std::fs::write(
+        mapping.path(),
+        "[client]\nid = \"$.client.id\"\nsurnme = \"$.x\"\n",
+    )
+    .unwrap();
+    let rejected = reload().await.unwrap();
+    assert_eq!(rejected.status(), 422);
+    let body: Value = rejected.json().await.unwrap();
+    assert!(
+        body["errors"]
+            .to_string()
+            .contains(":3:1: client.surnme: unknown field"),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+
+    assert!(total.load(Ordering::Relaxed) > 20, "the load ran");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "no request failed during the reloads"
+    );
+    let card: Value = http()
+        .get(format!("{address}/rest/chat/client/id/w1-1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(card["client"]["type"], "1", "still the last valid mapping");
+    let metrics = http()
+        .get(format!("{address}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("authbridge_reloads_total{result=\"failed\"}"));
+    assert!(metrics.contains("authbridge_reloads_total{result=\"ok\"}"));
+}
+
+#[tokio::test]
+async fn a_changed_mapping_file_is_picked_up_by_the_watcher() {
+    let crm = crm().await;
+    let original = std::fs::read_to_string(repo_path("mappings/generic-bank.toml")).unwrap();
+    let mapping = file(&original);
+    let mut settings = test_settings(&crm.uri());
+    settings.auth_api.mapping = mapping.path().to_owned();
+    settings.reload.watch_files = true;
+    let address = start(settings).await;
+    let card = || async {
+        http()
+            .get(format!("{address}/rest/chat/client/id/t"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    assert_eq!(card().await["client"]["type"], "0");
+
+    std::fs::write(
+        mapping.path(),
+        original.replace(
+            r#"{ path = "$.client.typeCode", default = "0" }"#,
+            r#"{ const = "1" }"#,
+        ),
+    )
+    .unwrap();
+
+    // Bounded wait for the watcher (debounced 200 ms).
+    let mut seen = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if card().await["client"]["type"] == "1" {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the new mapping serves within 5 s");
+}
