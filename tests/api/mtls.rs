@@ -187,3 +187,96 @@ async fn unreadable_tls_files_refuse_to_start() {
         .expect("refuses");
     assert!(err.to_string().contains("upstream.tls.ca_file"), "{err}");
 }
+
+/// A server certificate for 127.0.0.1 from `ca`, as PEM (certificate, key).
+fn server_pem(ca: &CertifiedIssuer<'static, KeyPair>) -> (String, String, CertificateDer<'static>) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.signed_by(&key, ca).unwrap();
+    (cert.pem(), key.serialize_pem(), cert.der().clone())
+}
+
+/// The certificate a TLS server at `addr` presents.
+async fn presented_cert(
+    addr: std::net::SocketAddr,
+    ca_der: &CertificateDer<'static>,
+) -> CertificateDer<'static> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots.add(ca_der.clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+}
+
+#[tokio::test]
+async fn tls_termination_with_a_reloadable_certificate() {
+    init_logs();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let ca_der = ca.der().clone();
+    let (cert_pem, key_pem, first_der) = server_pem(&ca);
+    let (cert_file, key_file) = (file(&cert_pem), file(&key_pem));
+    let crm = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(fixture("generic-bank/alice.input.json")),
+        )
+        .mount(&crm)
+        .await;
+    let mut settings = test_settings(&crm.uri());
+    settings.server.tls.cert_file = Some(cert_file.path().to_owned());
+    settings.server.tls.key_file = Some(key_file.path().to_owned());
+    let app = authbridge::Application::build(settings).await.unwrap();
+    let addr = app.local_addr();
+    let reloader = app.reloader();
+    tokio::spawn(app.run_with_shutdown(std::future::pending()));
+
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_der(&ca_der).unwrap())
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!(
+            "https://127.0.0.1:{}/rest/chat/client/id/t",
+            addr.port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(presented_cert(addr, &ca_der).await, first_der);
+
+    // A renewed certificate is picked up on reload, without a restart.
+    let (cert_pem, key_pem, second_der) = server_pem(&ca);
+    std::fs::write(cert_file.path(), cert_pem).unwrap();
+    std::fs::write(key_file.path(), key_pem).unwrap();
+    reloader.reload().await.unwrap();
+    assert_eq!(presented_cert(addr, &ca_der).await, second_der);
+
+    // A broken certificate is rejected and the current one keeps serving.
+    std::fs::write(cert_file.path(), "garbage").unwrap();
+    assert!(
+        reloader
+            .reload()
+            .await
+            .unwrap_err()
+            .contains("server.tls.cert_file")
+    );
+    assert_eq!(presented_cert(addr, &ca_der).await, second_der);
+}
