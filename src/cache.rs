@@ -90,12 +90,36 @@ pub struct Entry {
     pub generation: u64,
     /// How long moka keeps it: the TTL plus, for cards, the grace window.
     lifetime: Duration,
+    /// The stale window after `fresh_until`.
+    grace: Duration,
 }
 
 impl Entry {
     /// True while the entry may be served as a plain hit.
     pub fn is_fresh(&self) -> bool {
         Instant::now() < self.fresh_until
+    }
+
+    /// An entry read back from the shared cache: fresh for `fresh_for`,
+    /// kept for `lifetime`.
+    pub fn restored(
+        answer: Answer,
+        fresh_for: Duration,
+        lifetime: Duration,
+        generation: u64,
+    ) -> Self {
+        Self {
+            answer,
+            fresh_until: Instant::now() + fresh_for,
+            generation,
+            lifetime,
+            grace: lifetime.saturating_sub(fresh_for),
+        }
+    }
+
+    /// How much longer the entry is kept (for the shared cache's TTL).
+    pub fn remaining_lifetime(&self) -> Duration {
+        (self.fresh_until + self.grace).saturating_duration_since(Instant::now())
     }
 }
 
@@ -139,6 +163,7 @@ impl CachePolicy {
             fresh_until: Instant::now() + ttl,
             generation,
             lifetime: ttl + grace,
+            grace,
         })
     }
 }

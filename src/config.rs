@@ -27,6 +27,37 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub admin: AdminSettings,
     pub reload: ReloadSettings,
+    pub redis: RedisSettings,
+}
+
+/// The optional shared cache level for replicas.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`; empty = off.
+    pub url: String,
+    /// Prefix of authbridge's keys.
+    pub key_prefix: String,
+    /// Timeout of each Redis call; a slow Redis is skipped, not waited for.
+    pub timeout_ms: u64,
+    /// How long a replica fetching a card holds the cross-replica lock.
+    pub lock_ms: u64,
+    /// AES-256-GCM key (64 hex digits) for values at rest, from env or file.
+    pub encryption_key_env: Option<String>,
+    pub encryption_key_file: Option<PathBuf>,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            key_prefix: "authbridge:".into(),
+            timeout_ms: 50,
+            lock_ms: 2_000,
+            encryption_key_env: None,
+            encryption_key_file: None,
+        }
+    }
 }
 
 /// The HTTP listener and per-request limits.
@@ -662,6 +693,18 @@ impl Settings {
                 || self.admin.token_file.is_some(),
             "admin.token_env",
             "the admin API needs a token: token_env or token_file",
+        );
+        check(
+            self.redis.url.is_empty()
+                || self.cache.hash_key_env.is_some()
+                || self.cache.hash_key_file.is_some(),
+            "cache.hash_key_env",
+            "replicas sharing Redis need the same cache key: set hash_key_env or hash_key_file",
+        );
+        check(
+            self.redis.url.is_empty() || self.redis.timeout_ms > 0,
+            "redis.timeout_ms",
+            "must be at least 1",
         );
         check(
             u.deadline_ms > 0,

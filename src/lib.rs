@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod reload;
 pub mod schema;
 pub mod server;
+pub mod shared_cache;
 pub mod startup;
 pub mod telemetry;
 pub mod tools;

@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use crate::cache::{Answer, AnswerCache, CacheKey, CachePolicy, KeyHasher};
 use crate::error::LookupError;
+use crate::shared_cache::SharedCache;
 use crate::upstream::{Fetched, Pipeline, Transport};
 
 /// Turns the CRM's JSON into the bytes a front sends: its mapping, its
@@ -80,6 +81,7 @@ struct Inner {
     cache: AnswerCache,
     transport: Transport,
     engine: ArcSwap<Engine>,
+    shared: Option<SharedCache>,
     generation: AtomicU64,
     in_flight: Mutex<HashMap<CacheKey, InFlight>>,
 }
@@ -92,6 +94,7 @@ impl Lookup {
         cache: AnswerCache,
         transport: Transport,
         engine: Engine,
+        shared: Option<SharedCache>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -100,6 +103,7 @@ impl Lookup {
                 cache,
                 transport,
                 engine: ArcSwap::from_pointee(engine),
+                shared,
                 generation: AtomicU64::new(0),
                 in_flight: Mutex::new(HashMap::new()),
             }),
@@ -144,18 +148,32 @@ impl Lookup {
     /// Drops the cached answer for `token`; true if there was one.
     pub async fn purge(&self, token: &str) -> bool {
         let key = self.inner.hasher.key(self.inner.namespace, token);
+        if let Some(shared) = &self.inner.shared {
+            shared.remove(&key).await;
+        }
         self.inner.cache.remove(&key).await
     }
 
     /// The answer for `token`, from cache or from the CRM.
     pub async fn get(&self, token: &str) -> Result<(Answer, Source), LookupError> {
         let key = self.inner.hasher.key(self.inner.namespace, token);
-        let cached = self
+        let generation = self.generation();
+        let mut cached = self
             .inner
             .cache
             .get(&key)
             .await
-            .filter(|e| e.generation == self.generation());
+            .filter(|e| e.generation == generation);
+        if cached.is_none()
+            && let Some(shared) = &self.inner.shared
+        {
+            let digest = self.inner.engine.load().mapping_digest;
+            cached = shared.get(&key, &digest, generation).await;
+            if let Some(entry) = &cached {
+                metrics::counter!("authbridge_cache_shared_hits_total").increment(1);
+                self.inner.cache.insert(key, entry.clone()).await;
+            }
+        }
         let Some(entry) = cached else {
             metrics::counter!("authbridge_cache_misses_total").increment(1);
             return self.fetch(key, token).await.map(|a| (a, Source::Crm));
@@ -204,6 +222,24 @@ impl Lookup {
         let task = tokio::spawn(async move {
             let engine = inner.engine.load_full();
             let generation = inner.generation.load(Ordering::Acquire);
+            // Another replica may be fetching this card: wait for it a moment.
+            let mut locked = false;
+            if let Some(shared) = &inner.shared {
+                locked = shared.lock(&key).await;
+                if !locked
+                    && let Some(entry) = shared
+                        .wait_for(&key, &engine.mapping_digest, generation)
+                        .await
+                {
+                    inner.cache.insert(key, entry.clone()).await;
+                    inner
+                        .in_flight
+                        .lock()
+                        .expect("in-flight map lock")
+                        .remove(&key);
+                    return Ok(entry.answer);
+                }
+            }
             let result = inner.fetch(&engine, &token).await;
             if let Err(e) = &result {
                 // Logged once per fetch, however many callers wait for it.
@@ -212,7 +248,13 @@ impl Lookup {
             if let Ok(answer) = &result
                 && let Some(entry) = engine.policy.entry(answer.clone(), generation)
             {
+                if let Some(shared) = &inner.shared {
+                    shared.put(&key, &entry, &engine.mapping_digest).await;
+                }
                 inner.cache.insert(key, entry).await;
+            }
+            if locked && let Some(shared) = &inner.shared {
+                shared.unlock(&key).await;
             }
             // Removed only after the cache holds the answer, so a caller that
             // misses the cache from now on finds either this entry or the card.

@@ -33,6 +33,7 @@ use crate::lookup::{Engine, Limits, Lookup};
 use crate::mapping::LoadError;
 use crate::reload::Reloader;
 use crate::server::{self, ConnLimits, ReloadableCert};
+use crate::shared_cache::SharedCache;
 use crate::upstream::{Pipeline, Transport};
 
 /// Why the server could not start.
@@ -101,7 +102,15 @@ impl AppState {
         let transport = Transport::new(&settings.upstream)?;
         let hasher = KeyHasher::from_settings(&settings.cache)?;
         let cache = AnswerCache::new(&settings.cache);
-        let auth = Lookup::new(auth_api::NAMESPACE, hasher, cache, transport, engine);
+        let shared = SharedCache::new(&settings.redis)?;
+        let auth = Lookup::new(
+            auth_api::NAMESPACE,
+            hasher,
+            cache,
+            transport,
+            engine,
+            shared,
+        );
         Ok(Self {
             auth,
             access: Arc::new(Access::new(&settings.server.access)?),

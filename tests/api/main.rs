@@ -13,6 +13,7 @@ mod oauth2;
 mod operations;
 mod ops;
 mod pipelines;
+mod redis;
 mod resilience;
 mod robustness;
 mod shipped_pipelines;
