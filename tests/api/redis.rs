@@ -40,12 +40,14 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (run tools/test or .ci/run, which install it)");
+        // Owned by the guard from here on: killed and waited for on drop.
+        let server = Self { child, port };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return Self { child, port };
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
