@@ -220,6 +220,15 @@ pub struct UpstreamSettings {
     pub max_fan_out: usize,
     /// Most requests one fan-out step runs at once.
     pub max_concurrency: usize,
+    /// Idle pooled CRM connections are closed after this; keep it below the
+    /// CRM's own keep-alive timeout so a request never lands on a connection
+    /// the CRM is closing.
+    pub pool_idle_timeout_ms: u64,
+    /// Idle connections kept per CRM host.
+    pub pool_max_idle: usize,
+    /// Speak HTTP/2 without TLS negotiation (h2c). Over TLS, HTTP/2 is chosen
+    /// by ALPN when the CRM offers it.
+    pub http2_prior_knowledge: bool,
     /// CRM requests in flight at most; more wait in a queue.
     pub max_in_flight: usize,
     /// Requests waiting for a slot at most; beyond it, 503 at once.
@@ -303,6 +312,9 @@ impl Default for UpstreamSettings {
             max_steps: 8,
             max_fan_out: 50,
             max_concurrency: 8,
+            pool_idle_timeout_ms: 4_000,
+            pool_max_idle: 64,
+            http2_prior_knowledge: false,
             max_in_flight: 256,
             max_queue: 512,
             not_found: NotFoundSettings::default(),

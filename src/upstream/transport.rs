@@ -141,8 +141,14 @@ impl Transport {
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_millis(s.pool_idle_timeout_ms))
+            .pool_max_idle_per_host(s.pool_max_idle)
             .user_agent(concat!("authbridge/", env!("CARGO_PKG_VERSION")));
+        let builder = if s.http2_prior_knowledge {
+            builder.http2_prior_knowledge()
+        } else {
+            builder
+        };
         let http = tls(builder, &s.tls)?
             .build()
             .map_err(|e| invalid("upstream", format!("cannot build the HTTP client: {e}")))?;
