@@ -28,6 +28,88 @@ pub struct Settings {
     pub admin: AdminSettings,
     pub reload: ReloadSettings,
     pub redis: RedisSettings,
+    pub users_api: UsersApiSettings,
+}
+
+/// The second front: the mobile-commerce platform's users webhooks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsersApiSettings {
+    /// Mount the users API (off by default).
+    pub enabled: bool,
+    /// The platform's API key (`key` in the body or `Authorization: Bearer`).
+    pub api_key_env: Option<String>,
+    pub api_key_file: Option<PathBuf>,
+    /// Longest accepted `userIdentifier` / `login`, in bytes.
+    pub max_identifier_bytes: usize,
+    pub get: UsersOperation,
+    pub update: UsersOperation,
+    pub otp_request: UsersOperation,
+    pub otp_confirm: UsersOperation,
+    pub login: UsersOperation,
+    /// How long Get User Data answers are cached (a separate key space).
+    pub found_ttl_secs: u64,
+    pub not_found_ttl_secs: u64,
+    pub cache_max_bytes: u64,
+    pub messages: UsersMessages,
+}
+
+/// One users-API call: where it is mounted and the mapping file (with its
+/// `[[step]]` requests) that serves it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersOperation {
+    pub path: String,
+    pub mapping: PathBuf,
+}
+
+/// The texts users see in `{"error": {"message": ...}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsersMessages {
+    pub invalid_code: String,
+    pub wrong_credentials: String,
+    pub unknown_user: String,
+    pub bad_request: String,
+    pub unauthorized: String,
+    pub unavailable: String,
+}
+
+impl Default for UsersMessages {
+    fn default() -> Self {
+        Self {
+            invalid_code: "Неверный код".into(),
+            wrong_credentials: "Неверный логин или пароль".into(),
+            unknown_user: "Пользователь не найден".into(),
+            bad_request: "Некорректный запрос".into(),
+            unauthorized: "Нет доступа".into(),
+            unavailable: "Сервис временно недоступен, попробуйте позже".into(),
+        }
+    }
+}
+
+impl Default for UsersApiSettings {
+    fn default() -> Self {
+        let op = |path: &str, file: &str| UsersOperation {
+            path: path.into(),
+            mapping: PathBuf::from(format!("mappings/users/{file}")),
+        };
+        Self {
+            enabled: false,
+            api_key_env: None,
+            api_key_file: None,
+            max_identifier_bytes: 256,
+            get: op("/users/get", "generic-bank-get.toml"),
+            update: op("/users/update", "generic-bank-update.toml"),
+            otp_request: op("/users/otp/request", "generic-bank-otp-request.toml"),
+            otp_confirm: op("/users/otp/confirm", "generic-bank-otp-confirm.toml"),
+            login: op("/users/login", "generic-bank-login.toml"),
+            found_ttl_secs: 300,
+            not_found_ttl_secs: 30,
+            cache_max_bytes: 32 * 1024 * 1024,
+            messages: UsersMessages::default(),
+        }
+    }
 }
 
 /// The optional shared cache level for replicas.
@@ -188,6 +270,10 @@ pub enum HttpMethod {
     GET,
     #[serde(alias = "post")]
     POST,
+    #[serde(alias = "put")]
+    PUT,
+    #[serde(alias = "patch")]
+    PATCH,
 }
 
 /// The CRM request and how its answer is classified.
@@ -630,9 +716,9 @@ impl Settings {
             "must be HTTP statuses (100-599)",
         );
         check(
-            u.body.is_none() || u.method == HttpMethod::POST,
+            u.body.is_none() || u.method != HttpMethod::GET,
             "upstream.body",
-            "is only sent with method = \"POST\"",
+            "is not sent with GET: use POST, PUT or PATCH",
         );
         check(
             u.max_in_flight > 0,
@@ -718,11 +804,26 @@ impl Settings {
             "redis.timeout_ms",
             "must be at least 1",
         );
+        let users = &self.users_api;
         check(
-            u.deadline_ms > 0,
-            "upstream.deadline_ms",
-            "must be at least 1",
+            !users.enabled || users.api_key_env.is_some() || users.api_key_file.is_some(),
+            "users_api.api_key_env",
+            "the users API checks the platform's key: set api_key_env or api_key_file",
         );
+        for (name, op) in [
+            ("get", &users.get),
+            ("update", &users.update),
+            ("otp_request", &users.otp_request),
+            ("otp_confirm", &users.otp_confirm),
+            ("login", &users.login),
+        ] {
+            check(
+                !users.enabled || op.path.starts_with('/'),
+                &format!("users_api.{name}.path"),
+                "must start with /",
+            );
+        }
+        check(u.deadline_ms > 0, "upstream.deadline_ms", "must be at least 1");
         check(u.max_steps > 0, "upstream.max_steps", "must be at least 1");
         check(
             u.max_fan_out > 0,

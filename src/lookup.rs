@@ -79,7 +79,7 @@ struct Inner {
     namespace: &'static str,
     hasher: KeyHasher,
     cache: AnswerCache,
-    transport: Transport,
+    transport: Arc<Transport>,
     engine: ArcSwap<Engine>,
     shared: Option<SharedCache>,
     generation: AtomicU64,
@@ -92,7 +92,7 @@ impl Lookup {
         namespace: &'static str,
         hasher: KeyHasher,
         cache: AnswerCache,
-        transport: Transport,
+        transport: Arc<Transport>,
         engine: Engine,
         shared: Option<SharedCache>,
     ) -> Self {

@@ -25,10 +25,11 @@ use tower_http::trace::TraceLayer;
 use crate::access::{self, Access};
 use crate::admin::{self, AdminState};
 use crate::cache::{AnswerCache, CachePolicy, KeyHasher};
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, Settings, UsersApiSettings};
 use crate::error::codes;
 use crate::front::auth_api;
 use crate::front::auth_card::CardBuilder;
+use crate::front::users_api::{self, UsersState};
 use crate::lookup::{Engine, Limits, Lookup};
 use crate::mapping::LoadError;
 use crate::reload::Reloader;
@@ -89,6 +90,8 @@ pub fn build_engine(settings: &Settings) -> Result<Engine, StartupError> {
 #[derive(Clone)]
 pub struct AppState {
     pub auth: Lookup,
+    /// The users API (its settings, for the paths) when enabled.
+    pub users: Option<(Arc<UsersApiSettings>, UsersState)>,
     pub access: Arc<Access>,
     pub ready: Arc<AtomicBool>,
     pub metrics: PrometheusHandle,
@@ -99,21 +102,22 @@ impl AppState {
     /// that can be wrong with the configuration fails here, before listening.
     pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
         let engine = build_engine(settings)?;
-        let transport = Transport::new(&settings.upstream)?;
+        let transport = Arc::new(Transport::new(&settings.upstream)?);
         let hasher = KeyHasher::from_settings(&settings.cache)?;
         let cache = AnswerCache::new(&settings.cache);
         let shared = SharedCache::new(&settings.redis)?;
-        let auth = Lookup::new(
-            auth_api::NAMESPACE,
-            hasher,
-            cache,
-            transport,
-            engine,
-            shared,
-        );
+        let users = if settings.users_api.enabled {
+            Some((
+                Arc::new(settings.users_api.clone()),
+                UsersState::new(settings, transport.clone())?,
+            ))
+        } else {
+            None
+        };
+        let auth = Lookup::new(auth_api::NAMESPACE, hasher, cache, transport, engine, shared);
         Ok(Self {
             auth,
-            access: Arc::new(Access::new(&settings.server.access)?),
+            users,access: Arc::new(Access::new(&settings.server.access)?),
             ready: Arc::new(AtomicBool::new(false)),
             metrics: crate::metrics::handle(),
         })
@@ -129,8 +133,11 @@ pub fn router(state: AppState) -> Router {
             access::guard,
         ));
     }
-    Router::new()
-        .merge(auth)
+    let mut router = Router::new().merge(auth);
+    if let Some((settings, users)) = &state.users {
+        router = router.merge(users_api::routes(settings, users.clone()));
+    }
+    router
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

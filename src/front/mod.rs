@@ -3,3 +3,5 @@
 
 pub mod auth_api;
 pub mod auth_card;
+pub mod users_api;
+pub mod users_card;

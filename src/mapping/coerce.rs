@@ -15,6 +15,7 @@ pub fn coerce(value: &Value, ty: FieldType) -> Result<Value, String> {
         FieldType::Integer => to_integer(value).map(Value::from),
         FieldType::Boolean => to_boolean(value).map(Value::Bool),
         FieldType::Date => to_date(value).map(Value::String),
+        FieldType::StringList => to_string_list(value),
         FieldType::StringMap | FieldType::Object(_) | FieldType::List(_) => {
             Err(format!("expected {}, got {}", ty.describe(), kind(value)))
         }
@@ -40,6 +41,26 @@ fn to_string(value: &Value) -> Result<String, String> {
         Value::Bool(b) => Ok(b.to_string()),
         other => Err(format!("expected a string, got {}", kind(other))),
     }
+}
+
+/// An array of scalars as strings (nulls and empty strings dropped); a single
+/// scalar as a one-item list.
+fn to_string_list(value: &Value) -> Result<Value, String> {
+    let items: Vec<&Value> = match value {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Value::Null => {}
+            Value::String(s) if s.is_empty() => {}
+            scalar => out.push(Value::String(to_string(scalar).map_err(|_| {
+                format!("expected a list of strings, got a list holding {}", kind(scalar))
+            })?)),
+        }
+    }
+    Ok(Value::Array(out))
 }
 
 fn to_integer(value: &Value) -> Result<i64, String> {

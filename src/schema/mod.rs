@@ -6,6 +6,7 @@
 //! compiler only needs to know which fields exist and what JSON type each takes.
 
 pub mod auth_api;
+pub mod users_api;
 
 use std::fmt;
 
@@ -26,6 +27,8 @@ pub enum FieldType {
     List(&'static ObjectSchema),
     /// A map of string to string (the deprecated `fields` of the Auth API).
     StringMap,
+    /// A list of strings (the commerce platform's `segments`).
+    StringList,
 }
 
 impl FieldType {
@@ -39,14 +42,19 @@ impl FieldType {
             FieldType::Object(o) => format!("object {}", o.name),
             FieldType::List(o) => format!("list of {}", o.name),
             FieldType::StringMap => "map of string to string".into(),
+            FieldType::StringList => "list of strings".into(),
         }
     }
 
-    /// True for types that hold one JSON scalar.
+    /// True for types one field rule produces (scalars, and lists of strings).
     pub fn is_scalar(&self) -> bool {
         matches!(
             self,
-            FieldType::String | FieldType::Integer | FieldType::Boolean | FieldType::Date
+            FieldType::String
+                | FieldType::Integer
+                | FieldType::Boolean
+                | FieldType::Date
+                | FieldType::StringList
         )
     }
 }

@@ -115,6 +115,8 @@ fn method(m: HttpMethod) -> reqwest::Method {
     match m {
         HttpMethod::GET => reqwest::Method::GET,
         HttpMethod::POST => reqwest::Method::POST,
+        HttpMethod::PUT => reqwest::Method::PUT,
+        HttpMethod::PATCH => reqwest::Method::PATCH,
     }
 }
 
@@ -277,12 +279,8 @@ impl Pipeline {
                     .map_err(|m| c.error(b.span(), &format!("{field}.body"), m))
                     .ok()
             });
-            if body.is_some() && st.method != HttpMethod::POST {
-                c.error(
-                    spanned.span(),
-                    &format!("{field}.body"),
-                    "a body is only sent with method = \"POST\"",
-                );
+            if body.is_some() && st.method == HttpMethod::GET {
+                c.error(spanned.span(), &format!("{field}.body"), "a body is not sent with GET: use POST, PUT or PATCH");
             }
             let for_each = st
                 .for_each
@@ -442,7 +440,18 @@ impl Pipeline {
 
     /// Runs every step for `token` within the deadline.
     pub async fn run(&self, transport: &Transport, token: &str) -> Result<Fetched, UpstreamError> {
-        tokio::time::timeout(self.deadline, self.run_steps(transport, token))
+        self.run_with_input(transport, token, None).await
+    }
+
+    /// Runs every step with the caller's request body available to templates
+    /// and to the mapping as `$.input`.
+    pub async fn run_with_input(
+        &self,
+        transport: &Transport,
+        token: &str,
+        input: Option<Value>,
+    ) -> Result<Fetched, UpstreamError> {
+        tokio::time::timeout(self.deadline, self.run_steps(transport, token, input))
             .await
             .unwrap_or(Err(UpstreamError::Timeout))
     }
@@ -451,11 +460,15 @@ impl Pipeline {
         &self,
         transport: &Transport,
         token: &str,
+        input: Option<Value>,
     ) -> Result<Fetched, UpstreamError> {
         let mut doc = Value::Object(Map::from_iter([(
             "steps".to_owned(),
             Value::Object(Map::new()),
         )]));
+        if let (Some(input), Some(obj)) = (input, doc.as_object_mut()) {
+            obj.insert("input".to_owned(), input);
+        }
         let mut started = vec![false; self.steps.len()];
         let mut done = vec![false; self.steps.len()];
         let mut running = FuturesUnordered::new();

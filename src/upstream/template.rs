@@ -123,6 +123,15 @@ impl Template {
         Ok(Self { parts })
     }
 
+    /// The path, when the template is exactly one unescaped `{$...}`
+    /// placeholder: in a JSON body that inserts the value itself, any type.
+    fn whole_value(&self) -> Option<&Path> {
+        match self.parts.as_slice() {
+            [Part::Value(Source::Path(path, _), Escape::None)] => Some(path),
+            _ => None,
+        }
+    }
+
     /// The JSONPaths the template reads, as written.
     pub fn paths(&self) -> impl Iterator<Item = (&Path, &str)> {
         self.parts.iter().filter_map(|p| match p {
@@ -189,13 +198,18 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-/// A JSON body whose string values may hold placeholders.
+/// A JSON body whose string values may hold placeholders. A string that is
+/// exactly one `"{$.path}"` placeholder inserts the value as it is (number,
+/// object, ...), and when it has no value its key is left out, so partial
+/// updates ("absent fields are not changed") pass through as such.
 #[derive(Debug, Clone)]
 pub enum BodyTemplate {
     /// A value without placeholders.
     Fixed(Value),
     /// A string with placeholders.
     Text(Template),
+    /// A whole value from a JSONPath; absent = key left out.
+    Whole(Template),
     Array(Vec<BodyTemplate>),
     Object(Vec<(String, BodyTemplate)>),
 }
@@ -210,7 +224,14 @@ impl BodyTemplate {
 
     fn compile(value: Value) -> Result<Self, String> {
         Ok(match value {
-            Value::String(s) if s.contains('{') => BodyTemplate::Text(Template::parse(&s)?),
+            Value::String(s) if s.contains('{') => {
+                let t = Template::parse(&s)?;
+                if t.whole_value().is_some() {
+                    BodyTemplate::Whole(t)
+                } else {
+                    BodyTemplate::Text(t)
+                }
+            }
             Value::Array(a) => {
                 BodyTemplate::Array(a.into_iter().map(Self::compile).collect::<Result<_, _>>()?)
             }
@@ -227,30 +248,44 @@ impl BodyTemplate {
     pub fn paths(&self) -> Vec<(&Path, &str)> {
         match self {
             BodyTemplate::Fixed(_) => Vec::new(),
-            BodyTemplate::Text(t) => t.paths().collect(),
+            BodyTemplate::Text(t) | BodyTemplate::Whole(t) => t.paths().collect(),
             BodyTemplate::Array(a) => a.iter().flat_map(Self::paths).collect(),
             BodyTemplate::Object(o) => o.iter().flat_map(|(_, t)| t.paths()).collect(),
         }
     }
 
-    fn fill(&self, vars: Vars<'_>) -> Result<Value, UpstreamError> {
-        Ok(match self {
+    /// The filled value; `None` for a whole-value placeholder without a value.
+    fn fill(&self, vars: Vars<'_>) -> Result<Option<Value>, UpstreamError> {
+        Ok(Some(match self {
             BodyTemplate::Fixed(v) => v.clone(),
             BodyTemplate::Text(t) => Value::String(t.render_raw(vars)?),
+            BodyTemplate::Whole(t) => match t.whole_value().and_then(|p| p.first(vars.scope)) {
+                Some(v) => v.clone(),
+                None => return Ok(None),
+            },
             BodyTemplate::Array(a) => {
-                Value::Array(a.iter().map(|t| t.fill(vars)).collect::<Result<_, _>>()?)
+                let mut out = Vec::with_capacity(a.len());
+                for t in a {
+                    out.extend(t.fill(vars)?);
+                }
+                Value::Array(out)
             }
-            BodyTemplate::Object(o) => Value::Object(
-                o.iter()
-                    .map(|(k, t)| t.fill(vars).map(|v| (k.clone(), v)))
-                    .collect::<Result<_, _>>()?,
-            ),
-        })
+            BodyTemplate::Object(o) => {
+                let mut out = serde_json::Map::new();
+                for (k, t) in o {
+                    if let Some(v) = t.fill(vars)? {
+                        out.insert(k.clone(), v);
+                    }
+                }
+                Value::Object(out)
+            }
+        }))
     }
 
     /// The body bytes with values substituted into string values.
     pub fn render(&self, vars: Vars<'_>) -> Result<Vec<u8>, UpstreamError> {
-        Ok(serde_json::to_vec(&self.fill(vars)?).unwrap_or_default())
+        let body = self.fill(vars)?.unwrap_or(Value::Null);
+        Ok(serde_json::to_vec(&body).unwrap_or_default())
     }
 }
 
