@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::config::{AuthApiSettings, Settings, UpstreamSettings};
 use crate::front::auth_card::CardBuilder;
-use crate::mapping::Diagnostic;
+use crate::front::users_card::{Shape, UsersCardBuilder};
+use crate::mapping::{Diagnostic, LoadError};
 use crate::startup::AppState;
 use crate::upstream::Pipeline;
 
@@ -50,7 +51,10 @@ pub fn check_mappings(
             mapping: file.clone(),
             ..settings.clone()
         };
-        let cards = CardBuilder::load(&one);
+        let cards = match Target::of(file) {
+            Target::AuthApi => CardBuilder::load(&one).map(|_| ()),
+            Target::Users(shape) => UsersCardBuilder::load(file, shape).map(|_| ()),
+        };
         let pipeline = Pipeline::from_mapping_file(file, upstream);
         match (cards, pipeline) {
             (Ok(_), Ok(_)) => report.lines.push(format!("ok: {}", file.display())),
@@ -99,14 +103,44 @@ pub fn check_config(settings: &Settings) -> Report {
 /// problem found. For a mapping with `[[step]]` pipelines the payload is the
 /// assembled answers, `{"steps": {"NAME": ...}}`.
 pub fn dry_run(settings: &AuthApiSettings, input: &str) -> Result<String, Vec<String>> {
-    let cards = CardBuilder::load(settings).map_err(|e| {
-        e.diagnostics
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-    })?;
-    let crm: Value = serde_json::from_str(input)
-        .map_err(|e| vec![format!("the input is not valid JSON: {e}")])?;
-    let card = cards.card(&crm).map_err(|e| vec![e.to_string()])?;
-    serde_json::to_string_pretty(&card).map_err(|e| vec![e.to_string()])
+    let diagnostics = |e: LoadError| e.diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let crm: Value = serde_json::from_str(input).map_err(|e| vec![format!("the input is not valid JSON: {e}")])?;
+    let answer = match Target::of(&settings.mapping) {
+        Target::AuthApi => {
+            let cards = CardBuilder::load(settings).map_err(diagnostics)?;
+            serde_json::to_value(cards.card(&crm).map_err(|e| vec![e.to_string()])?).map_err(|e| vec![e.to_string()])?
+        }
+        Target::Users(shape) => {
+            let cards = UsersCardBuilder::load(&settings.mapping, shape).map_err(diagnostics)?;
+            cards.answer(&crm).map_err(|e| vec![e.to_string()])?
+        }
+    };
+    serde_json::to_string_pretty(&answer).map_err(|e| vec![e.to_string()])
+}
+
+/// Which caller's schema a mapping file targets, from its top-level tables:
+/// `[user]` or `[otp]` for the users API, anything else for the Auth API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    AuthApi,
+    Users(Shape),
+}
+
+impl Target {
+    /// The target of `file` (the Auth API when it cannot be read; the load
+    /// that follows reports why).
+    pub fn of(file: &Path) -> Self {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let Ok(doc) = text.parse::<toml::Table>() else {
+            return Target::AuthApi;
+        };
+        let name = file.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if doc.contains_key("otp") {
+            Target::Users(Shape::Otp)
+        } else if doc.contains_key("user") {
+            Target::Users(if name.ends_with("login") { Shape::LoginUser } else { Shape::User })
+        } else {
+            Target::AuthApi
+        }
+    }
 }

@@ -367,6 +367,17 @@ mod tests {
     }
 
     #[test]
+    fn whole_value_placeholders_keep_types_and_drop_absent_keys() {
+        let doc = json!({"input": {"name": "Anna", "bonus": 5, "tags": ["a"]}});
+        let b = BodyTemplate::parse(
+            r#"{"fullName": "{$.input.name}", "phone": "{$.input.phone}", "bonus": "{$.input.bonus}", "tags": "{$.input.tags}", "note": "n: {$.input.name}"}"#,
+        )
+        .unwrap();
+        let body: Value = serde_json::from_slice(&b.render(vars("t", &doc)).unwrap()).unwrap();
+        assert_eq!(body, json!({"fullName": "Anna", "bonus": 5, "tags": ["a"], "note": "n: Anna"}));
+    }
+
+    #[test]
     fn body_substitution_cannot_inject_json() {
         let doc = json!({});
         let b = BodyTemplate::parse(r#"{"session": "{token}", "n": 1}"#).unwrap();

@@ -65,3 +65,31 @@ fn every_shipped_mapping_reproduces_its_fixtures() {
     }
     assert!(checked >= 2);
 }
+
+#[test]
+fn every_users_api_mapping_reproduces_its_fixtures() {
+    let mut checked = 0;
+    for mapping in authbridge::tools::mapping_files(&repo_path("mappings/users")) {
+        let name = mapping.file_stem().unwrap().to_string_lossy().into_owned();
+        let dir = repo_path(&format!("tests/fixtures/users/{name}"));
+        let inputs: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|_| panic!("users mapping {name} has no fixtures in {}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".input.json"))
+            .collect();
+        assert!(!inputs.is_empty(), "users mapping {name} has no fixtures");
+        for input in inputs {
+            let settings = AuthApiSettings {
+                mapping: mapping.clone(),
+                ..Default::default()
+            };
+            let text = std::fs::read_to_string(&input).unwrap();
+            let out = authbridge::tools::dry_run(&settings, &text).unwrap_or_else(|e| panic!("{}: {e:?}", input.display()));
+            let expected_path = input.to_string_lossy().replace(".input.json", ".expected.json");
+            let card: Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(card, read_json(Path::new(&expected_path)), "{}", input.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7);
+}
