@@ -823,7 +823,11 @@ impl Settings {
                 "must start with /",
             );
         }
-        check(u.deadline_ms > 0, "upstream.deadline_ms", "must be at least 1");
+        check(
+            u.deadline_ms > 0,
+            "upstream.deadline_ms",
+            "must be at least 1",
+        );
         check(u.max_steps > 0, "upstream.max_steps", "must be at least 1");
         check(
             u.max_fan_out > 0,

@@ -8,7 +8,7 @@ use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::config::Settings;
 use crate::startup::{Application, StartupError};
@@ -25,8 +25,101 @@ pub const CLIENTS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The mapping the demo uses, embedded so the demo runs from any directory.
+/// The mappings the demo uses, embedded so the demo runs from any directory.
 const MAPPING: &str = include_str!("../mappings/generic-bank.toml");
+const USERS_MAPPINGS: &[(&str, &str)] = &[
+    (
+        "get",
+        include_str!("../mappings/users/generic-bank-get.toml"),
+    ),
+    (
+        "update",
+        include_str!("../mappings/users/generic-bank-update.toml"),
+    ),
+    (
+        "otp-request",
+        include_str!("../mappings/users/generic-bank-otp-request.toml"),
+    ),
+    (
+        "otp-confirm",
+        include_str!("../mappings/users/generic-bank-otp-confirm.toml"),
+    ),
+    (
+        "login",
+        include_str!("../mappings/users/generic-bank-login.toml"),
+    ),
+];
+
+/// The commerce platform's key in the demo.
+pub const USERS_KEY: &str = "demo-platform-key";
+/// The demo shopper (phone number as the platform sends it), their code and password.
+const SHOPPER: &str = "79991234567";
+const SHOPPER_CODE: &str = "123456";
+const SHOPPER_PASSWORD: &str = "demo-password";
+const CUSTOMER: &str = include_str!("../tests/fixtures/users/customer-anna.json");
+
+fn customer() -> serde_json::Value {
+    serde_json::from_str(CUSTOMER).unwrap_or_default()
+}
+
+async fn crm_customer(Path(id): Path<String>) -> Response {
+    if id == SHOPPER {
+        axum::Json(customer()).into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+async fn crm_update(
+    Path(id): Path<String>,
+    axum::Json(changes): axum::Json<serde_json::Value>,
+) -> Response {
+    if id != SHOPPER {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let mut c = customer();
+    for (from, to) in [
+        ("fullName", "fullName"),
+        ("phone", "phone"),
+        ("email", "email"),
+    ] {
+        if let Some(v) = changes.get(from) {
+            c["customer"][to] = v.clone();
+        }
+    }
+    axum::Json(c).into_response()
+}
+
+async fn crm_otp_send(axum::Json(body): axum::Json<serde_json::Value>) -> Response {
+    if body["phone"] == SHOPPER {
+        axum::Json(serde_json::json!({"sent": true, "resendAfter": 60, "attempts": 3, "length": 6, "maskedPhone": "7999***4567"}))
+            .into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+async fn crm_otp_verify(axum::Json(body): axum::Json<serde_json::Value>) -> Response {
+    if body["phone"] == SHOPPER && body["code"] == SHOPPER_CODE {
+        let mut c = customer();
+        c["verified"] = serde_json::Value::Bool(true);
+        axum::Json(c).into_response()
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"verified": false})),
+        )
+            .into_response()
+    }
+}
+
+async fn crm_login(axum::Json(body): axum::Json<serde_json::Value>) -> Response {
+    if body["login"] == SHOPPER && body["password"] == SHOPPER_PASSWORD {
+        axum::Json(customer()).into_response()
+    } else {
+        StatusCode::UNAUTHORIZED.into_response()
+    }
+}
 
 async fn crm_client(Path(token): Path<String>) -> Response {
     match CLIENTS.iter().find(|(t, _)| *t == token) {
@@ -37,7 +130,15 @@ async fn crm_client(Path(token): Path<String>) -> Response {
 
 /// The demo CRM's routes (the generic bank CRM shape).
 pub fn crm_router() -> Router {
-    Router::new().route("/api/v1/sessions/{token}/client", get(crm_client))
+    Router::new()
+        .route("/api/v1/sessions/{token}/client", get(crm_client))
+        .route(
+            "/api/v1/customers/{id}",
+            get(crm_customer).patch(crm_update),
+        )
+        .route("/api/v1/otp/send", post(crm_otp_send))
+        .route("/api/v1/otp/verify", post(crm_otp_verify))
+        .route("/api/v1/auth/login", post(crm_login))
 }
 
 /// Starts the demo CRM on an ephemeral loopback port; returns its address.
@@ -59,6 +160,27 @@ pub fn settings(crm: SocketAddr, listen: &str) -> std::io::Result<Settings> {
     s.upstream.base_url = format!("http://{crm}");
     s.upstream.path = "/api/v1/sessions/{token}/client".into();
     s.auth_api.mapping = mapping;
+    s.reload.watch_files = false;
+    // The second front, with its own mappings and key.
+    let dir = std::env::temp_dir().join(format!("authbridge-demo-users-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    for (name, text) in USERS_MAPPINGS {
+        std::fs::write(dir.join(format!("generic-bank-{name}.toml")), text)?;
+    }
+    let key = dir.join("platform.key");
+    std::fs::write(&key, USERS_KEY)?;
+    let u = &mut s.users_api;
+    u.enabled = true;
+    u.api_key_file = Some(key);
+    for (op, name) in [
+        (&mut u.get, "get"),
+        (&mut u.update, "update"),
+        (&mut u.otp_request, "otp-request"),
+        (&mut u.otp_confirm, "otp-confirm"),
+        (&mut u.login, "login"),
+    ] {
+        op.mapping = dir.join(format!("generic-bank-{name}.toml"));
+    }
     Ok(s)
 }
 
@@ -74,7 +196,15 @@ pub async fn run(listen: &str) -> Result<(), StartupError> {
          curl -i {base}/rest/chat/client/id/demo-bob       # 200: a disabled client (enabled=false)\n  \
          curl -i {base}/rest/chat/client/id/demo-nobody    # 404: errorCode 1001 Client not found\n  \
          curl -i {base}/rest/chat/client/id/bad%0Atoken    # 400: errorCode 1002 (control character)\n  \
-         curl -s {base}/metrics | grep authbridge_         # Prometheus metrics\n\nCtrl-C stops.\n"
+         curl -s {base}/metrics | grep authbridge_         # Prometheus metrics\n\n\
+         The commerce platform's users API (key {USERS_KEY}):\n  \
+         curl -s {base}/users/get -H 'authorization: Bearer {USERS_KEY}' -d '{{\"userIdentifier\":\"{SHOPPER}\"}}'\n  \
+         curl -s {base}/users/otp/request -H 'authorization: Bearer {USERS_KEY}' -d '{{\"userIdentifier\":\"{SHOPPER}\"}}'\n  \
+         curl -s {base}/users/otp/confirm -H 'authorization: Bearer {USERS_KEY}' -d '{{\"userIdentifier\":\"{SHOPPER}\",\"otp\":\"{SHOPPER_CODE}\"}}'\n  \
+         curl -s {base}/users/otp/confirm -H 'authorization: Bearer {USERS_KEY}' -d '{{\"userIdentifier\":\"{SHOPPER}\",\"otp\":\"000000\"}}'   # error\n  \
+         curl -s {base}/users/login -H 'authorization: Bearer {USERS_KEY}' -d '{{\"login\":\"{SHOPPER}\",\"password\":\"{SHOPPER_PASSWORD}\"}}'\n  \
+         curl -s -X PATCH {base}/users/update -H 'authorization: Bearer {USERS_KEY}' -d '{{\"userIdentifier\":\"{SHOPPER}\",\"name\":\"Иванова Анна Сергеевна\"}}'\n\n\
+         Ctrl-C stops.\n"
     );
     Ok(app.run_until_stopped().await?)
 }

@@ -114,10 +114,18 @@ impl AppState {
         } else {
             None
         };
-        let auth = Lookup::new(auth_api::NAMESPACE, hasher, cache, transport, engine, shared);
+        let auth = Lookup::new(
+            auth_api::NAMESPACE,
+            hasher,
+            cache,
+            transport,
+            engine,
+            shared,
+        );
         Ok(Self {
             auth,
-            users,access: Arc::new(Access::new(&settings.server.access)?),
+            users,
+            access: Arc::new(Access::new(&settings.server.access)?),
             ready: Arc::new(AtomicBool::new(false)),
             metrics: crate::metrics::handle(),
         })

@@ -103,12 +103,19 @@ pub fn check_config(settings: &Settings) -> Report {
 /// problem found. For a mapping with `[[step]]` pipelines the payload is the
 /// assembled answers, `{"steps": {"NAME": ...}}`.
 pub fn dry_run(settings: &AuthApiSettings, input: &str) -> Result<String, Vec<String>> {
-    let diagnostics = |e: LoadError| e.diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>();
-    let crm: Value = serde_json::from_str(input).map_err(|e| vec![format!("the input is not valid JSON: {e}")])?;
+    let diagnostics = |e: LoadError| {
+        e.diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    let crm: Value = serde_json::from_str(input)
+        .map_err(|e| vec![format!("the input is not valid JSON: {e}")])?;
     let answer = match Target::of(&settings.mapping) {
         Target::AuthApi => {
             let cards = CardBuilder::load(settings).map_err(diagnostics)?;
-            serde_json::to_value(cards.card(&crm).map_err(|e| vec![e.to_string()])?).map_err(|e| vec![e.to_string()])?
+            serde_json::to_value(cards.card(&crm).map_err(|e| vec![e.to_string()])?)
+                .map_err(|e| vec![e.to_string()])?
         }
         Target::Users(shape) => {
             let cards = UsersCardBuilder::load(&settings.mapping, shape).map_err(diagnostics)?;
@@ -134,11 +141,18 @@ impl Target {
         let Ok(doc) = text.parse::<toml::Table>() else {
             return Target::AuthApi;
         };
-        let name = file.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = file
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if doc.contains_key("otp") {
             Target::Users(Shape::Otp)
         } else if doc.contains_key("user") {
-            Target::Users(if name.ends_with("login") { Shape::LoginUser } else { Shape::User })
+            Target::Users(if name.ends_with("login") {
+                Shape::LoginUser
+            } else {
+                Shape::User
+            })
         } else {
             Target::AuthApi
         }

@@ -25,7 +25,9 @@ use serde_json::{Map, Value, json};
 
 use crate::access::{digest, matches};
 use crate::cache::{Answer, AnswerCache, CachePolicy, KeyHasher};
-use crate::config::{CacheSettings, ConfigError, Settings, UsersMessages, UsersOperation, read_secret};
+use crate::config::{
+    CacheSettings, ConfigError, Settings, UsersMessages, UsersOperation, read_secret,
+};
 use crate::error::LookupError;
 use crate::front::users_card::{Shape, UsersCardBuilder};
 use crate::lookup::{Engine, Limits, Lookup};
@@ -46,12 +48,13 @@ struct Operation {
 
 impl Operation {
     fn load(op: &UsersOperation, settings: &Settings, shape: Shape) -> Result<Self, StartupError> {
-        let pipeline = Pipeline::from_mapping_file(&op.mapping, &settings.upstream)?.ok_or_else(|| {
-            ConfigError::Invalid(vec![(
-                format!("users_api: {}", op.mapping.display()),
-                "a users-API mapping declares its CRM requests as [[step]] tables".into(),
-            )])
-        })?;
+        let pipeline =
+            Pipeline::from_mapping_file(&op.mapping, &settings.upstream)?.ok_or_else(|| {
+                ConfigError::Invalid(vec![(
+                    format!("users_api: {}", op.mapping.display()),
+                    "a users-API mapping declares its CRM requests as [[step]] tables".into(),
+                )])
+            })?;
         Ok(Self {
             pipeline,
             builder: UsersCardBuilder::load(&op.mapping, shape)?,
@@ -86,7 +89,12 @@ impl UsersState {
             ("users_api.api_key_env", u.api_key_env.as_deref()),
             ("users_api.api_key_file", u.api_key_file.as_deref()),
         )?
-        .ok_or_else(|| ConfigError::Invalid(vec![("users_api.api_key_env".into(), "the users API needs the platform's key".into())]))?;
+        .ok_or_else(|| {
+            ConfigError::Invalid(vec![(
+                "users_api.api_key_env".into(),
+                "the users API needs the platform's key".into(),
+            )])
+        })?;
         let get = Operation::load(&u.get, settings, Shape::User)?;
         let cache_settings = CacheSettings {
             max_bytes: u.cache_max_bytes,
@@ -152,7 +160,12 @@ fn answer(status: StatusCode, body: Vec<u8>) -> Response {
 
 /// The platform's error shape.
 fn error(status: StatusCode, message: &str) -> Response {
-    answer(status, json!({"error": {"message": message}}).to_string().into_bytes())
+    answer(
+        status,
+        json!({"error": {"message": message}})
+            .to_string()
+            .into_bytes(),
+    )
 }
 
 fn record(operation: &'static str, outcome: &'static str, started: Instant) {
@@ -166,11 +179,25 @@ struct Call {
     input: Map<String, Value>,
 }
 
+/// Why a request is refused before anything is forwarded.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    BadRequest,
+    Unauthorized,
+}
+
 impl Inner {
     /// Parses the body and checks the API key; `Err` is the answer to send.
-    fn admit(&self, headers: &HeaderMap, body: &Bytes) -> Result<Call, Response> {
+    fn refuse(&self, refusal: Refusal) -> Response {
+        match refusal {
+            Refusal::BadRequest => error(StatusCode::BAD_REQUEST, &self.messages.bad_request),
+            Refusal::Unauthorized => error(StatusCode::UNAUTHORIZED, &self.messages.unauthorized),
+        }
+    }
+
+    fn admit(&self, headers: &HeaderMap, body: &Bytes) -> Result<Call, Refusal> {
         let Ok(Value::Object(mut input)) = serde_json::from_slice::<Value>(body) else {
-            return Err(error(StatusCode::BAD_REQUEST, &self.messages.bad_request));
+            return Err(Refusal::BadRequest);
         };
         let from_body = input.remove("key");
         let presented = match &from_body {
@@ -179,23 +206,30 @@ impl Inner {
             None => headers.get(AUTHORIZATION).map(|v| v.as_bytes().to_vec()),
         };
         if !presented.is_some_and(|p| matches(&p, &self.key)) {
-            metrics::counter!("authbridge_access_denied_total", "reason" => "users_api_key").increment(1);
-            return Err(error(StatusCode::UNAUTHORIZED, &self.messages.unauthorized));
+            metrics::counter!("authbridge_access_denied_total", "reason" => "users_api_key")
+                .increment(1);
+            return Err(Refusal::Unauthorized);
         }
         Ok(Call { input })
     }
 
     /// A required string field of the body, checked without echoing it.
-    fn field<'a>(&self, call: &'a Call, name: &str, max: usize) -> Result<&'a str, Response> {
+    fn field<'a>(&self, call: &'a Call, name: &str, max: usize) -> Result<&'a str, Refusal> {
         match call.input.get(name) {
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control) => Ok(s),
-            _ => Err(error(StatusCode::BAD_REQUEST, &self.messages.bad_request)),
+            Some(Value::String(s))
+                if !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control) =>
+            {
+                Ok(s)
+            }
+            _ => Err(Refusal::BadRequest),
         }
     }
 
     fn failure(&self, e: &LookupError) -> Response {
         let status = match e.answer().status {
-            StatusCode::BAD_REQUEST => return error(StatusCode::BAD_REQUEST, &self.messages.bad_request),
+            StatusCode::BAD_REQUEST => {
+                return error(StatusCode::BAD_REQUEST, &self.messages.bad_request);
+            }
             s if s.is_server_error() => s,
             _ => StatusCode::BAD_GATEWAY,
         };
@@ -203,8 +237,15 @@ impl Inner {
     }
 
     /// Runs a forwarded (never cached) operation.
-    async fn forward(&self, op: &Operation, token: &str, call: Call) -> Result<Option<Value>, LookupError> {
-        let run = op.pipeline.run_with_input(&self.transport, token, Some(Value::Object(call.input)));
+    async fn forward(
+        &self,
+        op: &Operation,
+        token: &str,
+        call: Call,
+    ) -> Result<Option<Value>, LookupError> {
+        let run =
+            op.pipeline
+                .run_with_input(&self.transport, token, Some(Value::Object(call.input)));
         match tokio::time::timeout(self.deadline, run).await {
             Err(_) => Err(LookupError::Deadline),
             Ok(Err(e)) => Err(e.into()),
@@ -218,11 +259,11 @@ async fn get_user(State(s): State<UsersState>, headers: HeaderMap, body: Bytes) 
     let (s, started) = (&s.inner, Instant::now());
     let call = match s.admit(&headers, &body) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return s.refuse(r),
     };
     let id = match s.field(&call, "userIdentifier", s.max_identifier) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return s.refuse(r),
     };
     match tokio::time::timeout(s.deadline, s.get.get(id)).await {
         Ok(Ok((Answer::Card(bytes), _))) => {
@@ -232,7 +273,10 @@ async fn get_user(State(s): State<UsersState>, headers: HeaderMap, body: Bytes) 
         // A user the CRM does not know yet: the platform wants the id alone.
         Ok(Ok((Answer::NotFound, _))) => {
             record("get", "new_user", started);
-            answer(StatusCode::OK, json!({"user": {"id": id}}).to_string().into_bytes())
+            answer(
+                StatusCode::OK,
+                json!({"user": {"id": id}}).to_string().into_bytes(),
+            )
         }
         Ok(Err(e)) => {
             record("get", e.answer().outcome, started);
@@ -249,11 +293,11 @@ async fn update_user(State(s): State<UsersState>, headers: HeaderMap, body: Byte
     let (s, started) = (&s.inner, Instant::now());
     let call = match s.admit(&headers, &body) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return s.refuse(r),
     };
     let id = match s.field(&call, "userIdentifier", s.max_identifier) {
         Ok(id) => id.to_owned(),
-        Err(r) => return r,
+        Err(r) => return s.refuse(r),
     };
     let result = s.forward(&s.update, &id, call).await;
     // Whatever the CRM did, the cached profile may be stale now.
@@ -278,11 +322,11 @@ async fn otp_request(State(s): State<UsersState>, headers: HeaderMap, body: Byte
     let (s, started) = (&s.inner, Instant::now());
     let call = match s.admit(&headers, &body) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return s.refuse(r),
     };
     let id = match s.field(&call, "userIdentifier", s.max_identifier) {
         Ok(id) => id.to_owned(),
-        Err(r) => return r,
+        Err(r) => return s.refuse(r),
     };
     match s.forward(&s.otp_request, &id, call).await {
         Ok(Some(otp)) => {
@@ -304,14 +348,14 @@ async fn otp_confirm(State(s): State<UsersState>, headers: HeaderMap, body: Byte
     let (s, started) = (&s.inner, Instant::now());
     let call = match s.admit(&headers, &body) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return s.refuse(r),
     };
     let id = match s.field(&call, "userIdentifier", s.max_identifier) {
         Ok(id) => id.to_owned(),
-        Err(r) => return r,
+        Err(r) => return s.refuse(r),
     };
     if let Err(r) = s.field(&call, "otp", 64) {
-        return r;
+        return s.refuse(r);
     }
     match s.forward(&s.otp_confirm, &id, call).await {
         Ok(Some(user)) => {
@@ -334,14 +378,14 @@ async fn login(State(s): State<UsersState>, headers: HeaderMap, body: Bytes) -> 
     let (s, started) = (&s.inner, Instant::now());
     let call = match s.admit(&headers, &body) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return s.refuse(r),
     };
     let login = match s.field(&call, "login", s.max_identifier) {
         Ok(l) => l.to_owned(),
-        Err(r) => return r,
+        Err(r) => return s.refuse(r),
     };
     if let Err(r) = s.field(&call, "password", 1024) {
-        return r;
+        return s.refuse(r);
     }
     match s.forward(&s.login, &login, call).await {
         Ok(Some(user)) => {

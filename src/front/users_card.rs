@@ -57,7 +57,9 @@ impl UsersCardBuilder {
     /// The answer as JSON, checked against the typed schema.
     pub fn answer(&self, crm: &Value) -> Result<Value, LookupError> {
         let mut card = self.mapping.apply(crm)?;
-        let internal = |e: serde_json::Error| LookupError::Internal(format!("mapped answer does not fit the schema: {e}"));
+        let internal = |e: serde_json::Error| {
+            LookupError::Internal(format!("mapped answer does not fit the schema: {e}"))
+        };
         match self.shape {
             Shape::Otp => {
                 let typed: OtpResponse = serde_json::from_value(card).map_err(internal)?;

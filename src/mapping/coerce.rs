@@ -56,7 +56,10 @@ fn to_string_list(value: &Value) -> Result<Value, String> {
             Value::Null => {}
             Value::String(s) if s.is_empty() => {}
             scalar => out.push(Value::String(to_string(scalar).map_err(|_| {
-                format!("expected a list of strings, got a list holding {}", kind(scalar))
+                format!(
+                    "expected a list of strings, got a list holding {}",
+                    kind(scalar)
+                )
             })?)),
         }
     }

@@ -280,7 +280,11 @@ impl Pipeline {
                     .ok()
             });
             if body.is_some() && st.method == HttpMethod::GET {
-                c.error(spanned.span(), &format!("{field}.body"), "a body is not sent with GET: use POST, PUT or PATCH");
+                c.error(
+                    spanned.span(),
+                    &format!("{field}.body"),
+                    "a body is not sent with GET: use POST, PUT or PATCH",
+                );
             }
             let for_each = st
                 .for_each

@@ -374,7 +374,10 @@ mod tests {
         )
         .unwrap();
         let body: Value = serde_json::from_slice(&b.render(vars("t", &doc)).unwrap()).unwrap();
-        assert_eq!(body, json!({"fullName": "Anna", "bonus": 5, "tags": ["a"], "note": "n: Anna"}));
+        assert_eq!(
+            body,
+            json!({"fullName": "Anna", "bonus": 5, "tags": ["a"], "note": "n: Anna"})
+        );
     }
 
     #[test]

@@ -140,6 +140,29 @@ async fn demo_answers_its_printed_curl_commands() {
     assert_eq!(bob["client"]["enabled"], false);
     assert_eq!(get("demo-nobody").await.unwrap().status(), 404);
     assert_eq!(get("bad%0Atoken").await.unwrap().status(), 400);
+    // The second front, as the demo prints it.
+    let user: Value = reqwest::Client::new()
+        .post(format!("{base}/users/get"))
+        .bearer_auth(authbridge::demo::USERS_KEY)
+        .body(r#"{"userIdentifier":"79991234567"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user["user"]["id"], "C-1001");
+    let wrong: Value = reqwest::Client::new()
+        .post(format!("{base}/users/otp/confirm"))
+        .bearer_auth(authbridge::demo::USERS_KEY)
+        .body(r#"{"userIdentifier":"79991234567","otp":"000000"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(wrong["error"]["message"].is_string());
 
     child.kill().unwrap();
     child.wait().unwrap();

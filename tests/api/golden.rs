@@ -84,10 +84,18 @@ fn every_users_api_mapping_reproduces_its_fixtures() {
                 ..Default::default()
             };
             let text = std::fs::read_to_string(&input).unwrap();
-            let out = authbridge::tools::dry_run(&settings, &text).unwrap_or_else(|e| panic!("{}: {e:?}", input.display()));
-            let expected_path = input.to_string_lossy().replace(".input.json", ".expected.json");
+            let out = authbridge::tools::dry_run(&settings, &text)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", input.display()));
+            let expected_path = input
+                .to_string_lossy()
+                .replace(".input.json", ".expected.json");
             let card: Value = serde_json::from_str(&out).unwrap();
-            assert_eq!(card, read_json(Path::new(&expected_path)), "{}", input.display());
+            assert_eq!(
+                card,
+                read_json(Path::new(&expected_path)),
+                "{}",
+                input.display()
+            );
             checked += 1;
         }
     }

@@ -18,3 +18,4 @@ mod resilience;
 mod robustness;
 mod shipped_pipelines;
 mod upstream_request;
+mod users;
