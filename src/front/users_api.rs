@@ -289,116 +289,117 @@ async fn get_user(State(s): State<UsersState>, headers: HeaderMap, body: Bytes) 
     }
 }
 
-async fn update_user(State(s): State<UsersState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (s, started) = (&s.inner, Instant::now());
-    let call = match s.admit(&headers, &body) {
+/// The four forwarded calls differ only in their input fields and in what
+/// the CRM's "no" means to the platform.
+#[derive(Debug, Clone, Copy)]
+enum Forwarded {
+    Update,
+    OtpRequest,
+    OtpConfirm,
+    Login,
+}
+
+impl Forwarded {
+    fn name(self) -> &'static str {
+        match self {
+            Forwarded::Update => "update",
+            Forwarded::OtpRequest => "otp_request",
+            Forwarded::OtpConfirm => "otp_confirm",
+            Forwarded::Login => "login",
+        }
+    }
+
+    fn operation(self, s: &Inner) -> &Operation {
+        match self {
+            Forwarded::Update => &s.update,
+            Forwarded::OtpRequest => &s.otp_request,
+            Forwarded::OtpConfirm => &s.otp_confirm,
+            Forwarded::Login => &s.login,
+        }
+    }
+
+    /// The field that is the `{token}`, and a second required secret field.
+    fn fields(self) -> (&'static str, Option<(&'static str, usize)>) {
+        match self {
+            Forwarded::Update | Forwarded::OtpRequest => ("userIdentifier", None),
+            Forwarded::OtpConfirm => ("userIdentifier", Some(("otp", 64))),
+            Forwarded::Login => ("login", Some(("password", 1024))),
+        }
+    }
+
+    /// The answer when the CRM says no: always an `error` key.
+    fn refused(self, s: &Inner) -> (StatusCode, &str, &'static str) {
+        match self {
+            Forwarded::Update | Forwarded::OtpRequest => (
+                StatusCode::NOT_FOUND,
+                &s.messages.unknown_user,
+                "unknown_user",
+            ),
+            Forwarded::OtpConfirm => (
+                StatusCode::UNAUTHORIZED,
+                &s.messages.invalid_code,
+                "invalid_code",
+            ),
+            Forwarded::Login => (
+                StatusCode::UNAUTHORIZED,
+                &s.messages.wrong_credentials,
+                "wrong_credentials",
+            ),
+        }
+    }
+}
+
+/// Checks, forwards (never cached) and answers one forwarded call.
+async fn forward(s: &Inner, kind: Forwarded, headers: &HeaderMap, body: &Bytes) -> Response {
+    let started = Instant::now();
+    let call = match s.admit(headers, body) {
         Ok(c) => c,
         Err(r) => return s.refuse(r),
     };
-    let id = match s.field(&call, "userIdentifier", s.max_identifier) {
-        Ok(id) => id.to_owned(),
+    let (token_field, secret) = kind.fields();
+    let token = match s.field(&call, token_field, s.max_identifier) {
+        Ok(t) => t.to_owned(),
         Err(r) => return s.refuse(r),
     };
-    let result = s.forward(&s.update, &id, call).await;
-    // Whatever the CRM did, the cached profile may be stale now.
-    s.get.purge(&id).await;
+    if let Some((name, max)) = secret
+        && let Err(r) = s.field(&call, name, max)
+    {
+        return s.refuse(r);
+    }
+    let result = s.forward(kind.operation(s), &token, call).await;
+    if let Forwarded::Update = kind {
+        // Whatever the CRM did, the cached profile may be stale now.
+        s.get.purge(&token).await;
+    }
     match result {
-        Ok(Some(user)) => {
-            record("update", "updated", started);
-            answer(StatusCode::OK, user.to_string().into_bytes())
+        Ok(Some(answer_json)) => {
+            record(kind.name(), "ok", started);
+            answer(StatusCode::OK, answer_json.to_string().into_bytes())
         }
         Ok(None) => {
-            record("update", "unknown_user", started);
-            error(StatusCode::NOT_FOUND, &s.messages.unknown_user)
+            let (status, message, outcome) = kind.refused(s);
+            record(kind.name(), outcome, started);
+            error(status, message)
         }
         Err(e) => {
-            record("update", e.answer().outcome, started);
+            record(kind.name(), e.answer().outcome, started);
             s.failure(&e)
         }
     }
+}
+
+async fn update_user(State(s): State<UsersState>, headers: HeaderMap, body: Bytes) -> Response {
+    forward(&s.inner, Forwarded::Update, &headers, &body).await
 }
 
 async fn otp_request(State(s): State<UsersState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (s, started) = (&s.inner, Instant::now());
-    let call = match s.admit(&headers, &body) {
-        Ok(c) => c,
-        Err(r) => return s.refuse(r),
-    };
-    let id = match s.field(&call, "userIdentifier", s.max_identifier) {
-        Ok(id) => id.to_owned(),
-        Err(r) => return s.refuse(r),
-    };
-    match s.forward(&s.otp_request, &id, call).await {
-        Ok(Some(otp)) => {
-            record("otp_request", "sent", started);
-            answer(StatusCode::OK, otp.to_string().into_bytes())
-        }
-        Ok(None) => {
-            record("otp_request", "unknown_user", started);
-            error(StatusCode::NOT_FOUND, &s.messages.unknown_user)
-        }
-        Err(e) => {
-            record("otp_request", e.answer().outcome, started);
-            s.failure(&e)
-        }
-    }
+    forward(&s.inner, Forwarded::OtpRequest, &headers, &body).await
 }
 
 async fn otp_confirm(State(s): State<UsersState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (s, started) = (&s.inner, Instant::now());
-    let call = match s.admit(&headers, &body) {
-        Ok(c) => c,
-        Err(r) => return s.refuse(r),
-    };
-    let id = match s.field(&call, "userIdentifier", s.max_identifier) {
-        Ok(id) => id.to_owned(),
-        Err(r) => return s.refuse(r),
-    };
-    if let Err(r) = s.field(&call, "otp", 64) {
-        return s.refuse(r);
-    }
-    match s.forward(&s.otp_confirm, &id, call).await {
-        Ok(Some(user)) => {
-            record("otp_confirm", "confirmed", started);
-            answer(StatusCode::OK, user.to_string().into_bytes())
-        }
-        // The CRM refused the code: an `error` key, always.
-        Ok(None) => {
-            record("otp_confirm", "invalid_code", started);
-            error(StatusCode::UNAUTHORIZED, &s.messages.invalid_code)
-        }
-        Err(e) => {
-            record("otp_confirm", e.answer().outcome, started);
-            s.failure(&e)
-        }
-    }
+    forward(&s.inner, Forwarded::OtpConfirm, &headers, &body).await
 }
 
 async fn login(State(s): State<UsersState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (s, started) = (&s.inner, Instant::now());
-    let call = match s.admit(&headers, &body) {
-        Ok(c) => c,
-        Err(r) => return s.refuse(r),
-    };
-    let login = match s.field(&call, "login", s.max_identifier) {
-        Ok(l) => l.to_owned(),
-        Err(r) => return s.refuse(r),
-    };
-    if let Err(r) = s.field(&call, "password", 1024) {
-        return s.refuse(r);
-    }
-    match s.forward(&s.login, &login, call).await {
-        Ok(Some(user)) => {
-            record("login", "logged_in", started);
-            answer(StatusCode::OK, user.to_string().into_bytes())
-        }
-        Ok(None) => {
-            record("login", "wrong_credentials", started);
-            error(StatusCode::UNAUTHORIZED, &s.messages.wrong_credentials)
-        }
-        Err(e) => {
-            record("login", e.answer().outcome, started);
-            s.failure(&e)
-        }
-    }
+    forward(&s.inner, Forwarded::Login, &headers, &body).await
 }
