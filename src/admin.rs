@@ -101,7 +101,7 @@ async fn purge(
 }
 
 async fn purge_all(State(state): State<AdminState>) -> Response {
-    state.lookup.cache().clear();
+    state.lookup.purge_all().await;
     Json(json!({"purged": "all"})).into_response()
 }
 

@@ -11,7 +11,6 @@
 //! start to end, and cards made by an older mapping are never served.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ use serde_json::Value;
 
 use crate::cache::{Answer, AnswerCache, CacheKey, CachePolicy, KeyHasher};
 use crate::error::LookupError;
-use crate::shared_cache::SharedCache;
+use crate::shared_cache::{Lock, SharedCache};
 use crate::upstream::{Fetched, Pipeline, Transport};
 
 /// Turns the CRM's JSON into the bytes a front sends: its mapping, its
@@ -52,6 +51,9 @@ pub struct Engine {
     pub mapping_digest: [u8; 32],
     /// The mapping file, for stats.
     pub mapping_file: String,
+    /// Bumped when a swap changes the mapping; cards carry the generation of
+    /// the engine that made them, read from that same engine.
+    pub generation: u64,
 }
 
 type InFlight = Shared<BoxFuture<'static, Result<Answer, LookupError>>>;
@@ -82,7 +84,6 @@ struct Inner {
     transport: Arc<Transport>,
     engine: ArcSwap<Engine>,
     shared: Option<SharedCache>,
-    generation: AtomicU64,
     in_flight: Mutex<HashMap<CacheKey, InFlight>>,
 }
 
@@ -104,7 +105,6 @@ impl Lookup {
                 transport,
                 engine: ArcSwap::from_pointee(engine),
                 shared,
-                generation: AtomicU64::new(0),
                 in_flight: Mutex::new(HashMap::new()),
             }),
         }
@@ -127,22 +127,28 @@ impl Lookup {
 
     /// The mapping generation cached cards must carry.
     pub fn generation(&self) -> u64 {
-        self.inner.generation.load(Ordering::Acquire)
+        self.inner.engine.load().generation
     }
 
-    /// Installs a new engine. A different mapping drops every cached card.
-    pub fn swap_engine(&self, engine: Engine) -> bool {
-        let mapping_changed = self.inner.engine.load().mapping_digest != engine.mapping_digest;
-        if mapping_changed {
-            // Bumped before the swap: cards made from here on by the old engine
-            // carry the old generation and are ignored.
-            self.inner.generation.fetch_add(1, Ordering::AcqRel);
-        }
+    /// Installs a new engine. A different mapping drops every cached card:
+    /// cards made by the old engine keep its generation and are ignored.
+    pub fn swap_engine(&self, mut engine: Engine) -> bool {
+        let old = self.inner.engine.load();
+        let mapping_changed = old.mapping_digest != engine.mapping_digest;
+        engine.generation = old.generation + u64::from(mapping_changed);
         self.inner.engine.store(Arc::new(engine));
         if mapping_changed {
             self.inner.cache.clear();
         }
         mapping_changed
+    }
+
+    /// Drops every cached answer, in memory and in the shared level.
+    pub async fn purge_all(&self) {
+        self.inner.cache.clear();
+        if let Some(shared) = &self.inner.shared {
+            shared.clear().await;
+        }
     }
 
     /// Drops the cached answer for `token`; true if there was one.
@@ -182,7 +188,11 @@ impl Lookup {
             metrics::counter!("authbridge_cache_hits_total").increment(1);
             return Ok((entry.answer, Source::Cache));
         }
-        // Past its TTL, inside its grace window.
+        // Past its TTL, inside its grace window (only cards have one).
+        if matches!(entry.answer, Answer::NotFound) {
+            metrics::counter!("authbridge_cache_misses_total").increment(1);
+            return self.fetch(key, token).await.map(|a| (a, Source::Crm));
+        }
         if self.inner.engine.load().policy.stale_while_revalidate {
             metrics::counter!("authbridge_stale_served_total", "reason" => "revalidate")
                 .increment(1);
@@ -220,24 +230,29 @@ impl Lookup {
     fn spawn_fetch(&self, key: CacheKey, token: String) -> InFlight {
         let inner = Arc::clone(&self.inner);
         let task = tokio::spawn(async move {
+            // Whatever happens (a panic included), the in-flight entry goes.
+            let guard = InFlightGuard {
+                inner: Arc::clone(&inner),
+                key,
+            };
             let engine = inner.engine.load_full();
-            let generation = inner.generation.load(Ordering::Acquire);
+            let generation = engine.generation;
             // Another replica may be fetching this card: wait for it a moment.
-            let mut locked = false;
+            let mut held = None;
             if let Some(shared) = &inner.shared {
-                locked = shared.lock(&key).await;
-                if !locked
-                    && let Some(entry) = shared
-                        .wait_for(&key, &engine.mapping_digest, generation)
-                        .await
-                {
-                    inner.cache.insert(key, entry.clone()).await;
-                    inner
-                        .in_flight
-                        .lock()
-                        .expect("in-flight map lock")
-                        .remove(&key);
-                    return Ok(entry.answer);
+                match shared.lock(&key).await {
+                    Lock::Held(token) => held = Some(token),
+                    Lock::Busy => {
+                        if let Some(entry) = shared
+                            .wait_for(&key, &engine.mapping_digest, generation)
+                            .await
+                        {
+                            inner.cache.insert(key, entry.clone()).await;
+                            drop(guard);
+                            return Ok(entry.answer);
+                        }
+                    }
+                    Lock::Unavailable => {}
                 }
             }
             let result = inner.fetch(&engine, &token).await;
@@ -253,16 +268,12 @@ impl Lookup {
                 }
                 inner.cache.insert(key, entry).await;
             }
-            if locked && let Some(shared) = &inner.shared {
-                shared.unlock(&key).await;
+            if let (Some(shared), Some(token)) = (&inner.shared, &held) {
+                shared.unlock(&key, token).await;
             }
             // Removed only after the cache holds the answer, so a caller that
             // misses the cache from now on finds either this entry or the card.
-            inner
-                .in_flight
-                .lock()
-                .expect("in-flight map lock")
-                .remove(&key);
+            drop(guard);
             result
         });
         async move {
@@ -271,6 +282,20 @@ impl Lookup {
         }
         .boxed()
         .shared()
+    }
+}
+
+/// Removes a fetch's in-flight entry when the fetch ends, however it ends.
+struct InFlightGuard {
+    inner: Arc<Inner>,
+    key: CacheKey,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if let Ok(mut in_flight) = self.inner.in_flight.lock() {
+            in_flight.remove(&self.key);
+        }
     }
 }
 

@@ -6,9 +6,11 @@
 //!
 //! Reloadable: the mapping and its pipeline, the `[upstream]` request and its
 //! timeouts and limits, cache TTLs / grace / jitter / stale-while-revalidate,
-//! token checks and the request timeout, the TLS certificate. Anything else
-//! (listen addresses, CRM base URL, credentials, cache size, access rules)
-//! needs a restart; a reload that changes it says so in the log.
+//! token checks and the request timeout, the TLS certificate (from the same
+//! files). Anything else (listen addresses, CRM base URL, credentials, pool
+//! and retry/breaker settings, cache size and key, access rules, Redis, the
+//! users API and its mappings) needs a restart; a reload that changes it says
+//! so in its answer and the log.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -141,6 +143,30 @@ impl Reloader {
                 "cache.max_bytes",
                 old.cache.max_bytes != settings.cache.max_bytes,
             ),
+            (
+                "cache.hash_key",
+                old.cache.hash_key_env != settings.cache.hash_key_env
+                    || old.cache.hash_key_file != settings.cache.hash_key_file,
+            ),
+            ("server.tls", changed(&old.server.tls, &settings.server.tls)),
+            (
+                "upstream.connect_timeout_ms",
+                old.upstream.connect_timeout_ms != settings.upstream.connect_timeout_ms,
+            ),
+            (
+                "upstream.pool",
+                old.upstream.pool_idle_timeout_ms != settings.upstream.pool_idle_timeout_ms
+                    || old.upstream.pool_max_idle != settings.upstream.pool_max_idle
+                    || old.upstream.http2_prior_knowledge
+                        != settings.upstream.http2_prior_knowledge,
+            ),
+            (
+                "upstream.max_queue",
+                old.upstream.max_queue != settings.upstream.max_queue,
+            ),
+            ("redis", changed(&old.redis, &settings.redis)),
+            ("users_api", changed(&old.users_api, &settings.users_api)),
+            ("telemetry", changed(&old.telemetry, &settings.telemetry)),
             ("admin", changed(&old.admin, &settings.admin)),
         ] {
             if differs {

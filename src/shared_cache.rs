@@ -27,6 +27,17 @@ const FORMAT: u8 = 1;
 /// How long Redis is left alone after a failed call.
 const BACK_OFF: Duration = Duration::from_secs(1);
 
+/// The outcome of [`SharedCache::lock`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lock {
+    /// This replica fetches; release with this token.
+    Held(String),
+    /// Another replica is fetching.
+    Busy,
+    /// Redis is not answering: fetch without coordination.
+    Unavailable,
+}
+
 /// The Redis cache level.
 pub struct SharedCache {
     client: redis::Client,
@@ -207,10 +218,11 @@ impl SharedCache {
             _ => Answer::NotFound,
         };
         let fresh_for = Duration::from_millis(fresh_until_ms.saturating_sub(now_ms()));
-        let ttl: u64 = self
+        // -2 (gone) or -1 (no TTL): not an entry we can trust.
+        let ttl: i64 = self
             .run("pttl", redis::cmd("PTTL").arg(&name).clone())
-            .await
-            .unwrap_or(0);
+            .await?;
+        let ttl = u64::try_from(ttl).ok().filter(|t| *t > 0)?;
         Some(Entry::restored(
             answer,
             fresh_for,
@@ -255,31 +267,77 @@ impl SharedCache {
     }
 
     /// Tries to become the replica that fetches `key` (best effort).
-    pub async fn lock(&self, key: &CacheKey) -> bool {
+    pub async fn lock(&self, key: &CacheKey) -> Lock {
         let name = format!("{}lock:{}", self.prefix, hex::encode(key));
+        let mut token = [0u8; 16];
+        if getrandom::fill(&mut token).is_err() {
+            return Lock::Unavailable;
+        }
+        let token = hex::encode(token);
         let ms = self.lock.as_millis() as u64;
         let reply: Option<Option<String>> = self
             .run(
                 "lock",
                 redis::cmd("SET")
                     .arg(&name)
-                    .arg(1)
+                    .arg(&token)
                     .arg("NX")
                     .arg("PX")
                     .arg(ms)
                     .clone(),
             )
             .await;
-        // Redis down: fetch ourselves.
-        reply.is_none_or(|r| r.is_some())
+        match reply {
+            Some(Some(_)) => Lock::Held(token),
+            Some(None) => Lock::Busy,
+            None => Lock::Unavailable,
+        }
     }
 
-    /// Releases the lock taken by [`lock`](Self::lock).
-    pub async fn unlock(&self, key: &CacheKey) {
+    /// Releases a lock this replica holds, and only that one: if it expired
+    /// and another replica took it, theirs stays (compare-and-delete).
+    pub async fn unlock(&self, key: &CacheKey, token: &str) {
+        const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
         let name = format!("{}lock:{}", self.prefix, hex::encode(key));
         let _: Option<i64> = self
-            .run("unlock", redis::cmd("DEL").arg(name).clone())
+            .run(
+                "unlock",
+                redis::cmd("EVAL")
+                    .arg(RELEASE)
+                    .arg(1)
+                    .arg(name)
+                    .arg(token)
+                    .clone(),
+            )
             .await;
+    }
+
+    /// Drops every entry under the prefix (admin purge-all), scanning in
+    /// batches; best effort like every Redis call.
+    pub async fn clear(&self) {
+        let mut cursor: u64 = 0;
+        loop {
+            let reply: Option<(u64, Vec<String>)> = self
+                .run(
+                    "scan",
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(format!("{}*", self.prefix))
+                        .arg("COUNT")
+                        .arg(500)
+                        .clone(),
+                )
+                .await;
+            let Some((next, keys)) = reply else { return };
+            if !keys.is_empty() {
+                let _: Option<i64> = self.run("del", redis::cmd("DEL").arg(keys).clone()).await;
+            }
+            if next == 0 {
+                return;
+            }
+            cursor = next;
+        }
     }
 
     /// Waits (polling, up to the lock time) for another replica's fetch of `key`.

@@ -83,6 +83,7 @@ pub fn build_engine(settings: &Settings) -> Result<Engine, StartupError> {
         },
         mapping_digest,
         mapping_file: settings.auth_api.mapping.display().to_string(),
+        generation: 0,
     })
 }
 

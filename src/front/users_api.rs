@@ -114,6 +114,7 @@ impl UsersState {
             },
             mapping_digest: digest(&text),
             mapping_file: u.get.mapping.display().to_string(),
+            generation: 0,
         };
         let get = Lookup::new(
             NAMESPACE,

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::error::LookupError;
 use crate::lookup::CardProducer;
 use crate::mapping::{LoadError, Mapping, Options};
-use crate::schema::users_api::{OTP_RESPONSE, OtpResponse, USER_RESPONSE, UserResponse};
+use crate::schema::users_api::{OTP_RESPONSE, OtpResponse, USER, USER_RESPONSE, UserResponse};
 use crate::schema::{ApiVersion, ObjectSchema};
 
 /// What an operation answers with.
@@ -81,12 +81,14 @@ impl UsersCardBuilder {
     }
 }
 
-/// Moves the mapping's `extra` fields beside the named ones; a named field
-/// wins over an extra one of the same name.
+/// Moves the mapping's `extra` fields beside the named ones. An extra field
+/// named like a schema field is dropped: it could not be typed safely.
 fn flatten_extra(user: &mut Map<String, Value>) {
     if let Some(Value::Object(extra)) = user.remove("extra") {
         for (k, v) in extra {
-            user.entry(k).or_insert(v);
+            if USER.field(&k).is_none() && k != "user_identifier" {
+                user.insert(k, v);
+            }
         }
     }
 }

@@ -64,17 +64,17 @@ impl DateFormat {
                             .map(|d| d.date_naive())
                     })
             }
-            DateFormat::EpochSeconds => epoch(value, 1)
+            DateFormat::EpochSeconds => epoch(value)
                 .and_then(|s| DateTime::from_timestamp(s, 0))
                 .map(|d| d.date_naive()),
-            DateFormat::EpochMillis => epoch(value, 1)
+            DateFormat::EpochMillis => epoch(value)
                 .and_then(DateTime::from_timestamp_millis)
                 .map(|d| d.date_naive()),
         }
     }
 }
 
-fn epoch(value: &Value, _unit: i64) -> Option<i64> {
+fn epoch(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
         Value::String(s) => s.trim().parse().ok(),

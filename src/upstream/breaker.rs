@@ -54,10 +54,26 @@ pub struct Breaker {
 }
 
 /// Permission to send one request; report its outcome with [`Breaker::record`].
+/// A probe permit dropped without a report (its request was cancelled) frees
+/// the probe slot, so the breaker cannot stay half-open forever.
 #[derive(Debug)]
 #[must_use]
-pub struct Permit {
+pub struct Permit<'a> {
+    breaker: &'a Breaker,
     probe: bool,
+    reported: bool,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if self.probe && !self.reported {
+            self.breaker
+                .inner
+                .lock()
+                .expect("breaker lock")
+                .probe_in_flight = false;
+        }
+    }
 }
 
 impl Breaker {
@@ -96,30 +112,47 @@ impl Breaker {
     }
 
     /// May a request go to the CRM now?
-    pub fn allow(&self) -> Option<Permit> {
+    pub fn allow(&self) -> Option<Permit<'_>> {
         if !self.settings.enabled {
-            return Some(Permit { probe: false });
+            return Some(Permit {
+                breaker: self,
+                probe: false,
+                reported: false,
+            });
         }
         let mut inner = self.inner.lock().expect("breaker lock");
         match inner.state {
-            State::Closed => Some(Permit { probe: false }),
+            State::Closed => Some(Permit {
+                breaker: self,
+                probe: false,
+                reported: false,
+            }),
             State::Open
                 if inner.opened_at.elapsed() >= Duration::from_millis(self.settings.open_ms) =>
             {
                 Self::transition(&mut inner, State::HalfOpen);
                 inner.probe_in_flight = true;
-                Some(Permit { probe: true })
+                Some(Permit {
+                    breaker: self,
+                    probe: true,
+                    reported: false,
+                })
             }
             State::HalfOpen if !inner.probe_in_flight => {
                 inner.probe_in_flight = true;
-                Some(Permit { probe: true })
+                Some(Permit {
+                    breaker: self,
+                    probe: true,
+                    reported: false,
+                })
             }
             State::Open | State::HalfOpen => None,
         }
     }
 
     /// Reports the outcome of a permitted request.
-    pub fn record(&self, permit: Permit, success: bool) {
+    pub fn record(&self, mut permit: Permit<'_>, success: bool) {
+        permit.reported = true;
         if !self.settings.enabled {
             return;
         }
@@ -205,6 +238,16 @@ mod tests {
         let probe = b.allow().unwrap();
         b.record(probe, false);
         assert_eq!(b.state(), State::Open);
+    }
+
+    #[test]
+    fn a_cancelled_probe_frees_the_probe_slot() {
+        let b = breaker(0);
+        for _ in 0..3 {
+            outcome(&b, false);
+        }
+        drop(b.allow().expect("probe"));
+        assert!(b.allow().is_some(), "another probe may go");
     }
 
     #[test]

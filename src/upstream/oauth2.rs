@@ -170,9 +170,11 @@ impl OAuth2 {
                 UpstreamError::Auth("the token endpoint's token is not a valid header value")
             })?;
         header.set_sensitive(true);
-        let lifetime = body
-            .expires_in
-            .map_or(DEFAULT_LIFETIME, Duration::from_secs);
+        // Bounded: a token endpoint's 0 or absurd value must neither make every
+        // request fetch a token nor overflow the clock.
+        let lifetime = body.expires_in.map_or(DEFAULT_LIFETIME, |s| {
+            Duration::from_secs(s.clamp(1, 86_400))
+        });
         Ok((header, lifetime))
     }
 }

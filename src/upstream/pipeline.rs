@@ -100,15 +100,30 @@ pub struct Pipeline {
     bare: bool,
 }
 
-/// The step a JSONPath reads from, if it starts `$.steps.NAME`.
+/// The step a JSONPath reads from, if it starts with `steps` then a name,
+/// in dot or bracket notation (`$.steps.NAME`, `$['steps']["NAME"]`).
 fn step_of(path_text: &str) -> Option<&str> {
-    let rest = path_text
-        .strip_prefix("$.steps.")
-        .or_else(|| path_text.strip_prefix("$['steps']['"))?;
-    let end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or(rest.len());
-    Some(&rest[..end])
+    fn segment(rest: &str) -> Option<(&str, &str)> {
+        if let Some(after) = rest.strip_prefix('.') {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            return Some((&after[..end], &after[end..]));
+        }
+        for quote in ['\'', '"'] {
+            if let Some(after) = rest.strip_prefix('[').and_then(|r| r.strip_prefix(quote)) {
+                let end = after.find(quote)?;
+                let tail = after[end + 1..].strip_prefix(']')?;
+                return Some((&after[..end], tail));
+            }
+        }
+        None
+    }
+    let (first, rest) = segment(path_text.strip_prefix('$')?)?;
+    if first != "steps" {
+        return None;
+    }
+    segment(rest).map(|(name, _)| name)
 }
 
 fn method(m: HttpMethod) -> reqwest::Method {
@@ -682,6 +697,15 @@ required = false
         assert_eq!(deps, vec![vec![], vec![0], vec![1], vec![0]]);
         assert_eq!(p.steps[2].concurrency, 5);
         assert!(!p.steps[3].required);
+    }
+
+    #[test]
+    fn step_references_in_any_notation() {
+        assert_eq!(step_of("$.steps.client.id"), Some("client"));
+        assert_eq!(step_of("$.steps['client'].id"), Some("client"));
+        assert_eq!(step_of("$['steps'][\"client\"]"), Some("client"));
+        assert_eq!(step_of("$.input.otp"), None);
+        assert_eq!(step_of("@.id"), None);
     }
 
     #[test]

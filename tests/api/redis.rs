@@ -234,3 +234,38 @@ async fn redis_requires_a_shared_hash_key() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn purge_all_clears_the_shared_level_too() {
+    let redis = RedisServer::start().await;
+    let crm = MockServer::start().await;
+    Mock::given(path(crm_path("p")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
+        )
+        .expect(2)
+        .mount(&crm)
+        .await;
+    let hash_key = secret("a-shared-hmac-key-of-32-bytes!!!");
+    let admin_token = secret("adm1n");
+    let mut settings = replica(&crm, &redis, &hash_key, None);
+    settings.admin.listen = "127.0.0.1:0".into();
+    settings.admin.token_file = Some(admin_token.path().to_owned());
+    let (address, admin) = crate::helpers::start_with_admin(settings).await;
+
+    assert_eq!(card(&address, "p").await.0, 200);
+    assert_eq!(redis.keys().await.len(), 1);
+    let purged = reqwest::Client::new()
+        .post(format!("{}/admin/cache/purge-all", admin.unwrap()))
+        .bearer_auth("adm1n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(purged.status(), 200);
+    assert!(redis.keys().await.is_empty(), "Redis emptied too");
+    assert_eq!(
+        card(&address, "p").await.0,
+        200,
+        "fetched again from the CRM"
+    );
+}
