@@ -135,7 +135,7 @@ impl Default for RedisSettings {
             url: String::new(),
             key_prefix: "authbridge:".into(),
             timeout_ms: 50,
-            lock_ms: 2_000,
+            lock_ms: 1_000,
             encryption_key_env: None,
             encryption_key_file: None,
         }
@@ -803,6 +803,15 @@ impl Settings {
             self.redis.url.is_empty() || self.redis.timeout_ms > 0,
             "redis.timeout_ms",
             "must be at least 1",
+        );
+        // A replica may wait lock_ms for another's card, then run the whole
+        // pipeline: both must fit in the caller's deadline, or a stale card
+        // that could have been served becomes a 504.
+        check(
+            self.redis.url.is_empty()
+                || self.redis.lock_ms + self.upstream.deadline_ms <= self.server.request_timeout_ms,
+            "redis.lock_ms",
+            "redis.lock_ms + upstream.deadline_ms must not exceed server.request_timeout_ms",
         );
         let users = &self.users_api;
         check(
