@@ -58,15 +58,16 @@ pub enum StartupError {
 /// Everything a reload may change, built and validated from `settings`.
 pub fn build_engine(settings: &Settings) -> Result<Engine, StartupError> {
     settings.validate()?;
-    let cards = CardBuilder::load(&settings.auth_api)?;
-    let pipeline = Pipeline::from_mapping_file(&settings.auth_api.mapping, &settings.upstream)?
+    // Read once: the card mapping, its pipeline and the digest share one text.
+    let (file, text) = crate::mapping::read_file(&settings.auth_api.mapping)?;
+    let cards = CardBuilder::from_text(&file, &text, &settings.auth_api)?;
+    let pipeline = Pipeline::from_mapping_text(&file, &text, &settings.upstream)?
         .map_or_else(|| Pipeline::from_settings(&settings.upstream), Ok)?;
-    let text = std::fs::read(&settings.auth_api.mapping).unwrap_or_default();
     let options = format!(
         "{:?}{}",
         settings.auth_api.api_version, settings.auth_api.derive_fields
     );
-    let mapping_digest = access::digest(&[text.as_slice(), options.as_bytes()].concat());
+    let mapping_digest = access::digest(&[text.as_bytes(), options.as_bytes()].concat());
     Ok(Engine {
         producer: Arc::new(cards),
         pipeline,

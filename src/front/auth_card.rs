@@ -35,11 +35,18 @@ impl CardBuilder {
 
     /// Loads and compiles the configured mapping file.
     pub fn load(settings: &AuthApiSettings) -> Result<Self, LoadError> {
-        let mapping = Mapping::load_with(
-            &settings.mapping,
-            &auth_api::RESPONSE,
-            &Self::options(settings),
-        )?;
+        let (file, text) = crate::mapping::read_file(&settings.mapping)?;
+        Self::from_text(&file, &text, settings)
+    }
+
+    /// Compiles mapping text already read (see [`crate::mapping::read_file`]).
+    pub fn from_text(
+        file: &str,
+        text: &str,
+        settings: &AuthApiSettings,
+    ) -> Result<Self, LoadError> {
+        let mapping =
+            Mapping::parse_with(file, text, &auth_api::RESPONSE, &Self::options(settings))?;
         Ok(Self::new(mapping, settings))
     }
 

@@ -44,20 +44,24 @@ const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 struct Operation {
     pipeline: Pipeline,
     builder: UsersCardBuilder,
+    /// Digest of the mapping text both were compiled from.
+    digest: [u8; 32],
 }
 
 impl Operation {
     fn load(op: &UsersOperation, settings: &Settings, shape: Shape) -> Result<Self, StartupError> {
+        let (file, text) = crate::mapping::read_file(&op.mapping)?;
         let pipeline =
-            Pipeline::from_mapping_file(&op.mapping, &settings.upstream)?.ok_or_else(|| {
+            Pipeline::from_mapping_text(&file, &text, &settings.upstream)?.ok_or_else(|| {
                 ConfigError::Invalid(vec![(
-                    format!("users_api: {}", op.mapping.display()),
+                    format!("users_api: {file}"),
                     "a users-API mapping declares its CRM requests as [[step]] tables".into(),
                 )])
             })?;
         Ok(Self {
             pipeline,
-            builder: UsersCardBuilder::load(&op.mapping, shape)?,
+            builder: UsersCardBuilder::from_text(&file, &text, shape)?,
+            digest: digest(text.as_bytes()),
         })
     }
 }
@@ -102,7 +106,6 @@ impl UsersState {
             not_found_ttl_secs: u.not_found_ttl_secs,
             ..settings.cache.clone()
         };
-        let text = std::fs::read(&u.get.mapping).unwrap_or_default();
         let engine = Engine {
             producer: Arc::new(get.builder),
             pipeline: get.pipeline,
@@ -112,7 +115,7 @@ impl UsersState {
                 request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
                 token_pattern: None,
             },
-            mapping_digest: digest(&text),
+            mapping_digest: get.digest,
             mapping_file: u.get.mapping.display().to_string(),
             generation: 0,
         };

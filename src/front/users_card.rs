@@ -44,12 +44,18 @@ pub struct UsersCardBuilder {
 impl UsersCardBuilder {
     /// Loads and compiles an operation's mapping file.
     pub fn load(file: &Path, shape: Shape) -> Result<Self, LoadError> {
+        let (file, text) = crate::mapping::read_file(file)?;
+        Self::from_text(&file, &text, shape)
+    }
+
+    /// Compiles mapping text already read (see [`crate::mapping::read_file`]).
+    pub fn from_text(file: &str, text: &str, shape: Shape) -> Result<Self, LoadError> {
         let options = Options {
             version: ApiVersion::V1_2,
             keep: Vec::new(),
         };
         Ok(Self {
-            mapping: Mapping::load_with(file, shape.schema(), &options)?,
+            mapping: Mapping::parse_with(file, text, shape.schema(), &options)?,
             shape,
         })
     }

@@ -26,6 +26,23 @@ pub use error::{ApplyError, Diagnostic, LoadError};
 use crate::schema::{ApiVersion, ObjectSchema};
 use program::ObjectProgram;
 
+/// A mapping file's name (as diagnostics show it) and text. Read once per
+/// load: the field mapping, its `[[step]]` pipeline and its digest all come
+/// from the same text.
+pub fn read_file(path: &FsPath) -> Result<(String, String), LoadError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError {
+        diagnostics: vec![Diagnostic {
+            file: file.clone(),
+            line: 1,
+            column: 1,
+            field: String::new(),
+            message: format!("cannot read the mapping file: {e}"),
+        }],
+    })?;
+    Ok((file, text))
+}
+
 /// A compiled, validated mapping for one target schema.
 #[derive(Debug)]
 pub struct Mapping {
@@ -88,16 +105,7 @@ impl Mapping {
         schema: &'static ObjectSchema,
         options: &Options,
     ) -> Result<Self, LoadError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| LoadError {
-            diagnostics: vec![Diagnostic {
-                file: file.clone(),
-                line: 1,
-                column: 1,
-                field: String::new(),
-                message: format!("cannot read the mapping file: {e}"),
-            }],
-        })?;
+        let (file, text) = read_file(path)?;
         Self::parse_with(&file, &text, schema, options)
     }
 

@@ -444,16 +444,7 @@ impl Pipeline {
         path: &FsPath,
         s: &UpstreamSettings,
     ) -> Result<Option<Self>, LoadError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| LoadError {
-            diagnostics: vec![Diagnostic {
-                file: file.clone(),
-                line: 1,
-                column: 1,
-                field: String::new(),
-                message: format!("cannot read the mapping file: {e}"),
-            }],
-        })?;
+        let (file, text) = crate::mapping::read_file(path)?;
         Self::from_mapping_text(&file, &text, s)
     }
 
