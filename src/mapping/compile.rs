@@ -620,6 +620,27 @@ impl Compiler<'_> {
         }
     }
 
+    /// One of a fixed set of string values, e.g. `case = "upper"`.
+    fn choice<T: Copy>(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        label: &str,
+        key: &str,
+        options: &[(&str, T)],
+    ) -> Option<T> {
+        let text = self.string(value, label, key)?;
+        let found = options
+            .iter()
+            .find(|(name, _)| *name == text)
+            .map(|(_, v)| *v);
+        if found.is_none() {
+            let names: Vec<String> = options.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+            let msg = format!("`{key}` is {}, got \"{text}\"", names.join(" or "));
+            self.error(value.span(), label, msg);
+        }
+        found
+    }
+
     fn boolean(&mut self, value: &Spanned<DeValue<'_>>, label: &str, key: &str) -> bool {
         match value.get_ref() {
             DeValue::Boolean(b) => *b,
@@ -839,32 +860,27 @@ impl Compiler<'_> {
             rule.skip_empty = self.boolean(v, label, "skip_empty");
         }
         if let Some(v) = t.get("case") {
-            match self.string(v, label, "case").as_deref() {
-                Some("upper") => rule.case = Some(Case::Upper),
-                Some("lower") => rule.case = Some(Case::Lower),
-                Some(other) => self.error(
-                    v.span(),
-                    label,
-                    format!("`case` is \"upper\" or \"lower\", got \"{other}\""),
-                ),
-                None => {}
-            }
+            rule.case = self.choice(
+                v,
+                label,
+                "case",
+                &[("upper", Case::Upper), ("lower", Case::Lower)],
+            );
         }
         if let Some(v) = t.get("replace") {
             rule.replace = self.replacements(v, label);
         }
         if let Some(v) = t.get("as") {
-            match self.string(v, label, "as").as_deref() {
-                Some("string") => rule.as_type = Some(FieldType::String),
-                Some("integer") => rule.as_type = Some(FieldType::Integer),
-                Some("boolean") => rule.as_type = Some(FieldType::Boolean),
-                Some(other) => self.error(
-                    v.span(),
-                    label,
-                    format!("`as` is \"string\", \"integer\" or \"boolean\", got \"{other}\""),
-                ),
-                None => {}
-            }
+            rule.as_type = self.choice(
+                v,
+                label,
+                "as",
+                &[
+                    ("string", FieldType::String),
+                    ("integer", FieldType::Integer),
+                    ("boolean", FieldType::Boolean),
+                ],
+            );
         }
         if let Some(v) = t.get("date") {
             if !matches!(ty, FieldType::Date | FieldType::String) {
