@@ -42,6 +42,9 @@ pub struct UsersApiSettings {
     pub api_key_file: Option<PathBuf>,
     /// Longest accepted `userIdentifier` / `login`, in bytes.
     pub max_identifier_bytes: usize,
+    /// Largest request body the front reads; a larger one is refused (413)
+    /// in the platform's error shape before anything is parsed.
+    pub max_body_bytes: usize,
     pub get: UsersOperation,
     pub update: UsersOperation,
     pub otp_request: UsersOperation,
@@ -99,6 +102,7 @@ impl Default for UsersApiSettings {
             api_key_env: None,
             api_key_file: None,
             max_identifier_bytes: 256,
+            max_body_bytes: 64 * 1024,
             get: op("/users/get", "generic-bank-get.toml"),
             update: op("/users/update", "generic-bank-update.toml"),
             otp_request: op("/users/otp/request", "generic-bank-otp-request.toml"),
@@ -818,6 +822,11 @@ impl Settings {
             !users.enabled || users.api_key_env.is_some() || users.api_key_file.is_some(),
             "users_api.api_key_env",
             "the users API checks the platform's key: set api_key_env or api_key_file",
+        );
+        check(
+            users.max_body_bytes >= 1024,
+            "users_api.max_body_bytes",
+            "must be at least 1024",
         );
         for (name, op) in [
             ("get", &users.get),

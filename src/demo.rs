@@ -198,12 +198,12 @@ pub async fn run(listen: &str) -> Result<(), StartupError> {
          curl -i {base}/rest/chat/client/id/bad%0Atoken    # 400: errorCode 1002 (control character)\n  \
          curl -s {base}/metrics | grep authbridge_         # Prometheus metrics\n\n\
          The commerce platform's users API (key {USERS_KEY}):\n  \
-         curl -s {base}/users/get -H 'authorization: Bearer {USERS_KEY}' -d '{{\"userIdentifier\":\"{SHOPPER}\"}}'\n  \
-         curl -s {base}/users/otp/request -H 'authorization: Bearer {USERS_KEY}' -d '{{\"userIdentifier\":\"{SHOPPER}\"}}'\n  \
-         curl -s {base}/users/otp/confirm -H 'authorization: Bearer {USERS_KEY}' -d '{{\"userIdentifier\":\"{SHOPPER}\",\"otp\":\"{SHOPPER_CODE}\"}}'\n  \
-         curl -s {base}/users/otp/confirm -H 'authorization: Bearer {USERS_KEY}' -d '{{\"userIdentifier\":\"{SHOPPER}\",\"otp\":\"000000\"}}'   # error\n  \
-         curl -s {base}/users/login -H 'authorization: Bearer {USERS_KEY}' -d '{{\"login\":\"{SHOPPER}\",\"password\":\"{SHOPPER_PASSWORD}\"}}'\n  \
-         curl -s -X PATCH {base}/users/update -H 'authorization: Bearer {USERS_KEY}' -d '{{\"userIdentifier\":\"{SHOPPER}\",\"name\":\"Иванова Анна Сергеевна\"}}'\n\n\
+         curl -s {base}/users/get -H 'authorization: Bearer {USERS_KEY}' --json '{{\"userIdentifier\":\"{SHOPPER}\"}}'\n  \
+         curl -s {base}/users/otp/request -H 'authorization: Bearer {USERS_KEY}' --json '{{\"userIdentifier\":\"{SHOPPER}\"}}'\n  \
+         curl -s {base}/users/otp/confirm -H 'authorization: Bearer {USERS_KEY}' --json '{{\"userIdentifier\":\"{SHOPPER}\",\"otp\":\"{SHOPPER_CODE}\"}}'\n  \
+         curl -s {base}/users/otp/confirm -H 'authorization: Bearer {USERS_KEY}' --json '{{\"userIdentifier\":\"{SHOPPER}\",\"otp\":\"000000\"}}'   # error\n  \
+         curl -s {base}/users/login -H 'authorization: Bearer {USERS_KEY}' --json '{{\"login\":\"{SHOPPER}\",\"password\":\"{SHOPPER_PASSWORD}\"}}'\n  \
+         curl -s -X PATCH {base}/users/update -H 'authorization: Bearer {USERS_KEY}' --json '{{\"userIdentifier\":\"{SHOPPER}\",\"name\":\"Иванова Анна Сергеевна\"}}'\n\n\
          Ctrl-C stops.\n"
     );
     Ok(app.run_until_stopped().await?)

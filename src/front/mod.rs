@@ -5,3 +5,4 @@ pub mod auth_api;
 pub mod auth_card;
 pub mod users_api;
 pub mod users_card;
+pub mod users_errors;

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{patch, post};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{any, patch, post};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
@@ -30,15 +30,13 @@ use crate::config::{
 };
 use crate::error::LookupError;
 use crate::front::users_card::{Shape, UsersCardBuilder};
+use crate::front::users_errors::{self, answer, error};
 use crate::lookup::{Engine, Limits, Lookup};
 use crate::startup::StartupError;
 use crate::upstream::{Fetched, Pipeline, Transport};
 
 /// This front's cache key space.
 pub const NAMESPACE: &str = "users-api";
-
-const JSON: HeaderValue = HeaderValue::from_static("application/json");
-const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
 /// One forwarded operation: its requests and how its answer is built.
 struct Operation {
@@ -80,7 +78,7 @@ struct Inner {
     otp_confirm: Operation,
     login: Operation,
     key: [u8; 32],
-    messages: UsersMessages,
+    messages: Arc<UsersMessages>,
     max_identifier: usize,
     deadline: Duration,
 }
@@ -136,7 +134,7 @@ impl UsersState {
                 otp_confirm: Operation::load(&u.otp_confirm, settings, Shape::User)?,
                 login: Operation::load(&u.login, settings, Shape::LoginUser)?,
                 key: digest(format!("Bearer {}", key.expose_secret()).as_bytes()),
-                messages: u.messages.clone(),
+                messages: Arc::new(u.messages.clone()),
                 max_identifier: u.max_identifier_bytes,
                 deadline: Duration::from_millis(settings.server.request_timeout_ms),
             }),
@@ -144,32 +142,48 @@ impl UsersState {
     }
 }
 
-/// The users routes, at the configured paths.
-pub fn routes<S>(settings: &crate::config::UsersApiSettings, state: UsersState) -> Router<S> {
-    Router::new()
-        .route(&settings.get.path, post(get_user))
-        .route(&settings.update.path, patch(update_user))
-        .route(&settings.otp_request.path, post(otp_request))
-        .route(&settings.otp_confirm.path, post(otp_confirm))
-        .route(&settings.login.path, post(login))
-        .with_state(state)
+/// The users routes, at the configured paths, behind the guard that gives
+/// every failure the `error` shape. Wrong methods on a call's path and
+/// unknown paths under the calls' shared prefix are this front's answers too.
+pub fn routes<S>(settings: &crate::config::UsersApiSettings, state: UsersState) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let messages = state.inner.messages.clone();
+    let calls = [
+        (&settings.get.path, post(get_user)),
+        (&settings.update.path, patch(update_user)),
+        (&settings.otp_request.path, post(otp_request)),
+        (&settings.otp_confirm.path, post(otp_confirm)),
+        (&settings.login.path, post(login)),
+    ];
+    let paths: Vec<&str> = calls.iter().map(|(p, _)| p.as_str()).collect();
+    let prefix = users_errors::common_prefix(paths.iter().copied());
+    let mut router = Router::new();
+    for (path, method) in calls {
+        router = router.route(path, method.fallback(wrong_method));
+    }
+    if let Some(prefix) = prefix {
+        if !paths.contains(&prefix.as_str()) {
+            router = router.route(&prefix, any(unknown_path));
+        }
+        router = router.route(&format!("{prefix}/{{*rest}}"), any(unknown_path));
+    }
+    let router = router
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .with_state(state);
+    users_errors::guard(router, messages)
 }
 
-fn answer(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(CONTENT_TYPE, JSON);
-    response.headers_mut().insert(CACHE_CONTROL, NO_STORE);
-    response
-}
-
-/// The platform's error shape.
-fn error(status: StatusCode, message: &str) -> Response {
-    answer(
-        status,
-        json!({"error": {"message": message}})
-            .to_string()
-            .into_bytes(),
+async fn wrong_method(State(s): State<UsersState>) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &s.inner.messages.bad_request,
     )
+}
+
+async fn unknown_path(State(s): State<UsersState>) -> Response {
+    error(StatusCode::NOT_FOUND, &s.inner.messages.bad_request)
 }
 
 fn record(operation: &'static str, outcome: &'static str, started: Instant) {
@@ -183,11 +197,64 @@ struct Call {
     input: Map<String, Value>,
 }
 
+/// A request the front admits: a JSON body within the size limit, read
+/// within the deadline, that is an object and carries the right key. Its
+/// rejection is the front's `error` answer.
+struct Admitted(Call);
+
+impl FromRequest<UsersState> for Admitted {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &UsersState) -> Result<Self, Response> {
+        let s = &state.inner;
+        if !is_json(req.headers()) {
+            return Err(s.refuse(Refusal::NotJson));
+        }
+        let headers = req.headers().clone();
+        // A body trickled in must not hold a connection past the deadline.
+        let body = match tokio::time::timeout(s.deadline, Bytes::from_request(req, &())).await {
+            Err(_) => return Err(s.refuse(Refusal::SlowBody)),
+            Ok(Err(rejection)) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(s.refuse(Refusal::TooLarge));
+            }
+            Ok(Err(_)) => return Err(s.refuse(Refusal::BadRequest)),
+            Ok(Ok(body)) => body,
+        };
+        s.admit(&headers, &body)
+            .map(Admitted)
+            .map_err(|r| s.refuse(r))
+    }
+}
+
+/// `application/json` or any `+json` type; a missing header is read as JSON.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return true;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
 /// Why a request is refused before anything is forwarded.
 #[derive(Debug, Clone, Copy)]
 enum Refusal {
     BadRequest,
     Unauthorized,
+    /// A `Content-Type` that is not JSON (none at all is read as JSON).
+    NotJson,
+    /// Over `users_api.max_body_bytes`.
+    TooLarge,
+    /// The body did not arrive within the request deadline.
+    SlowBody,
 }
 
 impl Inner {
@@ -196,6 +263,12 @@ impl Inner {
         match refusal {
             Refusal::BadRequest => error(StatusCode::BAD_REQUEST, &self.messages.bad_request),
             Refusal::Unauthorized => error(StatusCode::UNAUTHORIZED, &self.messages.unauthorized),
+            Refusal::NotJson => error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &self.messages.bad_request,
+            ),
+            Refusal::TooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, &self.messages.bad_request),
+            Refusal::SlowBody => error(StatusCode::REQUEST_TIMEOUT, &self.messages.bad_request),
         }
     }
 
@@ -259,12 +332,8 @@ impl Inner {
     }
 }
 
-async fn get_user(State(s): State<UsersState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn get_user(State(s): State<UsersState>, Admitted(call): Admitted) -> Response {
     let (s, started) = (&s.inner, Instant::now());
-    let call = match s.admit(&headers, &body) {
-        Ok(c) => c,
-        Err(r) => return s.refuse(r),
-    };
     let id = match s.field(&call, "userIdentifier", s.max_identifier) {
         Ok(id) => id,
         Err(r) => return s.refuse(r),
@@ -354,12 +423,8 @@ impl Forwarded {
 }
 
 /// Checks, forwards (never cached) and answers one forwarded call.
-async fn forward(s: &Inner, kind: Forwarded, headers: &HeaderMap, body: &Bytes) -> Response {
+async fn forward(s: &Inner, kind: Forwarded, call: Call) -> Response {
     let started = Instant::now();
-    let call = match s.admit(headers, body) {
-        Ok(c) => c,
-        Err(r) => return s.refuse(r),
-    };
     let (token_field, secret) = kind.fields();
     let token = match s.field(&call, token_field, s.max_identifier) {
         Ok(t) => t.to_owned(),
@@ -392,18 +457,18 @@ async fn forward(s: &Inner, kind: Forwarded, headers: &HeaderMap, body: &Bytes) 
     }
 }
 
-async fn update_user(State(s): State<UsersState>, headers: HeaderMap, body: Bytes) -> Response {
-    forward(&s.inner, Forwarded::Update, &headers, &body).await
+async fn update_user(State(s): State<UsersState>, Admitted(call): Admitted) -> Response {
+    forward(&s.inner, Forwarded::Update, call).await
 }
 
-async fn otp_request(State(s): State<UsersState>, headers: HeaderMap, body: Bytes) -> Response {
-    forward(&s.inner, Forwarded::OtpRequest, &headers, &body).await
+async fn otp_request(State(s): State<UsersState>, Admitted(call): Admitted) -> Response {
+    forward(&s.inner, Forwarded::OtpRequest, call).await
 }
 
-async fn otp_confirm(State(s): State<UsersState>, headers: HeaderMap, body: Bytes) -> Response {
-    forward(&s.inner, Forwarded::OtpConfirm, &headers, &body).await
+async fn otp_confirm(State(s): State<UsersState>, Admitted(call): Admitted) -> Response {
+    forward(&s.inner, Forwarded::OtpConfirm, call).await
 }
 
-async fn login(State(s): State<UsersState>, headers: HeaderMap, body: Bytes) -> Response {
-    forward(&s.inner, Forwarded::Login, &headers, &body).await
+async fn login(State(s): State<UsersState>, Admitted(call): Admitted) -> Response {
+    forward(&s.inner, Forwarded::Login, call).await
 }

@@ -19,3 +19,4 @@ mod robustness;
 mod shipped_pipelines;
 mod upstream_request;
 mod users;
+mod users_failures;

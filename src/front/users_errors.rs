@@ -1,0 +1,125 @@
+//! The users front's failure answers, all in the platform's one error shape,
+//! `{"error": {"message": ...}}`.
+//!
+//! The platform counts **any answer without `error` as success**: for OTP
+//! confirm and login that is a sign-in without a valid code. So the shape is
+//! not left to each handler: [`guard`] wraps the whole front and rewrites
+//! every non-2xx answer that did not come from [`error`] — axum's own 404,
+//! 405 and 413, an extractor's rejection, a panic — into that shape.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::config::UsersMessages;
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+
+/// Marks an answer that is already in the platform's shape.
+#[derive(Debug, Clone, Copy)]
+struct Shaped;
+
+/// A JSON answer of the front (success or error), never stored by proxies.
+pub fn answer(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(CONTENT_TYPE, JSON);
+    response.headers_mut().insert(CACHE_CONTROL, NO_STORE);
+    response.extensions_mut().insert(Shaped);
+    response
+}
+
+/// The platform's error shape.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({"error": {"message": message}});
+    answer(status, body.to_string().into_bytes())
+}
+
+/// The message shown for a status that no handler chose a text for.
+fn message_for(messages: &UsersMessages, status: StatusCode) -> &str {
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => &messages.unauthorized,
+        s if s.is_client_error() => &messages.bad_request,
+        _ => &messages.unavailable,
+    }
+}
+
+/// Wraps the front so that no answer of it can leave without `error` unless
+/// it is a success: panics become 500, and any unshaped non-2xx answer
+/// (whoever produced it) is replaced by the shaped one with the same status.
+pub fn guard<S>(router: Router<S>, messages: Arc<UsersMessages>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let on_panic = messages.clone();
+    router
+        .layer(CatchPanicLayer::custom(move |_panic| {
+            // The panic text may hold request data: it is never shown.
+            metrics::counter!("authbridge_users_panics_total").increment(1);
+            error(StatusCode::INTERNAL_SERVER_ERROR, &on_panic.unavailable)
+        }))
+        .layer(axum::middleware::map_response_with_state(
+            messages,
+            ensure_shaped,
+        ))
+}
+
+async fn ensure_shaped(State(messages): State<Arc<UsersMessages>>, response: Response) -> Response {
+    let status = response.status();
+    if status.is_success() || response.extensions().get::<Shaped>().is_some() {
+        return response;
+    }
+    // A 2xx is only ever produced by the handlers; anything else that was
+    // not shaped by them (1xx/3xx included) is a failure to the platform.
+    let status = if status.is_client_error() || status.is_server_error() {
+        status
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    error(status, message_for(&messages, status))
+}
+
+/// The longest run of whole leading path segments the paths share
+/// (`/users/get` + `/users/otp/request` → `/users`), or `None` when they
+/// share none: unknown paths under it are this front's to answer.
+pub fn common_prefix<'a>(paths: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let mut paths = paths.into_iter();
+    let first: Vec<&str> = paths.next()?.trim_matches('/').split('/').collect();
+    // A path's last segment is the call itself, never part of the prefix.
+    let mut shared = first.len().saturating_sub(1);
+    for path in paths {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let common = first
+            .iter()
+            .zip(&segments[..segments.len().saturating_sub(1)])
+            .take_while(|(a, b)| a == b)
+            .count();
+        shared = shared.min(common);
+    }
+    (shared > 0).then(|| format!("/{}", first[..shared].join("/")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::common_prefix;
+
+    #[test]
+    fn prefix_is_whole_shared_segments_short_of_the_call() {
+        assert_eq!(
+            common_prefix(["/users/get", "/users/otp/request", "/users/login"]),
+            Some("/users".into())
+        );
+        assert_eq!(
+            common_prefix(["/api/imshop/get", "/api/imshop/login"]),
+            Some("/api/imshop".into())
+        );
+        assert_eq!(common_prefix(["/users/get", "/user/login"]), None);
+        assert_eq!(common_prefix(["/get", "/login"]), None);
+        assert_eq!(common_prefix(["/users", "/users/login"]), None);
+    }
+}
