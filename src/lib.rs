@@ -13,6 +13,7 @@ pub mod lookup;
 pub mod mapping;
 pub mod metrics;
 pub mod reload;
+pub mod request_id;
 pub mod schema;
 pub mod server;
 pub mod shared_cache;

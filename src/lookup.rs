@@ -162,8 +162,20 @@ impl Lookup {
 
     /// The answer for `token`, from cache or from the CRM.
     pub async fn get(&self, token: &str) -> Result<(Answer, Source), LookupError> {
+        let engine = self.engine();
+        self.get_with(&engine, token).await
+    }
+
+    /// As [`get`](Self::get), with the engine the caller already holds, so
+    /// the whole lookup (limits, cache generation, TTLs, the fetch itself)
+    /// runs with one engine.
+    pub async fn get_with(
+        &self,
+        engine: &Arc<Engine>,
+        token: &str,
+    ) -> Result<(Answer, Source), LookupError> {
         let key = self.inner.hasher.key(self.inner.namespace, token);
-        let generation = self.generation();
+        let generation = engine.generation;
         let mut cached = self
             .inner
             .cache
@@ -173,36 +185,42 @@ impl Lookup {
         if cached.is_none()
             && let Some(shared) = &self.inner.shared
         {
-            let digest = self.inner.engine.load().mapping_digest;
-            cached = shared.get(&key, &digest, generation).await;
+            cached = shared.get(&key, &engine.mapping_digest, generation).await;
             if let Some(entry) = &cached {
                 metrics::counter!("authbridge_cache_shared_hits_total").increment(1);
                 self.inner.cache.insert(key, entry.clone()).await;
             }
         }
+        let hot = crate::metrics::hot();
         let Some(entry) = cached else {
-            metrics::counter!("authbridge_cache_misses_total").increment(1);
-            return self.fetch(key, token).await.map(|a| (a, Source::Crm));
+            hot.cache_misses.increment(1);
+            return self
+                .fetch(engine, key, token)
+                .await
+                .map(|a| (a, Source::Crm));
         };
         if entry.is_fresh() {
-            metrics::counter!("authbridge_cache_hits_total").increment(1);
+            hot.cache_hits.increment(1);
             return Ok((entry.answer, Source::Cache));
         }
         // Past its TTL, inside its grace window (only cards have one).
         if matches!(entry.answer, Answer::NotFound) {
-            metrics::counter!("authbridge_cache_misses_total").increment(1);
-            return self.fetch(key, token).await.map(|a| (a, Source::Crm));
+            hot.cache_misses.increment(1);
+            return self
+                .fetch(engine, key, token)
+                .await
+                .map(|a| (a, Source::Crm));
         }
-        if self.inner.engine.load().policy.stale_while_revalidate {
+        if engine.policy.stale_while_revalidate {
             metrics::counter!("authbridge_stale_served_total", "reason" => "revalidate")
                 .increment(1);
             metrics::counter!("authbridge_refreshes_total").increment(1);
             // Joins the refresh already running for this key, if any.
-            drop(self.start_fetch(key, token));
+            drop(self.start_fetch(engine, key, token));
             return Ok((entry.answer, Source::StaleWhileRevalidate));
         }
-        metrics::counter!("authbridge_cache_misses_total").increment(1);
-        match self.fetch(key, token).await {
+        hot.cache_misses.increment(1);
+        match self.fetch(engine, key, token).await {
             Ok(answer) => Ok((answer, Source::Crm)),
             Err(LookupError::Upstream(e)) if e.is_crm_failure() => {
                 metrics::counter!("authbridge_stale_served_total", "reason" => "error")
@@ -214,20 +232,25 @@ impl Lookup {
         }
     }
 
-    async fn fetch(&self, key: CacheKey, token: &str) -> Result<Answer, LookupError> {
-        self.start_fetch(key, token).await
+    async fn fetch(
+        &self,
+        engine: &Arc<Engine>,
+        key: CacheKey,
+        token: &str,
+    ) -> Result<Answer, LookupError> {
+        self.start_fetch(engine, key, token).await
     }
 
     /// The shared fetch for `key`: the running one, or a new one.
-    fn start_fetch(&self, key: CacheKey, token: &str) -> InFlight {
+    fn start_fetch(&self, engine: &Arc<Engine>, key: CacheKey, token: &str) -> InFlight {
         let mut in_flight = self.inner.in_flight.lock().expect("in-flight map lock");
         in_flight
             .entry(key)
-            .or_insert_with(|| self.spawn_fetch(key, token.to_owned()))
+            .or_insert_with(|| self.spawn_fetch(engine.clone(), key, token.to_owned()))
             .clone()
     }
 
-    fn spawn_fetch(&self, key: CacheKey, token: String) -> InFlight {
+    fn spawn_fetch(&self, engine: Arc<Engine>, key: CacheKey, token: String) -> InFlight {
         let inner = Arc::clone(&self.inner);
         let task = tokio::spawn(async move {
             // Whatever happens (a panic included), the in-flight entry goes.
@@ -235,7 +258,6 @@ impl Lookup {
                 inner: Arc::clone(&inner),
                 key,
             };
-            let engine = inner.engine.load_full();
             let generation = engine.generation;
             // Another replica may be fetching this card: wait for it a moment.
             let mut held = None;

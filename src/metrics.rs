@@ -55,3 +55,34 @@ fn describe() {
         "Bytes charged to the answer cache"
     );
 }
+
+/// Handles of the metrics every lookup touches, resolved once. The
+/// `counter!` macro builds its key (labels included) and looks it up in the
+/// registry on every call; a handle is one atomic add.
+pub struct Hot {
+    pub found_cached: metrics::Counter,
+    pub found: metrics::Counter,
+    pub not_found: metrics::Counter,
+    pub duration: metrics::Histogram,
+    pub cache_hits: metrics::Counter,
+    pub cache_misses: metrics::Counter,
+}
+
+static HOT: OnceLock<Hot> = OnceLock::new();
+
+/// The hot-path handles (registered with the recorder installed by
+/// [`handle`], which the application calls before it serves).
+pub fn hot() -> &'static Hot {
+    HOT.get_or_init(|| {
+        let outcome =
+            |o: &'static str| metrics::counter!("authbridge_requests_total", "outcome" => o);
+        Hot {
+            found_cached: outcome("found_cached"),
+            found: outcome("found"),
+            not_found: outcome("not_found"),
+            duration: metrics::histogram!("authbridge_request_duration_seconds"),
+            cache_hits: metrics::counter!("authbridge_cache_hits_total"),
+            cache_misses: metrics::counter!("authbridge_cache_misses_total"),
+        }
+    })
+}

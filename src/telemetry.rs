@@ -3,8 +3,8 @@
 //! DEBUG/TRACE events, because those print request URLs, and a CRM URL can
 //! carry the token.
 
-use tracing::{Level, Metadata, Subscriber};
-use tracing_subscriber::filter::{EnvFilter, FilterFn};
+use tracing::{Level, Subscriber};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
@@ -16,13 +16,15 @@ use crate::config::{LogFormat, TelemetrySettings};
 /// Crates whose verbose events include URLs or raw protocol data.
 const VERBOSE_DEPENDENCIES: &[&str] = &["reqwest", "hyper", "hyper_util", "h2", "rustls"];
 
-/// False for events that may carry a URL: a dependency's DEBUG and TRACE.
-pub fn redact(meta: &Metadata<'_>) -> bool {
-    let verbose = *meta.level() > Level::INFO;
-    !(verbose
-        && VERBOSE_DEPENDENCIES
-            .iter()
-            .any(|dep| meta.target() == *dep || meta.target().starts_with(&format!("{dep}::"))))
+/// The redaction filter: a dependency's DEBUG and TRACE are held back, since
+/// they may carry a URL. A `Targets` filter is decided once per callsite
+/// (a closure filter would run on every span and event of the process).
+pub fn redaction() -> Targets {
+    VERBOSE_DEPENDENCIES
+        .iter()
+        .fold(Targets::new().with_default(Level::TRACE), |t, dep| {
+            t.with_target(*dep, Level::INFO)
+        })
 }
 
 /// The level filter: `RUST_LOG` when set (as users of tracing expect), else the
@@ -49,9 +51,9 @@ where
         LogFormat::Pretty => Box::new(fmt),
         LogFormat::Json => Box::new(fmt.json().with_current_span(true).with_span_list(false)),
     };
-    fmt.with_filter(filter)
-        .with_filter(FilterFn::new(redact))
-        .boxed()
+    // One combined filter, so the subscriber's interest and level hint are
+    // both filters' (nested per-layer filters report only the outer one's).
+    fmt.with_filter(filter.and(redaction())).boxed()
 }
 
 /// Installs the global subscriber (stdout). Call once, from `main`.

@@ -4,7 +4,8 @@
 //! The route takes the rest of the path as the token, so a token with a raw
 //! `/` still reaches us whole; axum percent-decodes it.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::rejection::PathRejection;
@@ -17,8 +18,8 @@ use bytes::Bytes;
 
 use crate::cache::Answer;
 use crate::error::{LookupError, codes};
-use crate::lookup::Limits;
 use crate::lookup::Source;
+use crate::lookup::{Engine, Limits};
 use crate::startup::AppState;
 
 /// This front's cache key space.
@@ -93,9 +94,14 @@ fn check_token(token: &str, limits: &Limits) -> Result<(), LookupError> {
 }
 
 fn record(outcome: &'static str, started: Instant) {
-    metrics::counter!("authbridge_requests_total", "outcome" => outcome).increment(1);
-    metrics::histogram!("authbridge_request_duration_seconds")
-        .record(started.elapsed().as_secs_f64());
+    let hot = crate::metrics::hot();
+    match outcome {
+        "found_cached" => hot.found_cached.increment(1),
+        "found" => hot.found.increment(1),
+        "not_found" => hot.not_found.increment(1),
+        other => metrics::counter!("authbridge_requests_total", "outcome" => other).increment(1),
+    }
+    hot.duration.record(started.elapsed().as_secs_f64());
 }
 
 async fn client_by_token(
@@ -103,10 +109,12 @@ async fn client_by_token(
     token: Result<Path<String>, PathRejection>,
 ) -> Response {
     let started = Instant::now();
-    let limits = state.auth.engine().limits.clone();
+    // One engine from start to end of this lookup.
+    let engine = state.auth.engine();
+    let limits = &engine.limits;
     let result = match token {
-        Ok(Path(token)) => match check_token(&token, &limits) {
-            Ok(()) => lookup(&state, &token, limits.request_timeout).await,
+        Ok(Path(token)) => match check_token(&token, limits) {
+            Ok(()) => lookup(&state, &engine, &token).await,
             Err(e) => Err(e),
         },
         Err(_) => Err(LookupError::BadToken(
@@ -141,10 +149,11 @@ async fn client_by_token(
 
 async fn lookup(
     state: &AppState,
+    engine: &Arc<Engine>,
     token: &str,
-    deadline: Duration,
 ) -> Result<(Answer, Source), LookupError> {
-    tokio::time::timeout(deadline, state.auth.get(token))
+    let deadline = engine.limits.request_timeout;
+    tokio::time::timeout(deadline, state.auth.get_with(engine, token))
         .await
         .unwrap_or(Err(LookupError::Deadline))
 }

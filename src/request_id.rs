@@ -1,0 +1,74 @@
+//! Request ids without a syscall: a random per-process prefix (read once from
+//! the OS) and a counter, e.g. `6f1c2a9e4b7d0c35-000000000000002a`.
+//!
+//! A UUID v4 per request costs a `getrandom` call each time; these ids are as
+//! unique within a process, the prefix tells replicas and restarts apart, and
+//! an id reveals nothing but the request's rank.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::http::{HeaderValue, Request};
+use tower_http::request_id::{MakeRequestId, RequestId};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+static PREFIX: OnceLock<[u8; 16]> = OnceLock::new();
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn hex(mut n: u64, out: &mut [u8]) {
+    for slot in out.iter_mut().rev() {
+        *slot = HEX[(n & 0xf) as usize];
+        n >>= 4;
+    }
+}
+
+fn prefix() -> &'static [u8; 16] {
+    PREFIX.get_or_init(|| {
+        let mut seed = [0u8; 8];
+        // Without an OS random source, the process id and start time still
+        // tell processes apart; the ids stay unique within this one.
+        if getrandom::fill(&mut seed).is_err() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            seed = (now ^ u64::from(std::process::id())).to_be_bytes();
+        }
+        let mut out = [0u8; 16];
+        hex(u64::from_be_bytes(seed), &mut out);
+        out
+    })
+}
+
+/// The next id of this process.
+pub fn next() -> HeaderValue {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut id = [0u8; 33];
+    id[..16].copy_from_slice(prefix());
+    id[16] = b'-';
+    hex(n, &mut id[17..]);
+    HeaderValue::from_bytes(&id).expect("hex digits and '-' are a valid header value")
+}
+
+/// The tower-http id maker for `x-request-id`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MakeCounterId;
+
+impl MakeRequestId for MakeCounterId {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        Some(RequestId::new(next()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_unique_and_share_the_process_prefix() {
+        let (a, b) = (super::next(), super::next());
+        assert_ne!(a, b);
+        let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+        assert_eq!(a.len(), 33);
+        assert_eq!(a[..17], b[..17]);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() || c == b'-'));
+    }
+}
