@@ -20,7 +20,7 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use serde_json::Value;
 
-use crate::cache::{Answer, AnswerCache, CacheKey, CachePolicy, KeyHasher};
+use crate::cache::{Answer, AnswerCache, CacheKey, CachePolicy, Entry, KeyHasher};
 use crate::error::LookupError;
 use crate::shared_cache::{Lock, SharedCache};
 use crate::upstream::{Fetched, Pipeline, Transport};
@@ -168,20 +168,42 @@ impl Lookup {
 
     /// As [`get`](Self::get), with the engine the caller already holds, so
     /// the whole lookup (limits, cache generation, TTLs, the fetch itself)
-    /// runs with one engine.
+    /// runs with one engine. A fresh hit returns at once; everything slower
+    /// (the shared level, the CRM) is bounded by the engine's request timeout.
     pub async fn get_with(
         &self,
         engine: &Arc<Engine>,
         token: &str,
     ) -> Result<(Answer, Source), LookupError> {
         let key = self.inner.hasher.key(self.inner.namespace, token);
-        let generation = engine.generation;
-        let mut cached = self
+        let cached = self
             .inner
             .cache
             .get(&key)
             .await
-            .filter(|e| e.generation == generation);
+            .filter(|e| e.generation == engine.generation);
+        if let Some(entry) = &cached
+            && entry.is_fresh()
+        {
+            crate::metrics::hot().cache_hits.increment(1);
+            return Ok((entry.answer.clone(), Source::Cache));
+        }
+        let deadline = engine.limits.request_timeout;
+        tokio::time::timeout(deadline, self.resolve(engine, key, token, cached))
+            .await
+            .unwrap_or(Err(LookupError::Deadline))
+    }
+
+    /// A lookup that is not a fresh hit: the shared level, a stale entry's
+    /// rules, or the CRM.
+    async fn resolve(
+        &self,
+        engine: &Arc<Engine>,
+        key: CacheKey,
+        token: &str,
+        mut cached: Option<Entry>,
+    ) -> Result<(Answer, Source), LookupError> {
+        let generation = engine.generation;
         if cached.is_none()
             && let Some(shared) = &self.inner.shared
         {

@@ -89,6 +89,14 @@ pub fn build_engine(settings: &Settings) -> Result<Engine, StartupError> {
     })
 }
 
+/// The Auth API handler needs only its lookup service: one `Arc` to clone
+/// per request instead of the whole state.
+impl axum::extract::FromRef<AppState> for Lookup {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {

@@ -326,21 +326,83 @@ mod tests {
         }
     }
 
-    fn assert_keys(value: &Value, schema: &ObjectSchema) {
-        let obj = value.as_object().expect("object");
-        let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+    /// A JSON value with its objects' keys in document order (serde_json's
+    /// own maps sort them).
+    enum Ordered {
+        Object(Vec<(String, Ordered)>),
+        Array(Vec<Ordered>),
+        Other,
+    }
+
+    impl<'de> serde::Deserialize<'de> for Ordered {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Ordered;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("JSON")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Ordered, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(entry) = map.next_entry()? {
+                        out.push(entry);
+                    }
+                    Ok(Ordered::Object(out))
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<Ordered, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(item) = seq.next_element()? {
+                        out.push(item);
+                    }
+                    Ok(Ordered::Array(out))
+                }
+                fn visit_bool<E>(self, _: bool) -> Result<Ordered, E> {
+                    Ok(Ordered::Other)
+                }
+                fn visit_i64<E>(self, _: i64) -> Result<Ordered, E> {
+                    Ok(Ordered::Other)
+                }
+                fn visit_u64<E>(self, _: u64) -> Result<Ordered, E> {
+                    Ok(Ordered::Other)
+                }
+                fn visit_f64<E>(self, _: f64) -> Result<Ordered, E> {
+                    Ok(Ordered::Other)
+                }
+                fn visit_str<E>(self, _: &str) -> Result<Ordered, E> {
+                    Ok(Ordered::Other)
+                }
+                fn visit_unit<E>(self) -> Result<Ordered, E> {
+                    Ok(Ordered::Other)
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    fn assert_keys(value: &Ordered, schema: &ObjectSchema) {
+        let Ordered::Object(entries) = value else {
+            panic!("{} is not an object", schema.name);
+        };
+        let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
         let names: Vec<&str> = schema.fields.iter().map(|f| f.name).collect();
         assert_eq!(
             keys, names,
             "{} keys differ from its descriptor",
             schema.name
         );
-        for field in schema.fields {
-            match field.ty {
-                FieldType::Object(inner) if field.name != "parentGroup" => {
-                    assert_keys(&obj[field.name], inner)
+        for (field, (_, value)) in schema.fields.iter().zip(entries) {
+            match (field.ty, value) {
+                (FieldType::Object(inner), _) if field.name != "parentGroup" => {
+                    assert_keys(value, inner)
                 }
-                FieldType::List(inner) => assert_keys(&obj[field.name][0], inner),
+                (FieldType::List(inner), Ordered::Array(items)) => assert_keys(&items[0], inner),
+                (FieldType::List(_), _) => panic!("{} is not a list", field.name),
                 _ => {}
             }
         }
@@ -348,7 +410,9 @@ mod tests {
 
     #[test]
     fn structs_and_descriptors_agree() {
-        let value = serde_json::to_value(full_card()).unwrap();
+        // The order the card is written in, as the chat server reads it.
+        let text = serde_json::to_string(&full_card()).unwrap();
+        let value: Ordered = serde_json::from_str(&text).unwrap();
         assert_keys(&value, &RESPONSE);
     }
 }
