@@ -262,7 +262,6 @@ pub static GROUP: ObjectSchema = ObjectSchema {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
 
     fn full_card() -> Response {
         let group = Group {
