@@ -14,6 +14,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod reload;
 pub mod request_id;
+pub mod request_span;
 pub mod schema;
 pub mod server;
 pub mod shared_cache;

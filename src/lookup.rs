@@ -20,7 +20,7 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use serde_json::Value;
 
-use crate::cache::{Answer, AnswerCache, CacheKey, CachePolicy, Entry, KeyHasher};
+use crate::cache::{Answer, AnswerCache, CacheKey, CachePolicy, Entry, KeyBuildHasher, KeyHasher};
 use crate::error::LookupError;
 use crate::shared_cache::{Lock, SharedCache};
 use crate::upstream::{Fetched, Pipeline, Transport};
@@ -84,7 +84,7 @@ struct Inner {
     transport: Arc<Transport>,
     engine: ArcSwap<Engine>,
     shared: Option<SharedCache>,
-    in_flight: Mutex<HashMap<CacheKey, InFlight>>,
+    in_flight: Mutex<HashMap<CacheKey, InFlight, KeyBuildHasher>>,
 }
 
 impl Lookup {
@@ -105,7 +105,7 @@ impl Lookup {
                 transport,
                 engine: ArcSwap::from_pointee(engine),
                 shared,
-                in_flight: Mutex::new(HashMap::new()),
+                in_flight: Mutex::new(HashMap::with_hasher(KeyBuildHasher)),
             }),
         }
     }

@@ -9,10 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{MatchedPath, State};
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderValue, Request, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -20,7 +19,6 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::access::{self, Access};
 use crate::admin::{self, AdminState};
@@ -34,6 +32,7 @@ use crate::lookup::{Engine, Limits, Lookup};
 use crate::mapping::LoadError;
 use crate::reload::Reloader;
 use crate::request_id::MakeCounterId;
+use crate::request_span::RequestSpanLayer;
 use crate::server::{self, ConnLimits, ReloadableCert};
 use crate::shared_cache::SharedCache;
 use crate::upstream::{Pipeline, Transport};
@@ -89,14 +88,6 @@ pub fn build_engine(settings: &Settings) -> Result<Engine, StartupError> {
     })
 }
 
-/// The Auth API handler needs only its lookup service: one `Arc` to clone
-/// per request instead of the whole state.
-impl axum::extract::FromRef<AppState> for Lookup {
-    fn from_ref(state: &AppState) -> Self {
-        state.auth.clone()
-    }
-}
-
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -145,7 +136,7 @@ impl AppState {
 
 /// The routes, without middleware.
 pub fn router(state: AppState) -> Router {
-    let mut auth = auth_api::routes();
+    let mut auth = auth_api::routes(state.auth.clone());
     if !state.access.is_open() {
         auth = auth.route_layer(axum::middleware::from_fn_with_state(
             state.access.clone(),
@@ -166,35 +157,14 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The tower stack, outermost first: request id (a counter, no syscall) →
-/// trace (span named by the matched route, never the URI, which holds the
-/// token) → propagate the id → catch panics (answered as JSON 500 without the
-/// panic text).
-///
-/// The request span is at DEBUG: at the default INFO level its callsite is
-/// disabled once and for all, so a request pays one branch for it instead of
-/// a span allocation and the formatting of its fields.
+/// the request span (DEBUG; named by the matched route, never the URI, which
+/// holds the token) → propagate the id → catch panics (answered as JSON 500
+/// without the panic text).
 pub fn with_middleware(router: Router) -> Router {
     router.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::x_request_id(MakeCounterId))
-            .layer(
-                TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
-                    // Field values are only evaluated when the span is enabled.
-                    tracing::debug_span!(
-                        "request",
-                        method = %req.method(),
-                        route = req
-                            .extensions()
-                            .get::<MatchedPath>()
-                            .map_or("unmatched", MatchedPath::as_str),
-                        request_id = req
-                            .headers()
-                            .get("x-request-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or(""),
-                    )
-                }),
-            )
+            .layer(RequestSpanLayer)
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(CatchPanicLayer::custom(|_panic| {
                 auth_api::error_body(

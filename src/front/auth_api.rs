@@ -19,7 +19,6 @@ use crate::cache::Answer;
 use crate::error::{LookupError, codes};
 use crate::lookup::Source;
 use crate::lookup::{Limits, Lookup};
-use crate::startup::AppState;
 
 /// This front's cache key space.
 pub const NAMESPACE: &str = "auth-api";
@@ -35,12 +34,31 @@ const STALE_IF_ERROR: HeaderValue = HeaderValue::from_static("stale; reason=crm-
 const STALE_WHILE_REVALIDATE: HeaderValue = HeaderValue::from_static("stale; reason=revalidating");
 const NOT_FOUND_BODY: &[u8] = br#"{"errorCode":"1001","errorText":"Client not found"}"#;
 
-/// The Auth API routes.
-pub fn routes() -> Router<AppState> {
+/// The Auth API routes, with their own state: a request clones one `Arc`
+/// (the lookup service), not the application's whole state.
+pub fn routes<S>(lookup: Lookup) -> Router<S> {
     Router::new()
-        .route("/rest/chat/client/id/{*token}", get(client_by_token))
-        .route("/rest/chat/client/id", get(empty_token))
-        .route("/rest/chat/client/id/", get(empty_token))
+        .route(
+            "/rest/chat/client/id/{*token}",
+            get(client_by_token).fallback(wrong_method),
+        )
+        .route(
+            "/rest/chat/client/id",
+            get(empty_token).fallback(wrong_method),
+        )
+        .route(
+            "/rest/chat/client/id/",
+            get(empty_token).fallback(wrong_method),
+        )
+        .with_state(lookup)
+}
+
+async fn wrong_method() -> Response {
+    error_body(
+        StatusCode::METHOD_NOT_ALLOWED,
+        codes::BAD_METHOD,
+        "Method not allowed",
+    )
 }
 
 fn json(status: StatusCode, body: Bytes) -> Response {
