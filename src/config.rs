@@ -162,6 +162,10 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Time a client has to send a request's headers.
     pub header_read_timeout_ms: u64,
+    /// Accept loops, each on its own single-threaded runtime and its own
+    /// `SO_REUSEPORT` socket, so a request, its CRM call and its answer stay
+    /// on one thread (nginx's worker model); 0 = one per CPU.
+    pub workers: usize,
     pub tls: ServerTlsSettings,
     pub access: AccessSettings,
 }
@@ -238,6 +242,7 @@ impl Default for ServerSettings {
             token_pattern: None,
             max_connections: 10_000,
             header_read_timeout_ms: 5_000,
+            workers: 0,
             tls: ServerTlsSettings::default(),
             access: AccessSettings::default(),
         }

@@ -22,6 +22,7 @@ pub mod startup;
 pub mod telemetry;
 pub mod tools;
 pub mod upstream;
+pub mod worker;
 
 pub use config::Settings;
 pub use startup::Application;

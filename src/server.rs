@@ -123,13 +123,78 @@ fn certified_key(
     Ok(certified)
 }
 
+/// A listening socket on `addr` that other sockets of this process may share
+/// (`SO_REUSEPORT`: the kernel spreads connections over them).
+pub fn bind_shared(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    #[cfg(unix)]
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Starts `workers` accept loops (see [`crate::worker`]): the first on
+/// `first`, the others on new sockets bound to the same address. Each runs
+/// until `stop` turns true, then drains its connections. The connection cap
+/// is shared by all.
+pub fn spawn_workers(
+    first: std::net::TcpListener,
+    workers: usize,
+    app: Router,
+    limits: ConnLimits,
+    tls: Option<Arc<ReloadableCert>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..workers.max(1) {
+        listeners.push(bind_shared(addr)?);
+    }
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut handles = Vec::with_capacity(listeners.len());
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let (app, limits, tls, slots) = (app.clone(), limits.clone(), tls.clone(), slots.clone());
+        let mut stop = stop.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = std::thread::Builder::new()
+            .name(format!("authbridge-worker-{}", i + 1))
+            .spawn(move || {
+                crate::worker::enter(i + 1);
+                runtime.block_on(async move {
+                    let listener = match TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(error = %e, "worker cannot use its socket");
+                            return;
+                        }
+                    };
+                    let stopped = async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    if let Err(e) = serve(listener, app, limits, tls, slots, stopped).await {
+                        tracing::error!(error = %e, "worker stopped");
+                    }
+                });
+            })?;
+        handles.push(handle);
+    }
+    Ok(handles)
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then lets in-flight
-/// requests finish (up to 10 s).
+/// requests finish (up to 10 s). `slots` caps open connections.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnLimits,
     tls: Option<Arc<ReloadableCert>>,
+    slots: Arc<Semaphore>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let acceptor = match &tls {
@@ -146,7 +211,6 @@ pub async fn serve(
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

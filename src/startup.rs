@@ -104,7 +104,10 @@ impl AppState {
     /// that can be wrong with the configuration fails here, before listening.
     pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
         let engine = build_engine(settings)?;
-        let transport = Arc::new(Transport::new(&settings.upstream)?);
+        let transport = Arc::new(Transport::with_workers(
+            &settings.upstream,
+            crate::worker::count(settings.server.workers),
+        )?);
         let hasher = KeyHasher::from_settings(&settings.cache)?;
         let cache = AnswerCache::new(&settings.cache);
         let shared = SharedCache::new(&settings.redis)?;
@@ -223,8 +226,10 @@ async fn bad_method() -> Response {
 
 /// A server bound to its port(s), not yet serving.
 pub struct Application {
-    listener: TcpListener,
+    /// The first workers' socket (`SO_REUSEPORT`; the others join it).
+    listener: std::net::TcpListener,
     local_addr: SocketAddr,
+    workers: usize,
     state: AppState,
     limits: ConnLimits,
     cert: Option<Arc<ReloadableCert>>,
@@ -240,6 +245,21 @@ async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), StartupError> {
             addr: addr.to_owned(),
             source,
         })?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// The serving socket, shareable by the workers.
+fn bind_shared(addr: &str) -> Result<(std::net::TcpListener, SocketAddr), StartupError> {
+    let fail = |source| StartupError::Bind {
+        addr: addr.to_owned(),
+        source,
+    };
+    let resolved = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .map_err(fail)?
+        .next()
+        .ok_or_else(|| fail(std::io::Error::other("the address resolves to nothing")))?;
+    let listener = server::bind_shared(resolved).map_err(fail)?;
     let local = listener.local_addr()?;
     Ok((listener, local))
 }
@@ -265,7 +285,7 @@ impl Application {
             }
             _ => None,
         };
-        let (listener, local_addr) = bind(&settings.server.listen).await?;
+        let (listener, local_addr) = bind_shared(&settings.server.listen)?;
         let reloader = Reloader::new(
             config_file,
             settings.clone(),
@@ -282,6 +302,7 @@ impl Application {
         Ok(Self {
             listener,
             local_addr,
+            workers: crate::worker::count(settings.server.workers),
             state,
             limits: ConnLimits {
                 max_connections: settings.server.max_connections,
@@ -345,16 +366,35 @@ impl Application {
                     .await;
             });
         }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let workers = server::spawn_workers(
+            self.listener,
+            self.workers,
+            app,
+            self.limits,
+            self.cert.clone(),
+            stopped,
+        )?;
         ready.store(true, Ordering::Release);
-        tracing::info!(addr = %self.local_addr, tls = self.cert.is_some(), "authbridge listening");
-        let result = server::serve(self.listener, app, self.limits, self.cert, async move {
-            signal.await;
-            ready.store(false, Ordering::Release);
-            tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!(
+            addr = %self.local_addr,
+            tls = self.cert.is_some(),
+            workers = workers.len(),
+            "authbridge listening"
+        );
+        signal.await;
+        ready.store(false, Ordering::Release);
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop.send(true);
+        // The workers drain their connections (bounded by the drain time).
+        let _ = tokio::task::spawn_blocking(move || {
+            for worker in workers {
+                let _ = worker.join();
+            }
         })
         .await;
         let _ = stop_admin.send(true);
-        result
+        Ok(())
     }
 }
 

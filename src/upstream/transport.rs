@@ -44,7 +44,9 @@ pub struct Request {
 /// The CRM endpoint, its credentials, and the protections around it.
 #[derive(Debug)]
 pub struct Transport {
-    http: reqwest::Client,
+    /// One client (one connection pool) per worker thread plus one for the
+    /// rest, so a CRM connection is driven by the thread that uses it.
+    clients: Vec<reqwest::Client>,
     base: Url,
     /// `base` as text without a trailing `/`, so a rendered path appends.
     base_prefix: String,
@@ -133,30 +135,42 @@ fn tls(
 impl Transport {
     /// The client for `s`; certificates, keys and secrets are read here.
     pub fn new(s: &UpstreamSettings) -> Result<Self, ConfigError> {
+        Self::with_workers(s, 0)
+    }
+
+    /// As [`new`](Self::new), with a connection pool for each of `workers`
+    /// worker threads (see [`crate::worker`]).
+    pub fn with_workers(s: &UpstreamSettings, workers: usize) -> Result<Self, ConfigError> {
         let base =
             Url::parse(&s.base_url).map_err(|e| invalid("upstream.base_url", e.to_string()))?;
-        let builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(Duration::from_millis(s.connect_timeout_ms))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_millis(s.pool_idle_timeout_ms))
-            .pool_max_idle_per_host(s.pool_max_idle)
-            .user_agent(concat!("authbridge/", env!("CARGO_PKG_VERSION")));
-        let builder = if s.http2_prior_knowledge {
-            builder.http2_prior_knowledge()
-        } else {
-            builder
+        // A builder is consumed by `build`: one per client.
+        let client = || -> Result<reqwest::Client, ConfigError> {
+            let builder = reqwest::Client::builder()
+                .use_rustls_tls()
+                .connect_timeout(Duration::from_millis(s.connect_timeout_ms))
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .tcp_nodelay(true)
+                .pool_idle_timeout(Duration::from_millis(s.pool_idle_timeout_ms))
+                .pool_max_idle_per_host(s.pool_max_idle)
+                .user_agent(concat!("authbridge/", env!("CARGO_PKG_VERSION")));
+            let builder = if s.http2_prior_knowledge {
+                builder.http2_prior_knowledge()
+            } else {
+                builder
+            };
+            tls(builder, &s.tls)?
+                .build()
+                .map_err(|e| invalid("upstream", format!("cannot build the HTTP client: {e}")))
         };
-        let http = tls(builder, &s.tls)?
-            .build()
-            .map_err(|e| invalid("upstream", format!("cannot build the HTTP client: {e}")))?;
-        let auth = Auth::new(&s.auth, &http)?;
+        let clients = (0..=workers)
+            .map(|_| client())
+            .collect::<Result<Vec<_>, _>>()?;
+        let auth = Auth::new(&s.auth, &clients[0])?;
         Ok(Self {
             base_prefix: base.as_str().trim_end_matches('/').to_owned(),
             base,
-            http,
+            clients,
             auth,
             breaker: Breaker::new(&s.breaker),
             gate: Gate {
@@ -216,6 +230,13 @@ impl Transport {
         metrics::histogram!("authbridge_upstream_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         result.map(|(_, fetched)| fetched)
+    }
+
+    /// This thread's client.
+    fn client(&self) -> &reqwest::Client {
+        self.clients
+            .get(crate::worker::current())
+            .unwrap_or(&self.clients[0])
     }
 
     /// The breaker's state, for the admin API.
@@ -317,7 +338,7 @@ impl Transport {
             url.query_pairs_mut().append_pair(name, key.expose_secret());
         }
         let mut builder = self
-            .http
+            .client()
             .request(request.method.clone(), url)
             .headers(request.headers.clone())
             .timeout(request.timeout);

@@ -151,3 +151,34 @@ async fn different_tokens_do_not_share_entries() {
     assert_eq!(one["client"]["id"], "100234");
     assert_eq!(two["client"]["id"], "100877");
 }
+
+#[tokio::test]
+async fn workers_share_one_cache_and_one_fetch_per_token() {
+    // Three accept loops on one port; each request on its own connection,
+    // so the kernel spreads them over the workers' sockets.
+    let app = spawn_app_with(|s| s.server.workers = 3).await;
+    Mock::given(path(crm_path("spread")))
+        .respond_with(alice().set_delay(Duration::from_millis(300)))
+        .expect(1)
+        .mount(&app.crm)
+        .await;
+    let url = format!("{}/rest/chat/client/id/spread", app.address);
+
+    let calls = (0..60).map(|_| {
+        let url = url.clone();
+        async move {
+            let fresh = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            fresh.get(url).send().await.unwrap().status().as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    let again = app.lookup("spread").await;
+
+    assert_eq!(statuses.len(), 60);
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(again.headers()["x-authbridge-cache"], "hit");
+    assert_eq!(app.crm_calls().await, 1);
+}
