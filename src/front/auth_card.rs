@@ -8,6 +8,7 @@ use crate::config::AuthApiSettings;
 use crate::error::LookupError;
 use crate::lookup::CardProducer;
 use crate::mapping::{LoadError, Mapping, Options};
+use crate::schema::write::write_object;
 use crate::schema::{ApiVersion, auth_api};
 
 /// Builds Auth API cards.
@@ -99,7 +100,25 @@ fn derive_fields(client: &mut Map<String, Value>, version: ApiVersion) {
 }
 
 impl CardProducer for CardBuilder {
+    /// The card's bytes, written from the mapped object in the descriptor's
+    /// order and checked against it in the same pass (the typed structs'
+    /// check, without building them).
     fn produce(&self, crm: &Value) -> Result<Vec<u8>, LookupError> {
-        serde_json::to_vec(&self.card(crm)?).map_err(|e| LookupError::Internal(e.to_string()))
+        let mut card = self.mapping.apply(crm)?;
+        if self.derive_fields
+            && let Some(client) = card.get_mut("client").and_then(Value::as_object_mut)
+        {
+            derive_fields(client, self.version);
+        }
+        let Value::Object(card) = card else {
+            return Err(LookupError::Internal(
+                "the mapped card is not an object".into(),
+            ));
+        };
+        let mut out = Vec::with_capacity(1024);
+        write_object(&card, &auth_api::RESPONSE, &mut out).map_err(|e| {
+            LookupError::Internal(format!("mapped card does not fit the Auth API schema: {e}"))
+        })?;
+        Ok(out)
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod auth_api;
 pub mod users_api;
+pub mod write;
 
 use std::fmt;
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use authbridge::config::AuthApiSettings;
 use authbridge::front::auth_card::CardBuilder;
+use authbridge::lookup::CardProducer;
 use serde_json::Value;
 
 use crate::helpers::repo_path;
@@ -50,9 +51,21 @@ fn every_shipped_mapping_reproduces_its_fixtures() {
             let expected_path = input
                 .to_string_lossy()
                 .replace(".input.json", ".expected.json");
+            let crm = read_json(&input);
             let card = cards
-                .card(&read_json(&input))
+                .card(&crm)
                 .unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+            // What the server sends (written from the descriptor) is byte for
+            // byte what the typed structs serialise to.
+            let served = cards
+                .produce(&crm)
+                .unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+            assert_eq!(
+                String::from_utf8(served).unwrap(),
+                serde_json::to_string(&card).unwrap(),
+                "{}",
+                input.display()
+            );
             let card = serde_json::to_value(card).unwrap();
             assert_eq!(
                 card,
