@@ -174,3 +174,24 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
     assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
     body["errorText"].as_str().expect("errorText").to_owned()
 }
+
+/// Settings with the users front on, in front of `crm_url`, the shipped
+/// users mappings, and the platform key `key` in a temp file (kept alive by
+/// the returned handle).
+pub fn users_settings(crm_url: &str, key: &str) -> (Settings, tempfile::NamedTempFile) {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(key.as_bytes()).unwrap();
+    let mut s = test_settings(crm_url);
+    s.users_api.enabled = true;
+    s.users_api.api_key_file = Some(file.path().to_owned());
+    for op in [
+        &mut s.users_api.get,
+        &mut s.users_api.update,
+        &mut s.users_api.otp_request,
+        &mut s.users_api.otp_confirm,
+        &mut s.users_api.login,
+    ] {
+        op.mapping = repo_path(&op.mapping.display().to_string());
+    }
+    (s, file)
+}

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{captured_logs, fixture, repo_path, start, test_settings};
+use crate::helpers::{captured_logs, fixture, start, users_settings};
 
 const KEY: &str = "platform-key-123";
 
@@ -46,20 +46,7 @@ impl Users {
 
 async fn users() -> Users {
     let crm = MockServer::start().await;
-    let mut key = tempfile::NamedTempFile::new().unwrap();
-    std::io::Write::write_all(&mut key, KEY.as_bytes()).unwrap();
-    let mut s = test_settings(&crm.uri());
-    s.users_api.enabled = true;
-    s.users_api.api_key_file = Some(key.path().to_owned());
-    for op in [
-        &mut s.users_api.get,
-        &mut s.users_api.update,
-        &mut s.users_api.otp_request,
-        &mut s.users_api.otp_confirm,
-        &mut s.users_api.login,
-    ] {
-        op.mapping = repo_path(&op.mapping.display().to_string());
-    }
+    let (s, key) = users_settings(&crm.uri(), KEY);
     Users {
         address: start(s).await,
         crm,

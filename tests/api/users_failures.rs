@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{repo_path, start, test_settings};
+use crate::helpers::{start, users_settings};
 
 const KEY: &str = "sweep-platform-key";
 
@@ -71,20 +71,7 @@ async fn users_app(
     crm_url: &str,
     adjust: impl FnOnce(&mut authbridge::Settings),
 ) -> (String, tempfile::NamedTempFile) {
-    let mut key = tempfile::NamedTempFile::new().unwrap();
-    std::io::Write::write_all(&mut key, KEY.as_bytes()).unwrap();
-    let mut s = test_settings(crm_url);
-    s.users_api.enabled = true;
-    s.users_api.api_key_file = Some(key.path().to_owned());
-    for op in [
-        &mut s.users_api.get,
-        &mut s.users_api.update,
-        &mut s.users_api.otp_request,
-        &mut s.users_api.otp_confirm,
-        &mut s.users_api.login,
-    ] {
-        op.mapping = repo_path(&op.mapping.display().to_string());
-    }
+    let (mut s, key) = users_settings(crm_url, KEY);
     adjust(&mut s);
     let address = start(s).await;
     (address.trim_start_matches("http://").to_owned(), key)
