@@ -14,6 +14,7 @@ mod operations;
 mod ops;
 mod pipelines;
 mod redis;
+mod request_ids;
 mod resilience;
 mod robustness;
 mod shipped_pipelines;
