@@ -8,8 +8,7 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::http::{HeaderValue, Request};
-use tower_http::request_id::{MakeRequestId, RequestId};
+use axum::http::HeaderValue;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -48,16 +47,6 @@ pub fn next() -> HeaderValue {
     id[16] = b'-';
     hex(n, &mut id[17..]);
     HeaderValue::from_bytes(&id).expect("hex digits and '-' are a valid header value")
-}
-
-/// The tower-http id maker for `x-request-id`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct MakeCounterId;
-
-impl MakeRequestId for MakeCounterId {
-    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        Some(RequestId::new(next()))
-    }
 }
 
 #[cfg(test)]

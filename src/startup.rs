@@ -18,7 +18,6 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::access::{self, Access};
 use crate::admin::{self, AdminState};
@@ -31,7 +30,6 @@ use crate::front::users_api::{self, UsersState};
 use crate::lookup::{Engine, Limits, Lookup};
 use crate::mapping::LoadError;
 use crate::reload::Reloader;
-use crate::request_id::MakeCounterId;
 use crate::request_span::RequestSpanLayer;
 use crate::server::{self, ConnLimits, ReloadableCert};
 use crate::shared_cache::SharedCache;
@@ -159,16 +157,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The tower stack, outermost first: request id (a counter, no syscall) →
-/// the request span (DEBUG; named by the matched route, never the URI, which
-/// holds the token) → propagate the id → catch panics (answered as JSON 500
-/// without the panic text).
+/// The tower stack, outermost first: request id and DEBUG span in one layer
+/// (the caller's `x-request-id` or a new one, set on the answer; the span
+/// named by the matched route, never the URI, which holds the token) →
+/// catch panics (answered as JSON 500 without the panic text).
 pub fn with_middleware(router: Router) -> Router {
     router.layer(
         ServiceBuilder::new()
-            .layer(SetRequestIdLayer::x_request_id(MakeCounterId))
             .layer(RequestSpanLayer)
-            .layer(PropagateRequestIdLayer::x_request_id())
             .layer(CatchPanicLayer::custom(|_panic| {
                 auth_api::error_body(
                     StatusCode::INTERNAL_SERVER_ERROR,
