@@ -1,4 +1,5 @@
-//! The per-request layer: the request id and the request's span, in one pass.
+//! The per-request layer: the request id, the request's span and the panic
+//! guard, in one pass.
 //!
 //! The id is the caller's `x-request-id` when it sent one, else a new one
 //! ([`crate::request_id`]); it is set on the answer either way. The span
@@ -8,15 +9,26 @@
 //! formatting, no clock read, no wrapped body (what `TraceLayer` plus the
 //! two request-id layers cost even with their events off). Failures are
 //! logged where they are understood (the lookup, the CRM transport), once.
+//!
+//! A panic in a handler becomes the Auth API's JSON 500 without the panic
+//! text (which may hold request data); unlike `CatchPanicLayer`, the body of
+//! every other answer passes through unboxed.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use axum::body::Body;
 use axum::extract::MatchedPath;
-use axum::http::{HeaderName, HeaderValue, Request, Response};
+use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use futures_util::FutureExt;
+use futures_util::future::CatchUnwind;
 use tower::{Layer, Service};
 use tracing::instrument::{Instrument, Instrumented};
+
+use crate::error::codes;
+use crate::front::auth_api::error_body;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -38,9 +50,19 @@ pub struct RequestSpan<S> {
     inner: S,
 }
 
-impl<S, ReqB, ResB> Service<Request<ReqB>> for RequestSpan<S>
+/// The answer to a request whose handler panicked.
+fn panicked() -> Response<Body> {
+    metrics::counter!("authbridge_panics_total").increment(1);
+    error_body(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        codes::INTERNAL,
+        "Internal error",
+    )
+}
+
+impl<S, ReqB> Service<Request<ReqB>> for RequestSpan<S>
 where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S: Service<Request<ReqB>, Response = Response<Body>>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -65,35 +87,75 @@ where
                 .map_or("unmatched", MatchedPath::as_str),
             request_id = id.to_str().unwrap_or(""),
         );
-        let future = span.in_scope(|| self.inner.call(req));
-        WithId {
-            inner: future.instrument(span),
-            id: Some(id),
+        let inner = &mut self.inner;
+        let future =
+            span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req))));
+        match future {
+            Ok(future) => WithId {
+                inner: Some(AssertUnwindSafe(future).catch_unwind().instrument(span)),
+                id: Some(id),
+            },
+            Err(_) => WithId {
+                inner: None,
+                id: Some(id),
+            },
         }
     }
 }
 
 pin_project_lite::pin_project! {
-    /// The answer of [`RequestSpan`], with the request id set on it.
+    /// The answer of [`RequestSpan`], with the request id set on it; `None`
+    /// when the handler panicked before returning its future.
     pub struct WithId<F> {
         #[pin]
-        inner: Instrumented<F>,
+        inner: Option<Instrumented<CatchUnwind<AssertUnwindSafe<F>>>>,
         id: Option<HeaderValue>,
     }
 }
 
-impl<F, B, E> Future for WithId<F>
+impl<F, E> Future for WithId<F>
 where
-    F: Future<Output = Result<Response<B>, E>>,
+    F: Future<Output = Result<Response<Body>, E>>,
 {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut result = ready!(this.inner.poll(cx));
+        let mut result = match this.inner.as_pin_mut() {
+            None => Ok(panicked()),
+            Some(inner) => match ready!(inner.poll(cx)) {
+                Ok(result) => result,
+                Err(_panic) => Ok(panicked()),
+            },
+        };
         if let (Ok(response), Some(id)) = (&mut result, this.id.take()) {
             response.headers_mut().insert(X_REQUEST_ID, id);
         }
         Poll::Ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    async fn boom(_req: Request<Body>) -> Result<Response<Body>, std::convert::Infallible> {
+        panic!("a panic text with a token-like secret");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_gets_a_json_500_with_an_id_and_no_panic_text() {
+        let service = RequestSpanLayer.layer(tower::service_fn(boom));
+        let response = service.oneshot(Request::new(Body::empty())).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().contains_key(X_REQUEST_ID));
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(
+            &body[..],
+            br#"{"errorCode":"1000","errorText":"Internal error"}"#
+        );
     }
 }

@@ -16,8 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::access::{self, Access};
 use crate::admin::{self, AdminState};
@@ -157,22 +155,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The tower stack, outermost first: request id and DEBUG span in one layer
-/// (the caller's `x-request-id` or a new one, set on the answer; the span
-/// named by the matched route, never the URI, which holds the token) →
-/// catch panics (answered as JSON 500 without the panic text).
+/// The middleware: one layer (see [`crate::request_span`]) that gives each
+/// request its id (the caller's `x-request-id` or a new one, set on the
+/// answer) and its DEBUG span (named by the matched route, never the URI,
+/// which holds the token), and answers a panic with a JSON 500 without the
+/// panic text.
 pub fn with_middleware(router: Router) -> Router {
-    router.layer(
-        ServiceBuilder::new()
-            .layer(RequestSpanLayer)
-            .layer(CatchPanicLayer::custom(|_panic| {
-                auth_api::error_body(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    codes::INTERNAL,
-                    "Internal error",
-                )
-            })),
-    )
+    router.layer(RequestSpanLayer)
 }
 
 async fn healthz() -> Response {
