@@ -151,7 +151,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(no_route)
-        .method_not_allowed_fallback(bad_method)
+        .method_not_allowed_fallback(auth_api::wrong_method)
         .with_state(state)
 }
 
@@ -199,14 +199,6 @@ fn json_status(status: StatusCode, body: &'static str) -> Response {
 
 async fn no_route() -> Response {
     auth_api::error_body(StatusCode::NOT_FOUND, codes::NO_ROUTE, "No such endpoint")
-}
-
-async fn bad_method() -> Response {
-    auth_api::error_body(
-        StatusCode::METHOD_NOT_ALLOWED,
-        codes::BAD_METHOD,
-        "Method not allowed",
-    )
 }
 
 /// A server bound to its port(s), not yet serving.

@@ -53,7 +53,9 @@ pub fn routes<S>(lookup: Lookup) -> Router<S> {
         .with_state(lookup)
 }
 
-async fn wrong_method() -> Response {
+/// A known path asked with a method it does not serve, in this front's shape
+/// (also the application's answer for its other routes).
+pub async fn wrong_method() -> Response {
     error_body(
         StatusCode::METHOD_NOT_ALLOWED,
         codes::BAD_METHOD,

@@ -101,35 +101,48 @@ fn read(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
     std::fs::read(path).map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
 }
 
-fn tls(
-    builder: reqwest::ClientBuilder,
-    tls: &TlsSettings,
-) -> Result<reqwest::ClientBuilder, ConfigError> {
-    let mut builder = builder;
-    if let Some(ca) = &tls.ca_file {
-        let pem = read("upstream.tls.ca_file", ca)?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|_| invalid("upstream.tls.ca_file", "is not a PEM certificate bundle"))?;
-        if certs.is_empty() {
-            return Err(invalid("upstream.tls.ca_file", "holds no certificate"));
+/// The CRM's TLS material (extra roots, client identity), read once and
+/// given to every worker's client.
+struct TlsMaterial {
+    roots: Vec<reqwest::Certificate>,
+    identity: Option<reqwest::Identity>,
+}
+
+impl TlsMaterial {
+    fn load(tls: &TlsSettings) -> Result<Self, ConfigError> {
+        let mut roots = Vec::new();
+        if let Some(ca) = &tls.ca_file {
+            let pem = read("upstream.tls.ca_file", ca)?;
+            roots = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|_| invalid("upstream.tls.ca_file", "is not a PEM certificate bundle"))?;
+            if roots.is_empty() {
+                return Err(invalid("upstream.tls.ca_file", "holds no certificate"));
+            }
         }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
+        let mut identity = None;
+        if let (Some(cert), Some(key)) = (&tls.client_cert_file, &tls.client_key_file) {
+            let mut pem = read("upstream.tls.client_cert_file", cert)?;
+            pem.push(b'\n');
+            pem.extend(read("upstream.tls.client_key_file", key)?);
+            identity = Some(reqwest::Identity::from_pem(&pem).map_err(|_| {
+                invalid(
+                    "upstream.tls.client_cert_file",
+                    "client certificate and key must be PEM (certificate chain, then a PKCS#8, PKCS#1 or SEC1 key)",
+                )
+            })?);
         }
+        Ok(Self { roots, identity })
     }
-    if let (Some(cert), Some(key)) = (&tls.client_cert_file, &tls.client_key_file) {
-        let mut pem = read("upstream.tls.client_cert_file", cert)?;
-        pem.push(b'\n');
-        pem.extend(read("upstream.tls.client_key_file", key)?);
-        let identity = reqwest::Identity::from_pem(&pem).map_err(|_| {
-            invalid(
-                "upstream.tls.client_cert_file",
-                "client certificate and key must be PEM (certificate chain, then a PKCS#8, PKCS#1 or SEC1 key)",
-            )
-        })?;
-        builder = builder.identity(identity);
+
+    fn apply(&self, mut builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        for cert in &self.roots {
+            builder = builder.add_root_certificate(cert.clone());
+        }
+        if let Some(identity) = &self.identity {
+            builder = builder.identity(identity.clone());
+        }
+        builder
     }
-    Ok(builder)
 }
 
 impl Transport {
@@ -143,6 +156,7 @@ impl Transport {
     pub fn with_workers(s: &UpstreamSettings, workers: usize) -> Result<Self, ConfigError> {
         let base =
             Url::parse(&s.base_url).map_err(|e| invalid("upstream.base_url", e.to_string()))?;
+        let material = TlsMaterial::load(&s.tls)?;
         // A builder is consumed by `build`: one per client.
         let client = || -> Result<reqwest::Client, ConfigError> {
             let builder = reqwest::Client::builder()
@@ -159,7 +173,8 @@ impl Transport {
             } else {
                 builder
             };
-            tls(builder, &s.tls)?
+            material
+                .apply(builder)
                 .build()
                 .map_err(|e| invalid("upstream", format!("cannot build the HTTP client: {e}")))
         };
