@@ -17,7 +17,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{any, patch, post};
 use secrecy::ExposeSecret;
@@ -210,7 +210,8 @@ impl FromRequest<UsersState> for Admitted {
         if !is_json(req.headers()) {
             return Err(s.refuse(Refusal::NotJson));
         }
-        let headers = req.headers().clone();
+        // Only this header is needed once the body is read.
+        let authorization = req.headers().get(AUTHORIZATION).cloned();
         // A body trickled in must not hold a connection past the deadline.
         let body = match tokio::time::timeout(s.deadline, Bytes::from_request(req, &())).await {
             Err(_) => return Err(s.refuse(Refusal::SlowBody)),
@@ -220,7 +221,7 @@ impl FromRequest<UsersState> for Admitted {
             Ok(Err(_)) => return Err(s.refuse(Refusal::BadRequest)),
             Ok(Ok(body)) => body,
         };
-        s.admit(&headers, &body)
+        s.admit(authorization.as_ref(), &body)
             .map(Admitted)
             .map_err(|r| s.refuse(r))
     }
@@ -272,7 +273,7 @@ impl Inner {
         }
     }
 
-    fn admit(&self, headers: &HeaderMap, body: &Bytes) -> Result<Call, Refusal> {
+    fn admit(&self, authorization: Option<&HeaderValue>, body: &Bytes) -> Result<Call, Refusal> {
         let Ok(Value::Object(mut input)) = serde_json::from_slice::<Value>(body) else {
             return Err(Refusal::BadRequest);
         };
@@ -280,7 +281,7 @@ impl Inner {
         let presented = match &from_body {
             Some(Value::String(k)) => Some(format!("Bearer {k}").into_bytes()),
             Some(_) => None,
-            None => headers.get(AUTHORIZATION).map(|v| v.as_bytes().to_vec()),
+            None => authorization.map(|v| v.as_bytes().to_vec()),
         };
         if !presented.is_some_and(|p| matches(&p, &self.key)) {
             metrics::counter!("authbridge_access_denied_total", "reason" => "users_api_key")
