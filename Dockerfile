@@ -22,6 +22,9 @@ COPY --from=build /src/target/release/authbridge /usr/local/bin/authbridge
 COPY config ./config
 COPY mappings ./mappings
 USER 10001
+# One JSON object per line: what log collectors parse. Override with
+# AUTHBRIDGE__TELEMETRY__LOG_FORMAT=pretty for a human at a terminal.
+ENV AUTHBRIDGE__TELEMETRY__LOG_FORMAT=json
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["authbridge", "healthcheck", "--url", "http://127.0.0.1:8080/healthz"]

@@ -1,4 +1,4 @@
-//! Logging with `tracing`: pretty or JSON, level from config unless `RUST_LOG`
+//! Logging with `tracing`: pretty (coloured on a terminal only) or JSON, level from config unless `RUST_LOG`
 //! is set, and a redaction filter that holds back the HTTP stack's own
 //! DEBUG/TRACE events, because those print request URLs, and a CRM URL can
 //! carry the token.
@@ -36,17 +36,21 @@ pub fn env_filter(configured: &str) -> EnvFilter {
     }
 }
 
-/// The formatting layer with both filters, writing to `writer`.
+/// The formatting layer with both filters, writing to `writer`; pretty logs
+/// are coloured only when `colour` is true (a terminal).
 pub fn layer<S, W>(
     format: LogFormat,
     filter: EnvFilter,
     writer: W,
+    colour: bool,
 ) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(colour);
     let fmt: Box<dyn Layer<S> + Send + Sync> = match format {
         LogFormat::Pretty => Box::new(fmt),
         LogFormat::Json => Box::new(fmt.json().with_current_span(true).with_span_list(false)),
@@ -56,10 +60,13 @@ where
     fmt.with_filter(filter.and(redaction())).boxed()
 }
 
-/// Installs the global subscriber (stdout). Call once, from `main`.
+/// Installs the global subscriber (stdout). Call once, from `main`. Colour
+/// codes go to a terminal only: in a file or journald they are noise.
 pub fn init(settings: &TelemetrySettings) {
+    use std::io::IsTerminal as _;
     let filter = env_filter(&settings.log_level);
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = Registry::default()
-        .with(layer(settings.log_format, filter, std::io::stdout))
+        .with(layer(settings.log_format, filter, std::io::stdout, colour))
         .try_init();
 }

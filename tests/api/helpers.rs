@@ -50,6 +50,7 @@ pub fn init_logs() {
                 LogFormat::Json,
                 EnvFilter::new("trace"),
                 Capture,
+                false,
             ))
             .try_init()
             .expect("the test subscriber is the only one");
