@@ -1,6 +1,13 @@
-//! Settings, layered with the `config` crate: built-in defaults (the `Default`
-//! impls below) → `config/default.toml` (if present) → `--config FILE` → env
-//! `AUTHBRIDGE__SECTION__KEY`.
+//! Settings, layered with the `config` crate: built-in defaults →
+//! `config/default.toml` in the working directory (if present) → `--config
+//! FILE` → env `AUTHBRIDGE__SECTION__KEY`.
+//!
+//! The built-in defaults are the shipped `config/default.toml`, compiled into
+//! the binary and read as the first layer, key by key: a file that sets one
+//! key of a section (`[users_api.get] mapping = ...`) keeps the defaults of
+//! the others, from any working directory. (Serde's own `default` would fill
+//! a missing section, not a missing key of a section that is present.) A
+//! unit test keeps the file equal to the `Default` impls below.
 //!
 //! Secrets are never values in a config file: the file names an env var or a
 //! file that holds the secret, and the secret is read into a `SecretString`
@@ -225,11 +232,16 @@ pub struct AdminSettings {
 pub struct ReloadSettings {
     /// Also reload when the config or mapping file changes (SIGHUP always works).
     pub watch_files: bool,
+    /// The watcher reloads once the files have been quiet this long.
+    pub debounce_ms: u64,
 }
 
 impl Default for ReloadSettings {
     fn default() -> Self {
-        Self { watch_files: true }
+        Self {
+            watch_files: true,
+            debounce_ms: 2_000,
+        }
     }
 }
 
@@ -598,13 +610,21 @@ impl ConfigError {
     }
 }
 
+/// The shipped `config/default.toml`, compiled in.
+pub const BUILTIN_DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// The built-in defaults as the first configuration layer.
+fn builtin() -> config::File<config::FileSourceString, config::FileFormat> {
+    config::File::from_str(BUILTIN_DEFAULTS, config::FileFormat::Toml)
+}
+
 /// The env prefix, as in `AUTHBRIDGE__UPSTREAM__BASE_URL`.
 pub const ENV_PREFIX: &str = "AUTHBRIDGE";
 
 impl Settings {
     /// Loads defaults → `config/default.toml` → `file` → env, then validates.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder().add_source(
+        let mut builder = config::Config::builder().add_source(builtin()).add_source(
             config::File::new("config/default.toml", config::FileFormat::Toml).required(false),
         );
         if let Some(file) = file {
@@ -632,9 +652,11 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Parses settings from TOML text alone (no file or env layers).
+    /// Parses settings from TOML text over the built-in defaults (no file or
+    /// env layers).
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let settings: Settings = config::Config::builder()
+            .add_source(builtin())
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
             .and_then(config::Config::try_deserialize)

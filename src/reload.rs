@@ -4,6 +4,14 @@
 //! with its file:line diagnostics and counted — and the running one keeps
 //! serving; no request fails during a reload.
 //!
+//! A version is known by the digest of the files it is read from. The file
+//! watcher reloads only when that digest changes (reading the files must not
+//! look like a change), and only once the files have been quiet for
+//! `reload.debounce_ms`, so a file written in several steps is read whole. A
+//! rejected version is logged once per distinct content; SIGHUP and the admin
+//! API always reload, and every reload is counted once: `ok`, `failed`, or
+//! `unchanged` when the digest equals the running version's.
+//!
 //! Reloadable: the mapping and its pipeline, the `[upstream]` request and its
 //! timeouts and limits, cache TTLs / grace / jitter / stale-while-revalidate,
 //! token checks and the request timeout, the TLS certificate (from the same
@@ -16,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::config::Settings;
 use crate::lookup::Lookup;
@@ -24,7 +32,7 @@ use crate::server::ReloadableCert;
 use crate::startup::build_engine;
 
 /// What a successful reload did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Reloaded {
     /// True when the mapping changed (its cached cards were dropped).
     pub mapping_changed: bool,
@@ -43,6 +51,23 @@ pub struct Reloader {
     cert: Option<Arc<ReloadableCert>>,
     /// Serialises reloads.
     busy: tokio::sync::Mutex<()>,
+    /// Digests of the running version and of the last rejected one.
+    versions: Mutex<Versions>,
+}
+
+#[derive(Default)]
+struct Versions {
+    running: Option<[u8; 32]>,
+    rejected: Option<[u8; 32]>,
+}
+
+/// Why a reload was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// SIGHUP or the admin API: always reload, counted once.
+    Explicit,
+    /// The file watcher: reload only when the files' content changed.
+    FileChange,
 }
 
 fn changed(a: &impl std::fmt::Debug, b: &impl std::fmt::Debug) -> bool {
@@ -65,7 +90,48 @@ impl Reloader {
             lookup,
             cert,
             busy: tokio::sync::Mutex::new(()),
+            versions: Mutex::new(Versions::default()),
         })
+        .remember_running()
+    }
+
+    /// Records the digest of the files the server started from.
+    fn remember_running(self: Arc<Self>) -> Arc<Self> {
+        let current = self.current.lock().expect("settings lock").clone();
+        let digest = self.digest_of(&current);
+        self.versions.lock().expect("versions lock").running = Some(digest);
+        self
+    }
+
+    /// The digest of everything a version is read from: the config file,
+    /// the mapping and the TLS files (a missing file digests as empty).
+    fn digest_of(&self, settings: &Settings) -> [u8; 32] {
+        let mut files: Vec<&Path> = Vec::new();
+        files.extend(self.config_file.as_deref());
+        files.push(&settings.auth_api.mapping);
+        files.extend(settings.server.tls.cert_file.as_deref());
+        files.extend(settings.server.tls.key_file.as_deref());
+        let mut all = Vec::new();
+        for file in files {
+            let bytes = std::fs::read(file).unwrap_or_default();
+            // Length-prefixed, so moving bytes between files changes the digest.
+            all.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            all.extend_from_slice(&bytes);
+        }
+        crate::access::digest(&all)
+    }
+
+    /// The digest of the version on disk now (the config file may name
+    /// another mapping; an invalid config file names the running one's).
+    fn digest_on_disk(&self) -> [u8; 32] {
+        match self.load() {
+            Ok(settings) => self.digest_of(&settings),
+            // An unreadable config: digest its bytes alone.
+            Err(_) => {
+                let current = self.current.lock().expect("settings lock").clone();
+                self.digest_of(&current)
+            }
+        }
     }
 
     fn load(&self) -> Result<Settings, String> {
@@ -75,21 +141,52 @@ impl Reloader {
         }
     }
 
-    /// Loads, validates and swaps in the new version, or keeps the old one.
+    /// Loads, validates and swaps in the new version, or keeps the old one
+    /// (SIGHUP and the admin API).
     pub async fn reload(&self) -> Result<Reloaded, String> {
+        self.reload_on(Trigger::Explicit)
+            .await
+            .unwrap_or_else(|| Ok(Reloaded::default()))
+    }
+
+    /// As [`reload`](Self::reload); for [`Trigger::FileChange`], nothing
+    /// happens (`None`) when the files hold the running or the last
+    /// rejected version.
+    pub async fn reload_on(&self, trigger: Trigger) -> Option<Result<Reloaded, String>> {
         let _one_at_a_time = self.busy.lock().await;
+        let digest = self.digest_on_disk();
+        let (running, rejected) = {
+            let v = self.versions.lock().expect("versions lock");
+            (v.running == Some(digest), v.rejected == Some(digest))
+        };
+        if trigger == Trigger::FileChange && (running || rejected) {
+            return None;
+        }
+        if running {
+            metrics::counter!("authbridge_reloads_total", "result" => "unchanged").increment(1);
+            tracing::info!("reload: the files hold the running version; nothing to do");
+            return Some(Ok(Reloaded::default()));
+        }
         let result = self.try_reload();
+        let mut versions = self.versions.lock().expect("versions lock");
         match &result {
             Ok(r) => {
+                versions.running = Some(digest);
+                versions.rejected = None;
                 metrics::counter!("authbridge_reloads_total", "result" => "ok").increment(1);
                 tracing::info!(mapping_changed = r.mapping_changed, needs_restart = ?r.needs_restart, "reloaded");
             }
             Err(e) => {
                 metrics::counter!("authbridge_reloads_total", "result" => "failed").increment(1);
-                tracing::error!(error = %e, "reload rejected; the running configuration keeps serving");
+                if versions.rejected == Some(digest) {
+                    tracing::debug!("reload rejected again: the same version as before");
+                } else {
+                    tracing::error!(error = %e, "reload rejected; the running configuration keeps serving");
+                }
+                versions.rejected = Some(digest);
             }
         }
-        result
+        Some(result)
     }
 
     fn try_reload(&self) -> Result<Reloaded, String> {
@@ -209,15 +306,20 @@ impl Reloader {
         }
     }
 
-    /// Reloads when a watched file changes (debounced: editors write files in
-    /// several steps). The watcher lives as long as the returned handle.
-    pub fn watch_files(self: &Arc<Self>) -> Option<notify::RecommendedWatcher> {
+    /// Reloads when a watched file's content changes, once the files have
+    /// been quiet for `debounce` (editors and copy tools write in several
+    /// steps). The watcher lives as long as the returned handle.
+    pub fn watch_files(self: &Arc<Self>, debounce: Duration) -> Option<notify::RecommendedWatcher> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let files = self.watched();
         let names: Vec<PathBuf> = files.iter().map(|f| canonical(f)).collect();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                // Reading a file (ours included, on every reload) raises
+                // access events: only writes, creations, renames and removals
+                // can change a version.
                 if let Ok(event) = event
+                    && !matches!(event.kind, EventKind::Access(_))
                     && event.paths.iter().any(|p| names.contains(&canonical(p)))
                 {
                     let _ = tx.send(());
@@ -238,9 +340,15 @@ impl Reloader {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             while rx.recv().await.is_some() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                while rx.try_recv().is_ok() {}
-                let _ = this.reload().await;
+                // Quiet for `debounce`: every new event restarts the wait.
+                loop {
+                    match tokio::time::timeout(debounce, rx.recv()).await {
+                        Ok(Some(())) => continue,
+                        Ok(None) => return,
+                        Err(_) => break,
+                    }
+                }
+                let _ = this.reload_on(Trigger::FileChange).await;
             }
         });
         Some(watcher)

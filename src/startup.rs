@@ -211,7 +211,8 @@ pub struct Application {
     limits: ConnLimits,
     cert: Option<Arc<ReloadableCert>>,
     reloader: Arc<Reloader>,
-    watch_files: bool,
+    /// Watch the files, reloading once they are quiet this long.
+    watch_files: Option<Duration>,
     admin: Option<(TcpListener, AdminState)>,
 }
 
@@ -287,7 +288,10 @@ impl Application {
             },
             cert,
             reloader,
-            watch_files: settings.reload.watch_files,
+            watch_files: settings
+                .reload
+                .watch_files
+                .then(|| Duration::from_millis(settings.reload.debounce_ms)),
             admin,
         })
     }
@@ -326,11 +330,9 @@ impl Application {
     ) -> std::io::Result<()> {
         let ready = Arc::clone(&self.state.ready);
         let app = with_middleware(router(self.state));
-        let _watcher = if self.watch_files {
-            self.reloader.watch_files()
-        } else {
-            None
-        };
+        let _watcher = self
+            .watch_files
+            .and_then(|debounce| self.reloader.watch_files(debounce));
         let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
         if let Some((listener, admin_state)) = self.admin {
             let admin_app = admin::router(admin_state);
