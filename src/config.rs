@@ -167,8 +167,16 @@ pub struct ServerSettings {
     pub token_pattern: Option<String>,
     /// Open connections at most; more are closed at once.
     pub max_connections: usize,
-    /// Time a client has to send a request's headers.
+    /// Time a client has to send a request's headers, counted from the
+    /// connection's accept (a socket that never sends a byte is cut too) and
+    /// again from the end of each answer on a kept-alive connection.
     pub header_read_timeout_ms: u64,
+    /// On SIGTERM, `/readyz` answers 503 at once while everything is still
+    /// served for this long (load balancers stop routing here), then the
+    /// listener closes and in-flight requests drain.
+    pub shutdown_delay_ms: u64,
+    /// Longest wait for in-flight requests after the listener closes.
+    pub drain_timeout_ms: u64,
     /// Accept loops, each on its own single-threaded runtime and its own
     /// `SO_REUSEPORT` socket, so a request, its CRM call and its answer stay
     /// on one thread (nginx's worker model); 0 = one per CPU.
@@ -254,6 +262,8 @@ impl Default for ServerSettings {
             token_pattern: None,
             max_connections: 10_000,
             header_read_timeout_ms: 5_000,
+            shutdown_delay_ms: 5_000,
+            drain_timeout_ms: 10_000,
             workers: 0,
             tls: ServerTlsSettings::default(),
             access: AccessSettings::default(),

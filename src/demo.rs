@@ -151,9 +151,10 @@ pub async fn start_crm() -> std::io::Result<SocketAddr> {
     Ok(addr)
 }
 
-/// Settings for authbridge in front of the demo CRM at `crm`.
-pub fn settings(crm: SocketAddr, listen: &str) -> std::io::Result<Settings> {
-    let mapping = std::env::temp_dir().join(format!("authbridge-demo-{}.toml", std::process::id()));
+/// Settings for authbridge in front of the demo CRM at `crm`; the mappings
+/// and the platform key are written into `dir`.
+pub fn settings(crm: SocketAddr, listen: &str, dir: &std::path::Path) -> std::io::Result<Settings> {
+    let mapping = dir.join("generic-bank.toml");
     std::fs::write(&mapping, MAPPING)?;
     let mut s = Settings::default();
     s.server.listen = listen.to_owned();
@@ -161,8 +162,10 @@ pub fn settings(crm: SocketAddr, listen: &str) -> std::io::Result<Settings> {
     s.upstream.path = "/api/v1/sessions/{token}/client".into();
     s.auth_api.mapping = mapping;
     s.reload.watch_files = false;
+    // Nothing routes to a demo through a load balancer: Ctrl-C stops at once.
+    s.server.shutdown_delay_ms = 0;
     // The second front, with its own mappings and key.
-    let dir = std::env::temp_dir().join(format!("authbridge-demo-users-{}", std::process::id()));
+    let dir = dir.join("users");
     std::fs::create_dir_all(&dir)?;
     for (name, text) in USERS_MAPPINGS {
         std::fs::write(dir.join(format!("generic-bank-{name}.toml")), text)?;
@@ -187,7 +190,12 @@ pub fn settings(crm: SocketAddr, listen: &str) -> std::io::Result<Settings> {
 /// Runs the demo until Ctrl-C.
 pub async fn run(listen: &str) -> Result<(), StartupError> {
     let crm = start_crm().await?;
-    let settings = settings(crm, listen)?;
+    // Removed when `run` returns, Ctrl-C and SIGTERM included (both end the
+    // server normally); only a SIGKILL leaves it behind.
+    let files = tempfile::Builder::new()
+        .prefix("authbridge-demo-")
+        .tempdir()?;
+    let settings = settings(crm, listen, files.path())?;
     let app = Application::build(settings).await?;
     let base = format!("http://{}", app.local_addr());
     println!(
@@ -206,5 +214,7 @@ pub async fn run(listen: &str) -> Result<(), StartupError> {
          curl -s -X PATCH {base}/users/update -H 'authorization: Bearer {USERS_KEY}' --json '{{\"userIdentifier\":\"{SHOPPER}\",\"name\":\"Иванова Анна Сергеевна\"}}'\n\n\
          Ctrl-C stops.\n"
     );
-    Ok(app.run_until_stopped().await?)
+    app.run_until_stopped().await?;
+    drop(files);
+    Ok(())
 }

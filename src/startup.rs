@@ -214,6 +214,8 @@ pub struct Application {
     /// Watch the files, reloading once they are quiet this long.
     watch_files: Option<Duration>,
     admin: Option<(TcpListener, AdminState)>,
+    /// Readiness 503 while still serving, after the stop signal.
+    shutdown_delay: Duration,
 }
 
 async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), StartupError> {
@@ -285,6 +287,7 @@ impl Application {
             limits: ConnLimits {
                 max_connections: settings.server.max_connections,
                 header_read_timeout: Duration::from_millis(settings.server.header_read_timeout_ms),
+                drain: Duration::from_millis(settings.server.drain_timeout_ms),
             },
             cert,
             reloader,
@@ -293,6 +296,7 @@ impl Application {
                 .watch_files
                 .then(|| Duration::from_millis(settings.reload.debounce_ms)),
             admin,
+            shutdown_delay: Duration::from_millis(settings.server.shutdown_delay_ms),
         })
     }
 
@@ -322,8 +326,9 @@ impl Application {
         self.run_with_shutdown(shutdown_signal()).await
     }
 
-    /// Serves until `signal` completes: readiness flips to not-ready first, then
-    /// in-flight requests finish.
+    /// Serves until `signal` completes: readiness flips to not-ready first
+    /// and requests are still served for `server.shutdown_delay_ms`; then the
+    /// listener closes and in-flight requests finish.
     pub async fn run_with_shutdown(
         self,
         signal: impl Future<Output = ()> + Send + 'static,
@@ -363,7 +368,19 @@ impl Application {
         );
         signal.await;
         ready.store(false, Ordering::Release);
-        tracing::info!("shutting down: finishing in-flight requests");
+        if !self.shutdown_delay.is_zero() {
+            // Load balancers see 503 on /readyz and stop routing here; the
+            // requests they still send meanwhile are served, not refused.
+            tracing::info!(
+                delay_ms = self.shutdown_delay.as_millis() as u64,
+                "shutting down: not ready, still serving until the delay ends"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(self.shutdown_delay) => {},
+                () = shutdown_signal() => tracing::info!("second stop signal: skipping the delay"),
+            }
+        }
+        tracing::info!("shutting down: listener closed, finishing in-flight requests");
         let _ = stop.send(true);
         // The workers drain their connections (bounded by the drain time).
         let _ = tokio::task::spawn_blocking(move || {

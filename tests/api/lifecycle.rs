@@ -26,8 +26,13 @@ async fn reloads(served: &Served) -> [f64; 3] {
 }
 
 fn config(crm: &str, extra: &str) -> String {
+    config_with_server(crm, "", extra)
+}
+
+/// As [`config`], with more `[server]` keys.
+fn config_with_server(crm: &str, server: &str, extra: &str) -> String {
     format!(
-        "[server]\nlisten = \"127.0.0.1:{{port}}\"\n[auth_api]\nmapping = \"mapping.toml\"\n\
+        "[server]\nlisten = \"127.0.0.1:{{port}}\"\n{server}[auth_api]\nmapping = \"mapping.toml\"\n\
          [upstream]\nbase_url = \"{crm}\"\n[telemetry]\nlog_format = \"json\"\n{extra}"
     )
 }
@@ -130,7 +135,7 @@ async fn a_file_written_in_two_steps_is_loaded_once_whole() {
             .append(true)
             .open(served.path("mapping.toml"))
             .unwrap();
-        f.write_all(changed[cut..].as_bytes()).unwrap();
+        f.write_all(&changed.as_bytes()[cut..]).unwrap();
     }
 
     let mut after = Value::Null;
@@ -213,4 +218,227 @@ async fn pretty_logs_off_a_terminal_carry_no_colour_codes() {
     let logs = served.logs().join("\n");
     assert!(logs.contains("authbridge listening"), "{logs}");
     assert!(!logs.contains('\u{1b}'), "no ANSI escapes: {logs:?}");
+}
+
+/// SIGTERM behind a load balancer: `/readyz` says 503 at once, lookups are
+/// still served for `server.shutdown_delay_ms`, then the listener closes and
+/// a request in flight completes.
+#[tokio::test]
+async fn sigterm_keeps_serving_through_the_shutdown_delay() {
+    let crm = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/clients/by-token/slow$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(fixture("generic-bank/alice.input.json"))
+                .set_delay(Duration::from_millis(1500)),
+        )
+        .mount(&crm)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/clients/by-token/.+$"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
+        )
+        .mount(&crm)
+        .await;
+    let mut served = Served::start(&config_with_server(
+        &crm.uri(),
+        "shutdown_delay_ms = 1500\n",
+        "",
+    ));
+    let base = served.base.clone();
+    // A new connection per request, as a balancer's fresh routing would make.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    assert_eq!(
+        fresh
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    served.signal("TERM");
+    let signalled = std::time::Instant::now();
+    // In flight across the listener's close: its CRM answers after 1.5 s.
+    let in_flight = tokio::spawn({
+        let (fresh, base) = (fresh.clone(), base.clone());
+        async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            fresh
+                .get(format!("{base}/rest/chat/client/id/slow"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    let (mut served_ok, mut refused, mut ready_503) = (0, 0, 0);
+    let mut i = 0;
+    while signalled.elapsed() < Duration::from_millis(1200) {
+        i += 1;
+        match fresh
+            .get(format!("{base}/rest/chat/client/id/during-{i}"))
+            .send()
+            .await
+        {
+            Ok(r) if r.status() == 200 => served_ok += 1,
+            Ok(r) => panic!("lookup answered {} during the delay", r.status()),
+            Err(_) => refused += 1,
+        }
+        if let Ok(r) = fresh.get(format!("{base}/readyz")).send().await
+            && r.status() == 503
+        {
+            ready_503 += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(refused, 0, "no refused connection inside the delay");
+    assert!(served_ok > 5, "lookups kept being served: {served_ok}");
+    assert_eq!(ready_503, served_ok, "/readyz said 503 throughout");
+    assert_eq!(
+        in_flight.await.unwrap().ok(),
+        Some(200),
+        "the request in flight when the listener closed completed"
+    );
+    let status = served
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after draining");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        crate::process::raw_status(served.port, "/healthz").is_err(),
+        "the listener is closed"
+    );
+}
+
+/// Twice the connection cap of sockets that send nothing or trickle a
+/// header: they are cut at the header-read timeout, and normal lookups are
+/// served after it.
+#[tokio::test]
+async fn silent_and_trickling_sockets_cannot_exhaust_connections() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let crm = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
+        )
+        .mount(&crm)
+        .await;
+    let served = Served::start(&config_with_server(
+        &crm.uri(),
+        "max_connections = 20\nheader_read_timeout_ms = 500\nworkers = 1\n",
+        "",
+    ));
+    let addr = format!("127.0.0.1:{}", served.port);
+    // The first 20 fill the cap: half never send a byte, half send the start
+    // of the HTTP/2 preface and stall. The other 20 trickle a request head.
+    let mut hostile = Vec::new();
+    for i in 0..40 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        if i >= 20 {
+            let _ = s.write_all(b"GET /rest/chat/cl").await;
+        } else if i % 2 == 1 {
+            let _ = s.write_all(b"PRI * HT").await;
+        }
+        hostile.push(s);
+    }
+    let trickle = tokio::spawn(async move {
+        let mut cut = 0;
+        for _ in 0..30 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            for s in hostile.iter_mut().skip(20) {
+                let _ = s.write_all(b"x").await;
+            }
+        }
+        for mut s in hostile {
+            let mut answer = Vec::new();
+            // Closed by the server (after a 400 for a malformed head, or
+            // without a word): end of stream or a reset.
+            if tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut answer))
+                .await
+                .is_ok()
+            {
+                cut += 1;
+            }
+        }
+        cut
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let client = reqwest::Client::new();
+    let mut ok = 0;
+    for i in 0..40 {
+        let r = client
+            .get(format!("{}/rest/chat/client/id/normal-{i}", served.base))
+            .send()
+            .await;
+        if r.is_ok_and(|r| r.status() == 200) {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 40, "every normal lookup served");
+    assert_eq!(trickle.await.unwrap(), 40, "every hostile socket was cut");
+}
+
+/// The demo removes what it wrote when stopped with Ctrl-C.
+#[tokio::test]
+async fn the_demo_cleans_up_its_files_on_ctrl_c() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = crate::process::command()
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(base) = line.trim().strip_prefix("authbridge: ") {
+                let _ = tx.send(base.to_owned());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("demo prints its address");
+    assert_eq!(
+        reqwest::get(format!("{base}/rest/chat/client/id/demo-alice"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(
+        std::fs::read_dir(tmp.path()).unwrap().count() > 0,
+        "the demo wrote its files there"
+    );
+    let ok = std::process::Command::new("kill")
+        .args(["-s", "INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let mut exited = None;
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(exited.expect("the demo stops on Ctrl-C").success());
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
