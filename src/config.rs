@@ -392,11 +392,13 @@ impl Default for RetrySettings {
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerSettings {
     pub enabled: bool,
-    /// Opens after this many failures in a row...
-    pub consecutive_failures: u32,
-    /// ...or when this share of the last `window` requests failed.
+    /// Opens when this share of the requests of the last `window_ms` failed...
     pub failure_ratio: f64,
-    pub window: u32,
+    /// ...and there were at least this many in the window.
+    pub min_requests: u32,
+    pub window_ms: u64,
+    /// Also opens after this many failures in a row (0 = off).
+    pub consecutive_failures: u32,
     /// Stays open this long, then lets one probe through.
     pub open_ms: u64,
 }
@@ -405,9 +407,10 @@ impl Default for BreakerSettings {
     fn default() -> Self {
         Self {
             enabled: true,
-            consecutive_failures: 5,
             failure_ratio: 0.5,
-            window: 20,
+            min_requests: 20,
+            window_ms: 10_000,
+            consecutive_failures: 0,
             open_ms: 5_000,
         }
     }
@@ -782,9 +785,14 @@ impl Settings {
             "must be above 0 and at most 1",
         );
         check(
-            u.breaker.consecutive_failures > 0,
-            "upstream.breaker.consecutive_failures",
+            u.breaker.min_requests > 0,
+            "upstream.breaker.min_requests",
             "must be at least 1",
+        );
+        check(
+            u.breaker.window_ms >= 100,
+            "upstream.breaker.window_ms",
+            "must be at least 100",
         );
         check(
             (0.0..0.5).contains(&self.cache.ttl_jitter),

@@ -1,10 +1,14 @@
-//! A circuit breaker in front of the CRM: after N failures in a row, or a
-//! failure ratio over the last requests, it opens and fails requests at once
-//! (the caller answers 503 or a stale card) instead of queueing them on a
-//! sick CRM; after `open_ms` it lets one probe through (half-open), and the
-//! probe's outcome closes or re-opens it.
+//! A circuit breaker in front of the CRM: when a share of the requests of
+//! the last `window_ms` failed, over a minimum volume (`min_requests`), it
+//! opens and fails requests at once (the caller answers 503 or a stale card)
+//! instead of queueing them on a sick CRM; after `open_ms` it lets one probe
+//! through (half-open), and the probe's outcome closes or re-opens it.
+//!
+//! Only answers about the CRM's health count (see [`Health`]): a few
+//! customers whose records make the CRM fail cannot open it for everyone,
+//! since they stay a small share of the traffic. The older "N failures in a
+//! row" rule is there for CRMs with little traffic, off by default.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -37,11 +41,33 @@ impl State {
     }
 }
 
+/// What one CRM exchange says about the CRM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// It answered as a working CRM does (found, not found, a 4xx about the
+    /// request).
+    Healthy,
+    /// Unreachable, timed out, broke the connection, 5xx, or redirected.
+    Failing,
+}
+
+/// Outcomes of one slice of the window.
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    /// Which slice of time (`elapsed / slice`) the counts are for.
+    epoch: u64,
+    ok: u32,
+    failed: u32,
+}
+
+/// Slices per window: the window slides in steps of a tenth.
+const BUCKETS: usize = 10;
+
 #[derive(Debug)]
 struct Inner {
     state: State,
     consecutive: u32,
-    recent: VecDeque<bool>,
+    buckets: [Bucket; BUCKETS],
     opened_at: Instant,
     probe_in_flight: bool,
 }
@@ -50,6 +76,8 @@ struct Inner {
 #[derive(Debug)]
 pub struct Breaker {
     settings: BreakerSettings,
+    started: Instant,
+    slice: Duration,
     inner: Mutex<Inner>,
 }
 
@@ -82,10 +110,13 @@ impl Breaker {
         metrics::gauge!("authbridge_breaker_state").set(0.0);
         Self {
             settings: settings.clone(),
+            started: Instant::now(),
+            slice: (Duration::from_millis(settings.window_ms) / BUCKETS as u32)
+                .max(Duration::from_millis(1)),
             inner: Mutex::new(Inner {
                 state: State::Closed,
                 consecutive: 0,
-                recent: VecDeque::new(),
+                buckets: [Bucket::default(); BUCKETS],
                 opened_at: Instant::now(),
                 probe_in_flight: false,
             }),
@@ -150,18 +181,19 @@ impl Breaker {
         }
     }
 
-    /// Reports the outcome of a permitted request.
-    pub fn record(&self, mut permit: Permit<'_>, success: bool) {
+    /// Reports what a permitted request said about the CRM's health.
+    pub fn record(&self, mut permit: Permit<'_>, health: Health) {
         permit.reported = true;
         if !self.settings.enabled {
             return;
         }
+        let success = health == Health::Healthy;
         let mut inner = self.inner.lock().expect("breaker lock");
         if permit.probe {
             inner.probe_in_flight = false;
             if success {
                 inner.consecutive = 0;
-                inner.recent.clear();
+                inner.buckets = [Bucket::default(); BUCKETS];
                 Self::transition(&mut inner, State::Closed);
             } else {
                 inner.opened_at = Instant::now();
@@ -174,15 +206,34 @@ impl Breaker {
             return;
         }
         inner.consecutive = if success { 0 } else { inner.consecutive + 1 };
-        inner.recent.push_back(success);
-        while inner.recent.len() > self.settings.window as usize {
-            inner.recent.pop_front();
+        let epoch = (self.started.elapsed().as_nanos() / self.slice.as_nanos().max(1)) as u64;
+        let bucket = &mut inner.buckets[(epoch % BUCKETS as u64) as usize];
+        if bucket.epoch != epoch {
+            *bucket = Bucket {
+                epoch,
+                ..Bucket::default()
+            };
         }
-        let failures = inner.recent.iter().filter(|ok| !**ok).count();
-        let full = inner.recent.len() >= self.settings.window as usize;
-        let ratio_tripped =
-            full && failures as f64 / inner.recent.len() as f64 >= self.settings.failure_ratio;
-        if inner.consecutive >= self.settings.consecutive_failures || ratio_tripped {
+        if success {
+            bucket.ok += 1;
+        } else {
+            bucket.failed += 1;
+        }
+        // The slices of the last window (older ones are stale leftovers).
+        let (ok, failed) = inner
+            .buckets
+            .iter()
+            .filter(|b| epoch - b.epoch.min(epoch) < BUCKETS as u64)
+            .fold((0u64, 0u64), |(o, f), b| {
+                (o + u64::from(b.ok), f + u64::from(b.failed))
+            });
+        let total = ok + failed;
+        let ratio_tripped = !success
+            && total >= u64::from(self.settings.min_requests)
+            && failed as f64 >= self.settings.failure_ratio * total as f64;
+        let consecutive_tripped = self.settings.consecutive_failures > 0
+            && inner.consecutive >= self.settings.consecutive_failures;
+        if ratio_tripped || consecutive_tripped {
             inner.opened_at = Instant::now();
             Self::transition(&mut inner, State::Open);
         }
@@ -198,14 +249,26 @@ mod tests {
             enabled: true,
             consecutive_failures: 3,
             failure_ratio: 0.5,
-            window: 10,
+            min_requests: 10,
+            window_ms: 60_000,
             open_ms,
+        })
+    }
+
+    fn ratio_only() -> Breaker {
+        Breaker::new(&BreakerSettings {
+            enabled: true,
+            consecutive_failures: 0,
+            failure_ratio: 0.5,
+            min_requests: 20,
+            window_ms: 10_000,
+            open_ms: 60_000,
         })
     }
 
     fn outcome(b: &Breaker, ok: bool) {
         let p = b.allow().expect("allowed");
-        b.record(p, ok);
+        b.record(p, if ok { Health::Healthy } else { Health::Failing });
     }
 
     #[test]
@@ -220,7 +283,7 @@ mod tests {
         let probe = b.allow().expect("probe");
         assert_eq!(b.state(), State::HalfOpen);
         assert!(b.allow().is_none(), "one probe at a time");
-        b.record(probe, true);
+        b.record(probe, Health::Healthy);
         assert_eq!(b.state(), State::Closed);
     }
 
@@ -236,7 +299,7 @@ mod tests {
             outcome(&b, false);
         }
         let probe = b.allow().unwrap();
-        b.record(probe, false);
+        b.record(probe, Health::Failing);
         assert_eq!(b.state(), State::Open);
     }
 
@@ -257,5 +320,26 @@ mod tests {
             outcome(&b, i % 2 == 0);
         }
         assert_eq!(b.state(), State::Open, "5 of 10 failed, never 3 in a row");
+    }
+
+    #[test]
+    fn a_few_failures_among_healthy_traffic_leave_it_closed() {
+        let b = ratio_only();
+        for i in 0..200 {
+            // Five failing customers in a row, then now and then.
+            outcome(&b, !(i < 5 || i % 40 == 0));
+        }
+        assert_eq!(b.state(), State::Closed);
+    }
+
+    #[test]
+    fn below_the_minimum_volume_it_stays_closed() {
+        let b = ratio_only();
+        for _ in 0..19 {
+            outcome(&b, false);
+        }
+        assert_eq!(b.state(), State::Closed, "19 < min_requests");
+        outcome(&b, false);
+        assert_eq!(b.state(), State::Open);
     }
 }

@@ -65,8 +65,8 @@ impl UpstreamError {
         }
     }
 
-    /// True for failures that say the CRM is unhealthy (they trip the
-    /// breaker and allow a stale card); false for answers about the request.
+    /// True for failures of the CRM rather than answers about the request:
+    /// a stale card may stand in for the fresh one.
     pub fn is_crm_failure(&self) -> bool {
         match self {
             UpstreamError::Timeout
@@ -74,8 +74,25 @@ impl UpstreamError {
             | UpstreamError::Body
             | UpstreamError::InvalidJson
             | UpstreamError::TooLarge(_)
+            | UpstreamError::Redirect(_)
             | UpstreamError::CircuitOpen
             | UpstreamError::Overloaded => true,
+            UpstreamError::Status(s) => *s >= 500,
+            _ => false,
+        }
+    }
+
+    /// True when the failure says the CRM itself is sick (what the breaker
+    /// counts): no connection, no answer in time, a broken connection, 5xx,
+    /// a redirect (a CRM moved or behind a misrouted proxy). A body that is
+    /// not JSON or too large, or a 4xx, is about one record or request: the
+    /// CRM answered.
+    pub fn is_crm_sick(&self) -> bool {
+        match self {
+            UpstreamError::Timeout
+            | UpstreamError::Unreachable
+            | UpstreamError::Body
+            | UpstreamError::Redirect(_) => true,
             UpstreamError::Status(s) => *s >= 500,
             _ => false,
         }

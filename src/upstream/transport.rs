@@ -16,7 +16,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tower::retry::budget::{Budget as _, TpsBudget};
 
 use super::auth::Auth;
-use super::breaker::{self, Breaker};
+use super::breaker::{self, Breaker, Health};
 use super::error::UpstreamError;
 use super::outcome::NotFoundRule;
 use crate::config::{ConfigError, RetrySettings, TlsSettings, UpstreamSettings};
@@ -234,7 +234,6 @@ impl Transport {
         request: &Request,
         not_found: &NotFoundRule,
     ) -> Result<Fetched, UpstreamError> {
-        let _slot = self.gate.enter().await?;
         let started = Instant::now();
         let result = self.send_with_retries(request, not_found).await;
         let label = match &result {
@@ -287,13 +286,23 @@ impl Transport {
             .with_max_times(self.retry.max_attempts.saturating_sub(1))
             .build();
         loop {
-            let Some(permit) = self.breaker.allow() else {
-                metrics::counter!("authbridge_shed_total", "reason" => "circuit_open").increment(1);
-                return Err(UpstreamError::CircuitOpen);
+            let result = {
+                // One slot per attempt: the back-off below sleeps without
+                // one, so a struggling CRM's retries do not starve lookups.
+                let _slot = self.gate.enter().await?;
+                let Some(permit) = self.breaker.allow() else {
+                    metrics::counter!("authbridge_shed_total", "reason" => "circuit_open")
+                        .increment(1);
+                    return Err(UpstreamError::CircuitOpen);
+                };
+                let result = self.send_authenticated(request, not_found).await;
+                let health = match &result {
+                    Err(e) if e.is_crm_sick() => Health::Failing,
+                    _ => Health::Healthy,
+                };
+                self.breaker.record(permit, health);
+                result
             };
-            let result = self.send_authenticated(request, not_found).await;
-            let failed = matches!(&result, Err(e) if e.is_crm_failure());
-            self.breaker.record(permit, !failed);
             match result {
                 Err(e) if self.retryable(request, &e) => {
                     let Some(delay) = delays.next() else {

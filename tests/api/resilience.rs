@@ -315,3 +315,96 @@ async fn beyond_the_in_flight_cap_and_queue_requests_are_shed_at_once() {
     }
     assert_eq!(app.crm_calls().await, 2);
 }
+
+/// The default breaker counts a failure ratio over a minimum volume: five
+/// customers whose records make the CRM answer 500 are a small share of the
+/// traffic and open it for nobody.
+#[tokio::test]
+async fn five_failing_customers_among_healthy_traffic_leave_the_breaker_closed() {
+    let app = spawn_app_with(quick).await;
+    for i in 0..5 {
+        Mock::given(path(crm_path(&format!("broken-{i}"))))
+            .respond_with(ResponseTemplate::new(500))
+            .mount(&app.crm)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .respond_with(alice())
+        .mount(&app.crm)
+        .await;
+    for round in 0..3 {
+        for i in 0..5 {
+            assert_error(app.lookup(&format!("broken-{i}")).await, 502, "1006").await;
+        }
+        for i in 0..20 {
+            let r = app.lookup(&format!("healthy-{round}-{i}")).await;
+            assert_eq!(r.status(), 200, "round {round}, lookup {i}");
+        }
+    }
+    // (An open breaker would have answered 503 without a CRM call.)
+    assert_eq!(app.crm_calls().await, 75, "every lookup reached the CRM");
+}
+
+/// A real outage is a high failure ratio: after `min_requests` (20) the
+/// breaker opens and misses fail fast.
+#[tokio::test]
+async fn an_outage_opens_the_ratio_breaker_after_the_minimum_volume() {
+    let app = spawn_app_with(quick).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&app.crm)
+        .await;
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        statuses.push(app.lookup(&format!("t-{i}")).await.status().as_u16());
+    }
+    assert!(statuses[..20].iter().all(|s| *s == 502), "{statuses:?}");
+    assert!(statuses[20..].iter().all(|s| *s == 503), "{statuses:?}");
+    assert_eq!(app.crm_calls().await, 20, "no CRM call once open");
+}
+
+/// A retry's back-off sleeps without holding a CRM slot: with one slot, a
+/// lookup waiting to retry does not block another customer's lookup.
+#[tokio::test]
+async fn back_off_sleeps_without_a_crm_slot() {
+    let app = spawn_app_with(|s| {
+        quick(s);
+        s.upstream.max_in_flight = 1;
+        s.upstream.retry.max_attempts = 2;
+        s.upstream.retry.base_delay_ms = 1_500;
+        s.upstream.retry.max_delay_ms = 1_500;
+        s.server.request_timeout_ms = 10_000;
+    })
+    .await;
+    Mock::given(path(crm_path("retrying")))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&app.crm)
+        .await;
+    Mock::given(path(crm_path("other")))
+        .respond_with(alice())
+        .mount(&app.crm)
+        .await;
+    let app = std::sync::Arc::new(app);
+    let retrying = tokio::spawn({
+        let app = app.clone();
+        async move { app.lookup("retrying").await.status().as_u16() }
+    });
+    // Its first attempt has failed; it is now in back-off.
+    for _ in 0..100 {
+        if app.crm_calls().await >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(app.lookup("other").await.status(), 200);
+    assert!(
+        !retrying.is_finished(),
+        "the other lookup was served during the first one's back-off"
+    );
+    assert_eq!(retrying.await.unwrap(), 502);
+    assert_eq!(
+        app.crm_calls().await,
+        3,
+        "two attempts and the other lookup"
+    );
+}
