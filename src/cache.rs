@@ -163,6 +163,9 @@ pub struct CachePolicy {
     pub grace: Duration,
     pub jitter: f64,
     pub stale_while_revalidate: bool,
+    /// How long a lookup with a stale card waits for the CRM (`None`: up
+    /// to the CRM's timeout).
+    pub stale_after: Option<Duration>,
 }
 
 impl CachePolicy {
@@ -174,6 +177,7 @@ impl CachePolicy {
             grace: Duration::from_secs(s.grace_secs),
             jitter: s.ttl_jitter,
             stale_while_revalidate: s.stale_while_revalidate,
+            stale_after: (s.stale_after_ms > 0).then(|| Duration::from_millis(s.stale_after_ms)),
         }
     }
 

@@ -556,6 +556,10 @@ pub struct CacheSettings {
     pub grace_secs: u64,
     /// Serve a card past its TTL at once and refresh it in the background.
     pub stale_while_revalidate: bool,
+    /// With a card in its grace window, wait at most this long for the CRM,
+    /// then serve the stale card while the fetch goes on; 0 = wait for the
+    /// CRM (up to its timeout).
+    pub stale_after_ms: u64,
     /// TTLs vary by up to this share, so entries made together expire apart.
     pub ttl_jitter: f64,
     /// HMAC key for cache keys from this env var or file; random per process
@@ -572,6 +576,7 @@ impl Default for CacheSettings {
             not_found_ttl_secs: 30,
             grace_secs: 3_600,
             stale_while_revalidate: false,
+            stale_after_ms: 500,
             ttl_jitter: 0.1,
             hash_key_env: None,
             hash_key_file: None,

@@ -1,6 +1,10 @@
 //! One lookup: cache, then a coalesced CRM fetch, mapping and serialisation,
 //! with stale cards as a fallback when the CRM fails.
 //!
+//! A known customer whose card is past its TTL but inside its grace window
+//! waits for the CRM at most `cache.stale_after_ms`, then gets the stale
+//! card while the fetch goes on.
+//!
 //! Concurrent misses for one key share one fetch. The fetch runs in its own
 //! task, so it finishes (and fills the cache) even when every caller that
 //! asked for it has hung up; later callers then hit the cache instead of
@@ -67,6 +71,9 @@ pub enum Source {
     Crm,
     /// A cache entry past its TTL, because the CRM failed.
     StaleIfError,
+    /// A cache entry past its TTL, because the CRM took longer than
+    /// `cache.stale_after_ms`; the fetch goes on and refreshes the cache.
+    StaleIfSlow,
     /// A cache entry past its TTL, refreshed in the background.
     StaleWhileRevalidate,
 }
@@ -242,7 +249,21 @@ impl Lookup {
             return Ok((entry.answer, Source::StaleWhileRevalidate));
         }
         hot.cache_misses.increment(1);
-        match self.fetch(engine, key, token).await {
+        let fetch = self.fetch(engine, key, token);
+        let fetched = match engine.policy.stale_after {
+            // The fetch is its own task: given up on here, it still
+            // finishes and refreshes the cache.
+            Some(wait) => match tokio::time::timeout(wait, fetch).await {
+                Ok(fetched) => fetched,
+                Err(_) => {
+                    metrics::counter!("authbridge_stale_served_total", "reason" => "slow")
+                        .increment(1);
+                    return Ok((entry.answer, Source::StaleIfSlow));
+                }
+            },
+            None => fetch.await,
+        };
+        match fetched {
             Ok(answer) => Ok((answer, Source::Crm)),
             Err(LookupError::Upstream(e)) if e.is_crm_failure() => {
                 metrics::counter!("authbridge_stale_served_total", "reason" => "error")

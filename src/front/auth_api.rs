@@ -31,6 +31,7 @@ const CACHE_STATUS: HeaderName = HeaderName::from_static("x-authbridge-cache");
 const HIT: HeaderValue = HeaderValue::from_static("hit");
 const MISS: HeaderValue = HeaderValue::from_static("miss");
 const STALE_IF_ERROR: HeaderValue = HeaderValue::from_static("stale; reason=crm-error");
+const STALE_IF_SLOW: HeaderValue = HeaderValue::from_static("stale; reason=crm-slow");
 const STALE_WHILE_REVALIDATE: HeaderValue = HeaderValue::from_static("stale; reason=revalidating");
 const NOT_FOUND_BODY: &[u8] = br#"{"errorCode":"1001","errorText":"Client not found"}"#;
 
@@ -147,6 +148,7 @@ async fn client_by_token(
                 Source::Cache => ("found_cached", HIT),
                 Source::Crm => ("found", MISS),
                 Source::StaleIfError => ("found_stale", STALE_IF_ERROR),
+                Source::StaleIfSlow => ("found_stale", STALE_IF_SLOW),
                 Source::StaleWhileRevalidate => ("found_stale", STALE_WHILE_REVALIDATE),
             };
             record(outcome, started);

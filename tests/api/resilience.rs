@@ -408,3 +408,111 @@ async fn back_off_sleeps_without_a_crm_slot() {
         "two attempts and the other lookup"
     );
 }
+
+/// A frozen CRM (accepts, never answers in time): customers with a stale
+/// card get it after `cache.stale_after_ms`, not after the CRM timeout, and
+/// the fetch goes on (one CRM call for all of them) and refreshes the cache
+/// once the CRM answers. Also: a redirect is a CRM failure, stale-eligible.
+#[tokio::test]
+async fn a_slow_crm_costs_customers_with_a_stale_card_only_the_stale_wait() {
+    let app = spawn_app_with(|s| {
+        quick(s);
+        s.upstream.timeout_ms = 5_000;
+        s.server.request_timeout_ms = 6_000;
+        s.cache.stale_after_ms = 200;
+    })
+    .await;
+    Mock::given(path(crm_path("t")))
+        .respond_with(alice())
+        .up_to_n_times(1)
+        .mount(&app.crm)
+        .await;
+    // Frozen for 2 s, then an answer (with the typeCode changed).
+    let mut fresher = fixture("generic-bank/alice.input.json");
+    fresher["client"]["typeCode"] = "1".into();
+    Mock::given(path(crm_path("t")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(fresher)
+                .set_delay(Duration::from_secs(2)),
+        )
+        .mount(&app.crm)
+        .await;
+    let card: Value = app.lookup("t").await.json().await.unwrap();
+    past_ttl().await;
+
+    let app = std::sync::Arc::new(app);
+    let mut waits = Vec::new();
+    let started = std::time::Instant::now();
+    let lookups: Vec<_> = (0..20)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let t = std::time::Instant::now();
+                let r = app.lookup("t").await;
+                let cache = r.headers()["x-authbridge-cache"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                (
+                    r.status().as_u16(),
+                    cache,
+                    r.json::<Value>().await.unwrap(),
+                    t.elapsed(),
+                )
+            })
+        })
+        .collect();
+    for l in lookups {
+        let (status, cache, body, took) = l.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(
+            cache, "stale; reason=crm-slow",
+            "cut by the stale wait, not the CRM timeout"
+        );
+        assert_eq!(body, card);
+        waits.push(took);
+    }
+    waits.sort();
+    eprintln!(
+        "20 stale lookups on a frozen CRM: p50 {:?}, max {:?} (stale_after_ms 200, CRM timeout 5 s)",
+        waits[10], waits[19]
+    );
+    assert_eq!(app.crm_calls().await, 2, "one fetch for all twenty");
+    // The fetch finished on its own and refreshed the cache.
+    tokio::time::sleep(
+        Duration::from_secs(2).saturating_sub(started.elapsed()) + Duration::from_millis(300),
+    )
+    .await;
+    let refreshed = app.lookup("t").await;
+    assert_eq!(refreshed.headers()["x-authbridge-cache"], "hit");
+    assert_eq!(
+        refreshed.json::<Value>().await.unwrap()["client"]["type"],
+        "1"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_is_a_crm_failure_that_allows_a_stale_card() {
+    let app = spawn_app_with(quick).await;
+    Mock::given(path(crm_path("t")))
+        .respond_with(alice())
+        .up_to_n_times(1)
+        .mount(&app.crm)
+        .await;
+    Mock::given(path(crm_path("t")))
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("location", "http://127.0.0.1:9/login"),
+        )
+        .mount(&app.crm)
+        .await;
+    let card: Value = app.lookup("t").await.json().await.unwrap();
+    past_ttl().await;
+    let stale = app.lookup("t").await;
+    assert_eq!(stale.status(), 200);
+    assert_eq!(
+        stale.headers()["x-authbridge-cache"],
+        "stale; reason=crm-error"
+    );
+    assert_eq!(stale.json::<Value>().await.unwrap(), card);
+}
