@@ -9,11 +9,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::first_bytes::FirstBytes;
+use crate::http_refusals::ShapedRefusals;
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
@@ -26,7 +26,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
@@ -249,7 +248,7 @@ pub async fn serve(
         tokio::spawn(async move {
             match acceptor {
                 None => {
-                    let io = FirstBytes::new(tcp, header_read_timeout);
+                    let io = ShapedRefusals::new(FirstBytes::new(tcp, header_read_timeout));
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
@@ -261,7 +260,7 @@ pub async fn serve(
                         metrics::counter!("authbridge_tls_handshake_failures_total").increment(1);
                         return;
                     };
-                    let io = FirstBytes::new(stream, header_read_timeout);
+                    let io = ShapedRefusals::new(FirstBytes::new(stream, header_read_timeout));
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
@@ -275,104 +274,6 @@ pub async fn serve(
         () = tokio::time::sleep(limits.drain) => tracing::warn!("shutdown: connections still open after the drain time"),
     }
     Ok(())
-}
-
-/// A connection's stream with a deadline on its first bytes.
-///
-/// hyper's header-read timer starts only once hyper reads a request head,
-/// but the HTTP/1-or-2 detection in front of it (hyper-util's `auto`) first
-/// waits for up to 24 bytes with no timer: a socket that sends nothing, or
-/// the start of the HTTP/2 preface and then nothing, would hold a connection
-/// slot for ever. Until those bytes have come (or diverged from the preface,
-/// which settles HTTP/1, whose own timer then runs), reads fail with
-/// `TimedOut` after `deadline`.
-struct FirstBytes<S> {
-    inner: S,
-    /// `None` once the version detection has what it needs.
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    seen: usize,
-}
-
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-impl<S> FirstBytes<S> {
-    fn new(inner: S, deadline: Duration) -> Self {
-        Self {
-            inner,
-            deadline: Some(Box::pin(tokio::time::sleep(deadline))),
-            seen: 0,
-        }
-    }
-
-    /// Notes bytes read; disarms the deadline once the version is settled.
-    fn saw(&mut self, bytes: &[u8]) {
-        if self.deadline.is_none() {
-            return;
-        }
-        let expected = &H2_PREFACE[self.seen.min(H2_PREFACE.len())..];
-        let n = bytes.len().min(expected.len());
-        if bytes[..n] != expected[..n] || self.seen + bytes.len() >= H2_PREFACE.len() {
-            self.deadline = None;
-        }
-        self.seen += bytes.len();
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for FirstBytes<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if self.deadline.is_none() {
-            return Pin::new(&mut self.inner).poll_read(cx, buf);
-        }
-        let before = buf.filled().len();
-        match Pin::new(&mut self.inner).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                self.saw(&buf.filled()[before..]);
-                Poll::Ready(Ok(()))
-            }
-            Poll::Pending => match self.deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
-                Some(Poll::Ready(())) => {
-                    metrics::counter!("authbridge_connections_timed_out_total").increment(1);
-                    Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()))
-                }
-                _ => Poll::Pending,
-            },
-            other => other,
-        }
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytes<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }
 
 /// The peer address type handlers extract.

@@ -291,3 +291,79 @@ async fn unknown_routes_and_methods_get_json_errors() {
         .unwrap();
     assert_error(post, 405, "1405").await;
 }
+
+/// What hyper refuses before any handler runs (a malformed request, a URI or
+/// header section over its limits) still answers in the fronts' error shape:
+/// JSON with the Auth API's `errorCode`/`errorText` and the users API's
+/// `error.message`, since the path is not known at that point.
+#[tokio::test]
+async fn the_http_layers_own_refusals_carry_a_json_error_body() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = crate::helpers::spawn_app().await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let huge_header = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A: {}\r\n\r\n",
+        "b".repeat(500_000)
+    );
+    let many_headers = format!(
+        "GET / HTTP/1.1\r\n{}\r\n",
+        (0..200)
+            .map(|i| format!("X-{i}: 1\r\n"))
+            .collect::<String>()
+    );
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "bad header line",
+            b"GET /x HTTP/1.1\r\nBad Header\r\n\r\n".to_vec(),
+            400,
+            "1400",
+        ),
+        (
+            "not HTTP",
+            b"\x16\x03\x01garbage\r\n\r\n".to_vec(),
+            400,
+            "1400",
+        ),
+        (
+            "bad method",
+            b"G@T / HTTP/1.1\r\n\r\n".to_vec(),
+            400,
+            "1400",
+        ),
+        ("URI too long", long_uri.into_bytes(), 414, "1414"),
+        ("header too large", huge_header.into_bytes(), 431, "1431"),
+        ("too many headers", many_headers.into_bytes(), 431, "1431"),
+        (
+            "malformed after a good request on one connection",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /x HTTP/1.1\r\nBad Header\r\n\r\n"
+                .to_vec(),
+            400,
+            "1400",
+        ),
+    ];
+    for (what, request, status, code) in cases {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let _ = s.write_all(&request).await;
+        let mut raw = Vec::new();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut raw)).await;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        // The last answer on the connection is the refusal.
+        let last = text.rfind("HTTP/1.1 ").map_or("", |i| &text[i..]);
+        let (head, body) = last.split_once("\r\n\r\n").unwrap_or((last, ""));
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{what}: {text}"
+        );
+        assert!(
+            head.contains("content-type: application/json"),
+            "{what}: {head}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: {e}: {body}"));
+        assert_eq!(json["errorCode"], code, "{what}");
+        assert!(json["errorText"].is_string(), "{what}");
+        assert!(json["error"]["message"].is_string(), "{what}");
+    }
+}

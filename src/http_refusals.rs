@@ -1,0 +1,205 @@
+//! hyper's own refusals in the fronts' error shape.
+//!
+//! When a request cannot be parsed (a malformed request line or header, a
+//! URI or header section over hyper's limits), hyper answers by itself,
+//! before any handler runs, with a bare head: `HTTP/1.1 400 Bad Request`,
+//! `connection: close`, `content-length: 0`, and no body. hyper offers no
+//! hook for that answer, so the connection's stream recognises exactly that
+//! head on its way out and writes a JSON body in its place.
+//!
+//! The path is unknown at that point (it may not even have been read), so the
+//! body satisfies both fronts: the Auth API's `errorCode`/`errorText` and the
+//! users API's `error.message` (that platform reads any answer without
+//! `error` as success).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The statuses hyper answers by itself, with their codes and texts.
+const REFUSALS: &[(&[u8], &str, &str)] = &[
+    (
+        b"HTTP/1.1 400 Bad Request\r\n",
+        "1400",
+        "Malformed HTTP request",
+    ),
+    (b"HTTP/1.1 414 URI Too Long\r\n", "1414", "URI too long"),
+    (
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+        "1431",
+        "Request headers too large",
+    ),
+];
+
+/// The bare head's fixed part after the status line.
+const BARE: &[u8] = b"connection: close\r\ncontent-length: 0\r\n";
+
+/// The JSON answer for a bare refusal head, or `None` for any other bytes.
+pub fn shaped(head: &[u8]) -> Option<Vec<u8>> {
+    let (status_line, code, text) = REFUSALS.iter().find(|(l, _, _)| head.starts_with(l))?;
+    let rest = &head[status_line.len()..];
+    if !rest.starts_with(BARE) || !head.ends_with(b"\r\n\r\n") {
+        return None;
+    }
+    let body =
+        format!(r#"{{"errorCode":"{code}","errorText":"{text}","error":{{"message":"{text}"}}}}"#);
+    let mut out = Vec::with_capacity(status_line.len() + 128 + body.len());
+    out.extend_from_slice(status_line);
+    out.extend_from_slice(b"connection: close\r\ncontent-type: application/json\r\n");
+    out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    // Whatever else hyper wrote (its date header), then the body.
+    out.extend_from_slice(&rest[BARE.len()..]);
+    out.extend_from_slice(body.as_bytes());
+    Some(out)
+}
+
+/// A connection's stream that rewrites hyper's bare refusals (see the module
+/// docs). Each write's first bytes are compared with the three refusal
+/// status lines: a few byte compares, no copy, on the hot path. (A body
+/// cannot be mistaken for a head: the fronts' bodies are JSON.)
+pub struct ShapedRefusals<S> {
+    inner: S,
+    /// Rewritten bytes still to send, and how many have gone.
+    pending: Option<(Vec<u8>, usize)>,
+}
+
+impl<S> ShapedRefusals<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            pending: None,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> ShapedRefusals<S> {
+    /// Writes out the rewritten bytes; ready when none are left.
+    fn drive(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while let Some((bytes, sent)) = &mut self.pending {
+            match Pin::new(&mut self.inner).poll_write(cx, &bytes[*sent..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => {
+                    *sent += n;
+                    if *sent == bytes.len() {
+                        self.pending = None;
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Takes `head` in place of the stream when it is a bare refusal.
+    fn intercept(
+        &mut self,
+        cx: &mut Context<'_>,
+        head: &[u8],
+    ) -> Option<Poll<std::io::Result<usize>>> {
+        if !head.starts_with(b"HTTP/1.1 4") {
+            return None;
+        }
+        let replacement = shaped(head)?;
+        self.pending = Some((replacement, 0));
+        // Accepted whole; what is not written yet goes out on flush.
+        Some(match self.drive(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            _ => Poll::Ready(Ok(head.len())),
+        })
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ShapedRefusals<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ShapedRefusals<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.pending.is_some() {
+            match self.drive(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if let Some(done) = self.intercept(cx, buf) {
+            return done;
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        // hyper writes a head in one slice; a bare refusal has no body.
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &**b);
+        if self.pending.is_some() || first.starts_with(b"HTTP/1.1 4") {
+            return self.poll_write(cx, first);
+        }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.drive(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut self.inner).poll_flush(cx),
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.drive(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut self.inner).poll_shutdown(cx),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_bare_refusal_heads_are_rewritten() {
+        let bare = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\ndate: Tue, 01 Dec 2026 17:34:25 GMT\r\n\r\n";
+        let out = String::from_utf8(shaped(bare).unwrap()).unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 431 "));
+        assert!(head.contains("content-type: application/json"));
+        assert!(head.contains("date: Tue, 01 Dec 2026"));
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["errorCode"], "1431");
+        assert!(json["error"]["message"].is_string());
+        // A handler's own 400 carries a type and a body: left alone.
+        assert!(
+            shaped(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n")
+                .is_none()
+        );
+        assert!(
+            shaped(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n").is_none()
+        );
+    }
+}
