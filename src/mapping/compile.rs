@@ -472,7 +472,7 @@ impl Compiler<'_> {
             Some(v) => match v.get_ref() {
                 DeValue::String(s) => self
                     .path(s, v.span(), label, in_item)
-                    .map(|p| (p.clone(), array_of(s).unwrap_or(p))),
+                    .map(|p| (p.clone(), Box::new(array_of(s).unwrap_or(p)))),
                 other => {
                     self.error(
                         v.span(),

@@ -89,7 +89,11 @@ impl DateFormat {
                 DateTime::parse_from_str(s, p)
                     .ok()
                     .map(|d| d.to_utc())
-                    .or_else(|| NaiveDateTime::parse_from_str(s, p).ok().map(|d| d.and_utc()))
+                    .or_else(|| {
+                        NaiveDateTime::parse_from_str(s, p)
+                            .ok()
+                            .map(|d| d.and_utc())
+                    })
                     .or_else(|| NaiveDate::parse_from_str(s, p).ok().and_then(midnight))
             }
             DateFormat::Iso => {
@@ -107,7 +111,11 @@ impl DateFormat {
                             .ok()
                             .map(|d| d.and_utc())
                     })
-                    .or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(midnight))
+                    .or_else(|| {
+                        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                            .ok()
+                            .and_then(midnight)
+                    })
             }
             DateFormat::EpochSeconds => epoch(value).and_then(|s| DateTime::from_timestamp(s, 0)),
             DateFormat::EpochMillis => epoch(value).and_then(DateTime::from_timestamp_millis),
@@ -209,7 +217,11 @@ mod tests {
             // No offset: read as UTC.
             "2020-07-27T17:53:16",
         ] {
-            assert_eq!(parse_timestamp(&json!(offset), &iso).unwrap(), at, "{offset}");
+            assert_eq!(
+                parse_timestamp(&json!(offset), &iso).unwrap(),
+                at,
+                "{offset}"
+            );
         }
         assert_eq!(
             parse_timestamp(&json!("2020-07-27"), &iso).unwrap(),
@@ -224,8 +236,11 @@ mod tests {
             at
         );
         assert_eq!(
-            parse_timestamp(&json!("27.07.2020 20:53:16 +0300"), &fmt(&["%d.%m.%Y %H:%M:%S %z"]))
-                .unwrap(),
+            parse_timestamp(
+                &json!("27.07.2020 20:53:16 +0300"),
+                &fmt(&["%d.%m.%Y %H:%M:%S %z"])
+            )
+            .unwrap(),
             at
         );
         assert_eq!(

@@ -49,8 +49,9 @@ pub enum ListPart {
     /// holds.
     Each {
         each: Path,
-        /// The array `each` iterates (`each` without its last selector).
-        array: Path,
+        /// The array `each` iterates (`each` without its last selector);
+        /// boxed, as it is read only for required lists that came out empty.
+        array: Box<Path>,
         filter: Option<Condition>,
         item: ObjectProgram,
     },
@@ -191,9 +192,8 @@ impl Node {
                 for part in parts {
                     part.produce(scope, trail, &mut list)?;
                 }
-                let empty_but_there = list.is_empty()
-                    && *required
-                    && parts.iter().any(|p| p.array_exists(scope));
+                let empty_but_there =
+                    list.is_empty() && *required && parts.iter().any(|p| p.array_exists(scope));
                 Ok((!list.is_empty() || empty_but_there).then_some(Value::Array(list)))
             }
             Node::StringMap(entries) => {
