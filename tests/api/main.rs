@@ -21,3 +21,4 @@ mod shipped_pipelines;
 mod upstream_request;
 mod users;
 mod users_failures;
+mod users_orders;
