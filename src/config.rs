@@ -57,10 +57,15 @@ pub struct UsersApiSettings {
     pub otp_request: UsersOperation,
     pub otp_confirm: UsersOperation,
     pub login: UsersOperation,
+    pub orders: UsersOperation,
     /// How long Get User Data answers are cached (a separate key space).
     pub found_ttl_secs: u64,
     pub not_found_ttl_secs: u64,
+    /// Bounds each of the front's two caches (profiles, order histories).
     pub cache_max_bytes: u64,
+    /// How long an order history is cached, in its own key space; 0 = not
+    /// cached (every call asks the CRM). Short: an order's status moves.
+    pub orders_ttl_secs: u64,
     pub messages: UsersMessages,
 }
 
@@ -115,9 +120,11 @@ impl Default for UsersApiSettings {
             otp_request: op("/users/otp/request", "generic-bank-otp-request.toml"),
             otp_confirm: op("/users/otp/confirm", "generic-bank-otp-confirm.toml"),
             login: op("/users/login", "generic-bank-login.toml"),
+            orders: op("/users/orders", "generic-bank-orders.toml"),
             found_ttl_secs: 300,
             not_found_ttl_secs: 30,
             cache_max_bytes: 32 * 1024 * 1024,
+            orders_ttl_secs: 60,
             messages: UsersMessages::default(),
         }
     }
@@ -884,6 +891,7 @@ impl Settings {
             ("otp_request", &users.otp_request),
             ("otp_confirm", &users.otp_confirm),
             ("login", &users.login),
+            ("orders", &users.orders),
         ] {
             check(
                 !users.enabled || op.path.starts_with('/'),

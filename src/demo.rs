@@ -48,6 +48,10 @@ const USERS_MAPPINGS: &[(&str, &str)] = &[
         "login",
         include_str!("../mappings/users/generic-bank-login.toml"),
     ),
+    (
+        "orders",
+        include_str!("../mappings/users/generic-bank-orders.toml"),
+    ),
 ];
 
 /// The commerce platform's key in the demo.
@@ -57,6 +61,8 @@ const SHOPPER: &str = "79991234567";
 const SHOPPER_CODE: &str = "123456";
 const SHOPPER_PASSWORD: &str = "demo-password";
 const CUSTOMER: &str = include_str!("../tests/fixtures/users/customer-anna.json");
+/// The shopper's orders, as the golden fixture's CRM answer has them.
+const ORDERS: &str = include_str!("../tests/fixtures/users/generic-bank-orders/anna.input.json");
 
 fn customer() -> serde_json::Value {
     serde_json::from_str(CUSTOMER).unwrap_or_default()
@@ -66,6 +72,16 @@ async fn crm_customer(Path(id): Path<String>) -> Response {
     if id == SHOPPER {
         axum::Json(customer()).into_response()
     } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+async fn crm_orders(Path(id): Path<String>) -> Response {
+    if id == SHOPPER {
+        let fixture: serde_json::Value = serde_json::from_str(ORDERS).unwrap_or_default();
+        axum::Json(fixture["steps"]["orders"].clone()).into_response()
+    } else {
+        // An unknown customer: the platform gets an error, not "no orders".
         StatusCode::NOT_FOUND.into_response()
     }
 }
@@ -136,6 +152,7 @@ pub fn crm_router() -> Router {
             "/api/v1/customers/{id}",
             get(crm_customer).patch(crm_update),
         )
+        .route("/api/v1/customers/{id}/orders", get(crm_orders))
         .route("/api/v1/otp/send", post(crm_otp_send))
         .route("/api/v1/otp/verify", post(crm_otp_verify))
         .route("/api/v1/auth/login", post(crm_login))
@@ -181,6 +198,7 @@ pub fn settings(crm: SocketAddr, listen: &str, dir: &std::path::Path) -> std::io
         (&mut u.otp_request, "otp-request"),
         (&mut u.otp_confirm, "otp-confirm"),
         (&mut u.login, "login"),
+        (&mut u.orders, "orders"),
     ] {
         op.mapping = dir.join(format!("generic-bank-{name}.toml"));
     }
@@ -211,6 +229,8 @@ pub async fn run(listen: &str) -> Result<(), StartupError> {
          curl -s {base}/users/otp/confirm -H 'authorization: Bearer {USERS_KEY}' --json '{{\"userIdentifier\":\"{SHOPPER}\",\"otp\":\"{SHOPPER_CODE}\"}}'\n  \
          curl -s {base}/users/otp/confirm -H 'authorization: Bearer {USERS_KEY}' --json '{{\"userIdentifier\":\"{SHOPPER}\",\"otp\":\"000000\"}}'   # error\n  \
          curl -s {base}/users/login -H 'authorization: Bearer {USERS_KEY}' --json '{{\"login\":\"{SHOPPER}\",\"password\":\"{SHOPPER_PASSWORD}\"}}'\n  \
+         curl -s {base}/users/orders -H 'authorization: Bearer {USERS_KEY}' --json '{{\"userIdentifier\":\"{SHOPPER}\"}}'\n  \
+         curl -s {base}/users/orders -H 'authorization: Bearer {USERS_KEY}' --json '{{\"userIdentifier\":\"70000000000\"}}'   # error: unknown user\n  \
          curl -s -X PATCH {base}/users/update -H 'authorization: Bearer {USERS_KEY}' --json '{{\"userIdentifier\":\"{SHOPPER}\",\"name\":\"Иванова Анна Сергеевна\"}}'\n\n\
          Ctrl-C stops.\n"
     );

@@ -126,7 +126,8 @@ pub fn dry_run(settings: &AuthApiSettings, input: &str) -> Result<String, Vec<St
 }
 
 /// Which caller's schema a mapping file targets, from its top-level tables:
-/// `[user]` or `[otp]` for the users API, anything else for the Auth API.
+/// `[user]`, `[otp]` or `orders` for the users API, anything else for the
+/// Auth API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     AuthApi,
@@ -147,6 +148,8 @@ impl Target {
             .unwrap_or_default();
         if doc.contains_key("otp") {
             Target::Users(Shape::Otp)
+        } else if doc.contains_key("orders") {
+            Target::Users(Shape::Orders)
         } else if doc.contains_key("user") {
             Target::Users(if name.ends_with("login") {
                 Shape::LoginUser

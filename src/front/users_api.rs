@@ -1,13 +1,14 @@
 //! The mobile-commerce platform's users webhooks (IMSHOP.IO): Get User Data
-//! (cached in its own key space), Update User Data (forwarded, then the cached
-//! profile is dropped), and OTP request / OTP confirm / login+password
-//! (forwarded, never cached). Every call carries the platform's API key, in
-//! the body (`key`) or as `Authorization: Bearer`; without the right key
-//! nothing is forwarded.
+//! (cached in its own key space), Order history (cached briefly in another),
+//! Update User Data (forwarded, then the cached profile is dropped), and OTP
+//! request / OTP confirm / login+password (forwarded, never cached). Every
+//! call carries the platform's API key, in the body (`key`) or as
+//! `Authorization: Bearer`; without the right key nothing is forwarded.
 //!
-//! Answers are `{"user": {...}}` / `{"otp": {...}}`, errors
-//! `{"error": {"message": ...}}`. The platform counts any answer without
-//! `error` as success, so a failed code check or login always carries one.
+//! Answers are `{"user": {...}}` / `{"otp": {...}}` / `{"orders": [...]}`,
+//! errors `{"error": {"message": ...}}`. The platform counts any answer
+//! without `error` as success (for the order history: "no orders"), so a
+//! failed code check, login or history lookup always carries one.
 //! Passwords, codes and identifiers never reach logs, metrics or messages.
 
 use std::sync::Arc;
@@ -35,8 +36,11 @@ use crate::lookup::{Engine, Limits, Lookup};
 use crate::startup::StartupError;
 use crate::upstream::{Fetched, Pipeline, Transport};
 
-/// This front's cache key space.
+/// This front's cache key space for profiles (Get User Data).
 pub const NAMESPACE: &str = "users-api";
+/// The key space of order histories: a profile and a history of one user
+/// never share a key.
+pub const ORDERS_NAMESPACE: &str = "users-api-orders";
 
 /// One forwarded operation: its requests and how its answer is built.
 struct Operation {
@@ -72,6 +76,7 @@ pub struct UsersState {
 
 struct Inner {
     get: Lookup,
+    orders: Lookup,
     transport: Arc<Transport>,
     update: Operation,
     otp_request: Operation,
@@ -97,37 +102,54 @@ impl UsersState {
                 "the users API needs the platform's key".into(),
             )])
         })?;
-        let get = Operation::load(&u.get, settings, Shape::User)?;
-        let cache_settings = CacheSettings {
+        let hasher = KeyHasher::from_settings(&settings.cache)?;
+        let profiles = CacheSettings {
             max_bytes: u.cache_max_bytes,
             found_ttl_secs: u.found_ttl_secs,
             not_found_ttl_secs: u.not_found_ttl_secs,
             ..settings.cache.clone()
         };
-        let engine = Engine {
-            producer: Arc::new(get.builder),
-            pipeline: get.pipeline,
-            policy: CachePolicy::new(&cache_settings),
-            limits: Limits {
-                max_token_bytes: u.max_identifier_bytes,
-                request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
-                token_pattern: None,
-            },
-            mapping_digest: get.digest,
-            mapping_file: u.get.mapping.display().to_string(),
-            generation: 0,
+        // A history is at most `orders_ttl_secs` old: no stale copy is served
+        // when the CRM fails (a status shown as current must be), and 0 turns
+        // the cache off for found and unknown users alike.
+        let histories = CacheSettings {
+            max_bytes: u.cache_max_bytes,
+            found_ttl_secs: u.orders_ttl_secs,
+            not_found_ttl_secs: u.orders_ttl_secs,
+            grace_secs: 0,
+            stale_while_revalidate: false,
+            ..settings.cache.clone()
         };
-        let get = Lookup::new(
-            NAMESPACE,
-            KeyHasher::from_settings(&settings.cache)?,
-            AnswerCache::new(&cache_settings),
-            transport.clone(),
-            engine,
-            None,
-        );
+        let cached = |namespace, op: &UsersOperation, shape, cache: &CacheSettings| {
+            let loaded = Operation::load(op, settings, shape)?;
+            let engine = Engine {
+                producer: Arc::new(loaded.builder),
+                pipeline: loaded.pipeline,
+                policy: CachePolicy::new(cache),
+                limits: Limits {
+                    max_token_bytes: u.max_identifier_bytes,
+                    request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
+                    token_pattern: None,
+                },
+                mapping_digest: loaded.digest,
+                mapping_file: op.mapping.display().to_string(),
+                generation: 0,
+            };
+            Ok::<_, StartupError>(Lookup::new(
+                namespace,
+                hasher.clone(),
+                AnswerCache::new(cache),
+                transport.clone(),
+                engine,
+                None,
+            ))
+        };
+        let get = cached(NAMESPACE, &u.get, Shape::User, &profiles)?;
+        let orders = cached(ORDERS_NAMESPACE, &u.orders, Shape::Orders, &histories)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 get,
+                orders,
                 transport,
                 update: Operation::load(&u.update, settings, Shape::User)?,
                 otp_request: Operation::load(&u.otp_request, settings, Shape::Otp)?,
@@ -156,6 +178,7 @@ where
         (&settings.otp_request.path, post(otp_request)),
         (&settings.otp_confirm.path, post(otp_confirm)),
         (&settings.login.path, post(login)),
+        (&settings.orders.path, post(order_history)),
     ];
     let paths: Vec<&str> = calls.iter().map(|(p, _)| p.as_str()).collect();
     let prefix = users_errors::common_prefix(paths.iter().copied());
@@ -358,6 +381,36 @@ async fn get_user(State(s): State<UsersState>, Admitted(call): Admitted) -> Resp
         }
         Err(_) => {
             record("get", "timeout", started);
+            s.failure(&LookupError::Deadline)
+        }
+    }
+}
+
+async fn order_history(State(s): State<UsersState>, Admitted(call): Admitted) -> Response {
+    let (s, started) = (&s.inner, Instant::now());
+    let id = match s.field(&call, "userIdentifier", s.max_identifier) {
+        Ok(id) => id,
+        Err(r) => return s.refuse(r),
+    };
+    match tokio::time::timeout(s.deadline, s.orders.get(id)).await {
+        // `{"orders": [...]}`, `[]` included: the CRM answered for a user it
+        // knows (the mapping fails an answer without the orders array).
+        Ok(Ok((Answer::Card(bytes), _))) => {
+            record("orders", "found", started);
+            answer(StatusCode::OK, bytes.to_vec())
+        }
+        // The CRM does not know the user: an error, not an empty history,
+        // so that a wrong identifier is not shown as "no orders".
+        Ok(Ok((Answer::NotFound, _))) => {
+            record("orders", "unknown_user", started);
+            error(StatusCode::NOT_FOUND, &s.messages.unknown_user)
+        }
+        Ok(Err(e)) => {
+            record("orders", e.answer().outcome, started);
+            s.failure(&e)
+        }
+        Err(_) => {
+            record("orders", "timeout", started);
             s.failure(&LookupError::Deadline)
         }
     }

@@ -1,5 +1,6 @@
 //! How the users API's answers are built from the CRM's JSON: a user profile
-//! (`[user]` mappings) or a code-request answer (`[otp]` mappings), with the
+//! (`[user]` mappings), a code-request answer (`[otp]` mappings) or an order
+//! history (`orders` mappings), with the
 //! mapping's `extra` fields sent beside the named ones, checked against the
 //! typed schema before serialisation.
 
@@ -10,7 +11,9 @@ use serde_json::{Map, Value};
 use crate::error::LookupError;
 use crate::lookup::CardProducer;
 use crate::mapping::{LoadError, Mapping, Options};
-use crate::schema::users_api::{OTP_RESPONSE, OtpResponse, USER, USER_RESPONSE, UserResponse};
+use crate::schema::users_api::{
+    ORDERS_RESPONSE, OTP_RESPONSE, OrdersResponse, OtpResponse, USER, USER_RESPONSE, UserResponse,
+};
 use crate::schema::{ApiVersion, ObjectSchema};
 
 /// What an operation answers with.
@@ -23,6 +26,8 @@ pub enum Shape {
     LoginUser,
     /// `{"otp": {...}}`.
     Otp,
+    /// `{"orders": [...]}`.
+    Orders,
 }
 
 impl Shape {
@@ -30,6 +35,7 @@ impl Shape {
         match self {
             Shape::User | Shape::LoginUser => &USER_RESPONSE,
             Shape::Otp => &OTP_RESPONSE,
+            Shape::Orders => &ORDERS_RESPONSE,
         }
     }
 }
@@ -69,6 +75,10 @@ impl UsersCardBuilder {
         match self.shape {
             Shape::Otp => {
                 let typed: OtpResponse = serde_json::from_value(card).map_err(internal)?;
+                serde_json::to_value(typed).map_err(internal)
+            }
+            Shape::Orders => {
+                let typed: OrdersResponse = serde_json::from_value(card).map_err(internal)?;
                 serde_json::to_value(typed).map_err(internal)
             }
             Shape::User | Shape::LoginUser => {

@@ -13,8 +13,10 @@ pub fn coerce(value: &Value, ty: FieldType) -> Result<Value, String> {
     match ty {
         FieldType::String => to_string(value).map(Value::String),
         FieldType::Integer => to_integer(value).map(Value::from),
+        FieldType::Number => to_number(value).map(Value::Number),
         FieldType::Boolean => to_boolean(value).map(Value::Bool),
         FieldType::Date => to_date(value).map(Value::String),
+        FieldType::Timestamp => to_timestamp(value).map(Value::String),
         FieldType::StringList => to_string_list(value),
         FieldType::StringMap | FieldType::Object(_) | FieldType::List(_) => {
             Err(format!("expected {}, got {}", ty.describe(), kind(value)))
@@ -84,6 +86,48 @@ fn to_integer(value: &Value) -> Result<i64, String> {
     }
 }
 
+/// A number as the CRM sent it (an integer stays an integer, an integral
+/// fraction becomes one), or a string holding one (`"1003.33"`).
+fn to_number(value: &Value) -> Result<serde_json::Number, String> {
+    let fail = || format!("expected a number, got {} that is not one", kind(value));
+    let n = match value {
+        Value::Number(n) => n.clone(),
+        Value::String(s) => {
+            let s = s.trim();
+            match s.parse::<i64>() {
+                Ok(i) => i.into(),
+                Err(_) => s
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .ok_or_else(fail)?,
+            }
+        }
+        other => return Err(format!("expected a number, got {}", kind(other))),
+    };
+    // 29336.0 is sent as 29336, as the platform's examples write prices.
+    Ok(match n.as_f64() {
+        Some(f) if !n.is_i64() && !n.is_u64() && f.fract() == 0.0 && f.abs() < 9.0e15 => {
+            (f as i64).into()
+        }
+        _ => n,
+    })
+}
+
+/// Unix seconds, from a number or a string of digits. Other date forms need
+/// a `date` format on the rule, as for date fields.
+fn to_timestamp(value: &Value) -> Result<String, String> {
+    match value {
+        Value::Number(n) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
+        Value::String(s) if s.trim().parse::<i64>().is_ok() => Ok(s.trim().to_owned()),
+        Value::Number(_) | Value::String(_) => Err(format!(
+            "expected Unix seconds, got {} that is not a whole number (add a `date` format to parse other forms)",
+            kind(value)
+        )),
+        other => Err(format!("expected Unix seconds, got {}", kind(other))),
+    }
+}
+
 fn to_boolean(value: &Value) -> Result<bool, String> {
     let fail = || {
         format!(
@@ -150,6 +194,39 @@ mod tests {
         assert_eq!(coerce(&json!(42.0), FieldType::Integer).unwrap(), json!(42));
         assert!(coerce(&json!("4x2"), FieldType::Integer).is_err());
         assert!(coerce(&json!(4.5), FieldType::Integer).is_err());
+    }
+
+    #[test]
+    fn numbers_keep_fractions_and_drop_integral_ones() {
+        assert_eq!(
+            coerce(&json!(1003.33), FieldType::Number).unwrap(),
+            json!(1003.33)
+        );
+        assert_eq!(
+            coerce(&json!("1003.33"), FieldType::Number).unwrap(),
+            json!(1003.33)
+        );
+        assert_eq!(
+            coerce(&json!(29336.0), FieldType::Number).unwrap(),
+            json!(29336)
+        );
+        assert_eq!(coerce(&json!("7"), FieldType::Number).unwrap(), json!(7));
+        assert!(coerce(&json!("12 руб"), FieldType::Number).is_err());
+        assert!(coerce(&json!(true), FieldType::Number).is_err());
+    }
+
+    #[test]
+    fn timestamps_are_whole_seconds_as_strings() {
+        assert_eq!(
+            coerce(&json!(1_595_872_396), FieldType::Timestamp).unwrap(),
+            json!("1595872396")
+        );
+        assert_eq!(
+            coerce(&json!(" 1595872396 "), FieldType::Timestamp).unwrap(),
+            json!("1595872396")
+        );
+        assert!(coerce(&json!("2020-07-27"), FieldType::Timestamp).is_err());
+        assert!(coerce(&json!(1.5), FieldType::Timestamp).is_err());
     }
 
     #[test]

@@ -199,7 +199,7 @@ impl Compiler<'_> {
                 continue;
             }
             attempted.push(field.name);
-            let node = match (field.ty, value.get_ref()) {
+            let mut node = match (field.ty, value.get_ref()) {
                 (FieldType::Object(inner), DeValue::Table(t))
                     if std::ptr::eq(inner, schema) && t.contains_key("lookup") =>
                 {
@@ -217,6 +217,9 @@ impl Compiler<'_> {
                 }
                 _ => self.field(field.ty, value, &field_label, in_item),
             };
+            if let Some(Node::List { required, .. }) = &mut node {
+                *required = field.required;
+            }
             if let Some(node) = node {
                 compiled.push((field.name, node));
             }
@@ -404,13 +407,10 @@ impl Compiler<'_> {
         in_item: bool,
     ) -> Option<Node> {
         match value.get_ref() {
-            DeValue::Table(t) => Some(Node::List(vec![self.each(
-                schema,
-                t,
-                value.span(),
-                label,
-                in_item,
-            )?])),
+            DeValue::Table(t) => Some(Node::List {
+                parts: vec![self.each(schema, t, value.span(), label, in_item)?],
+                required: false,
+            }),
             DeValue::Array(items) => {
                 let mut parts = Vec::new();
                 for (i, it) in items.iter().enumerate() {
@@ -440,7 +440,10 @@ impl Compiler<'_> {
                         ),
                     }
                 }
-                Some(Node::List(parts))
+                Some(Node::List {
+                    parts,
+                    required: false,
+                })
             }
             other => {
                 self.error(
@@ -467,7 +470,9 @@ impl Compiler<'_> {
         self.unknown_keys(t, EACH_KEYS, "a list mapping", label);
         let each = match t.get("each") {
             Some(v) => match v.get_ref() {
-                DeValue::String(s) => self.path(s, v.span(), label, in_item),
+                DeValue::String(s) => self
+                    .path(s, v.span(), label, in_item)
+                    .map(|p| (p.clone(), Box::new(array_of(s).unwrap_or(p)))),
                 other => {
                     self.error(
                         v.span(),
@@ -519,8 +524,10 @@ impl Compiler<'_> {
                 None
             }
         };
+        let (each, array) = each?;
         Some(ListPart::Each {
-            each: each?,
+            each,
+            array,
             filter,
             item: item?,
         })
@@ -883,7 +890,10 @@ impl Compiler<'_> {
             );
         }
         if let Some(v) = t.get("date") {
-            if !matches!(ty, FieldType::Date | FieldType::String) {
+            if !matches!(
+                ty,
+                FieldType::Date | FieldType::String | FieldType::Timestamp
+            ) {
                 self.error(
                     v.span(),
                     label,
@@ -893,6 +903,7 @@ impl Compiler<'_> {
                     ),
                 );
             }
+            rule.date_as_timestamp = matches!(ty, FieldType::Timestamp);
             let formats = match v.get_ref() {
                 DeValue::Array(a) => a.iter().collect::<Vec<_>>(),
                 _ => vec![v],
@@ -960,7 +971,13 @@ impl Compiler<'_> {
             let fits = matches!(
                 (as_ty, ty),
                 (_, FieldType::String)
-                    | (FieldType::Integer, FieldType::Integer | FieldType::Boolean)
+                    | (
+                        FieldType::Integer,
+                        FieldType::Integer
+                            | FieldType::Number
+                            | FieldType::Boolean
+                            | FieldType::Timestamp
+                    )
                     | (FieldType::Boolean, FieldType::Boolean)
                     | (FieldType::String, _)
             );
@@ -1022,6 +1039,20 @@ impl Compiler<'_> {
         }
         out
     }
+}
+
+/// The array an `each` path iterates: the path without its last selector
+/// (`$.orders[*]` → `$.orders`, `@.items[?@.qty > 0]` → `@.items`), or the
+/// path itself when it names the array (`$.orders`).
+fn array_of(each: &str) -> Option<Path> {
+    let parent = if let Some(rest) = each.strip_suffix(".*") {
+        rest
+    } else if each.ends_with(']') {
+        &each[..each.rfind('[')?]
+    } else {
+        return None;
+    };
+    Path::parse(parent).ok()
 }
 
 /// A TOML value as JSON (TOML dates become their RFC 3339 text).

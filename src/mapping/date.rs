@@ -1,11 +1,14 @@
-//! Date parsing: the forms CRMs send, to the Auth API's `YYYY-MM-DD`.
+//! Date parsing: the forms CRMs send, to the Auth API's `YYYY-MM-DD` or,
+//! for a timestamp field (an order's `createdOn`), to Unix seconds.
 //!
 //! Formats are `chrono` strftime patterns (`%d.%m.%Y`) or the names `iso`
 //! (ISO 8601 date or date-time, any offset; the date is taken in the value's
-//! own offset), `epoch_seconds` and `epoch_millis` (UTC).
+//! own offset), `epoch_seconds` and `epoch_millis` (UTC). One list of formats
+//! serves both outputs, so a mapping names the CRM's forms the same way
+//! whatever the field wants.
 
 use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
 
 /// One accepted input form.
@@ -74,6 +77,52 @@ impl DateFormat {
     }
 }
 
+impl DateFormat {
+    /// The instant `value` names. A value without an offset (a bare date, a
+    /// local date-time) is read as UTC: the CRM's wall clock is not known
+    /// here, and a mapping can add the offset with a `template`.
+    fn instant(&self, value: &Value) -> Option<DateTime<Utc>> {
+        let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+        match self {
+            DateFormat::Pattern(p) => {
+                let s = value.as_str()?.trim();
+                DateTime::parse_from_str(s, p)
+                    .ok()
+                    .map(|d| d.to_utc())
+                    .or_else(|| {
+                        NaiveDateTime::parse_from_str(s, p)
+                            .ok()
+                            .map(|d| d.and_utc())
+                    })
+                    .or_else(|| NaiveDate::parse_from_str(s, p).ok().and_then(midnight))
+            }
+            DateFormat::Iso => {
+                let s = value.as_str()?.trim();
+                DateTime::parse_from_rfc3339(s)
+                    .ok()
+                    .map(|d| d.to_utc())
+                    .or_else(|| {
+                        DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+                            .ok()
+                            .map(|d| d.to_utc())
+                    })
+                    .or_else(|| {
+                        NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                            .ok()
+                            .map(|d| d.and_utc())
+                    })
+                    .or_else(|| {
+                        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                            .ok()
+                            .and_then(midnight)
+                    })
+            }
+            DateFormat::EpochSeconds => epoch(value).and_then(|s| DateTime::from_timestamp(s, 0)),
+            DateFormat::EpochMillis => epoch(value).and_then(DateTime::from_timestamp_millis),
+        }
+    }
+}
+
 fn epoch(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
@@ -88,6 +137,21 @@ pub fn parse_date(value: &Value, formats: &[DateFormat]) -> Result<Value, String
         .iter()
         .find_map(|f| f.apply(value))
         .map(|d| Value::String(d.format("%Y-%m-%d").to_string()))
+        .ok_or_else(|| {
+            format!(
+                "{} does not match the date format(s) of this field",
+                super::coerce::kind(value)
+            )
+        })
+}
+
+/// Tries each format in order; Unix seconds as a string of digits (the form
+/// the commerce platform's order history shows) on success.
+pub fn parse_timestamp(value: &Value, formats: &[DateFormat]) -> Result<Value, String> {
+    formats
+        .iter()
+        .find_map(|f| f.instant(value))
+        .map(|t| Value::String(t.timestamp().to_string()))
         .ok_or_else(|| {
             format!(
                 "{} does not match the date format(s) of this field",
@@ -139,6 +203,52 @@ mod tests {
             json!("1973-09-02")
         );
         assert!(parse_date(&json!("31.02.1973"), &fmt(&["%d.%m.%Y"])).is_err());
+    }
+
+    #[test]
+    fn timestamps_from_every_form_name_the_same_instant() {
+        let at = json!("1595872396");
+        let iso = fmt(&["iso"]);
+        for offset in [
+            "2020-07-27T20:53:16+03:00",
+            "2020-07-27T17:53:16Z",
+            "2020-07-27T17:53:16.250Z",
+            "2020-07-27T20:53:16+0300",
+            // No offset: read as UTC.
+            "2020-07-27T17:53:16",
+        ] {
+            assert_eq!(
+                parse_timestamp(&json!(offset), &iso).unwrap(),
+                at,
+                "{offset}"
+            );
+        }
+        assert_eq!(
+            parse_timestamp(&json!("2020-07-27"), &iso).unwrap(),
+            json!("1595808000")
+        );
+        assert_eq!(
+            parse_timestamp(&json!(1_595_872_396), &fmt(&["epoch_seconds"])).unwrap(),
+            at
+        );
+        assert_eq!(
+            parse_timestamp(&json!("1595872396123"), &fmt(&["epoch_millis"])).unwrap(),
+            at
+        );
+        assert_eq!(
+            parse_timestamp(
+                &json!("27.07.2020 20:53:16 +0300"),
+                &fmt(&["%d.%m.%Y %H:%M:%S %z"])
+            )
+            .unwrap(),
+            at
+        );
+        assert_eq!(
+            parse_timestamp(&json!("27.07.2020"), &fmt(&["%d.%m.%Y"])).unwrap(),
+            json!("1595808000")
+        );
+        let err = parse_timestamp(&json!("yesterday-42"), &iso).unwrap_err();
+        assert!(!err.contains("42"), "{err}");
     }
 
     #[test]

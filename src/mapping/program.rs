@@ -23,8 +23,15 @@ pub enum Node {
     Scalar { rule: Box<Rule>, ty: FieldType },
     /// A nested object.
     Object(ObjectProgram),
-    /// A list assembled from parts, in order.
-    List(Vec<ListPart>),
+    /// A list assembled from parts, in order. A `required` list is sent as
+    /// `[]` when a part's CRM array exists but yields no item, and fails when
+    /// none exists: a required list that is empty must be the CRM's word, not
+    /// an answer of another shape (the order history reads "no orders" from
+    /// it).
+    List {
+        parts: Vec<ListPart>,
+        required: bool,
+    },
     /// A string-to-string map of named rules; empty values are left out.
     StringMap(Vec<(String, Rule)>),
     /// An object found by id in a flat CRM array, mapped with the enclosing
@@ -42,6 +49,9 @@ pub enum ListPart {
     /// holds.
     Each {
         each: Path,
+        /// The array `each` iterates (`each` without its last selector);
+        /// boxed, as it is read only for required lists that came out empty.
+        array: Box<Path>,
         filter: Option<Condition>,
         item: ObjectProgram,
     },
@@ -177,12 +187,14 @@ impl Node {
                 .eval(scope, *ty)
                 .map_err(|m| Failure::invalid(trail, m)),
             Node::Object(program) => Ok(program.apply(scope, trail, depth)?.map(Value::Object)),
-            Node::List(parts) => {
+            Node::List { parts, required } => {
                 let mut list = Vec::new();
                 for part in parts {
                     part.produce(scope, trail, &mut list)?;
                 }
-                Ok((!list.is_empty()).then_some(Value::Array(list)))
+                let empty_but_there =
+                    list.is_empty() && *required && parts.iter().any(|p| p.array_exists(scope));
+                Ok((!list.is_empty() || empty_but_there).then_some(Value::Array(list)))
             }
             Node::StringMap(entries) => {
                 let mut map = Map::new();
@@ -219,7 +231,9 @@ impl ListPart {
                     Err(e) => return Err(e),
                 }
             }
-            ListPart::Each { each, filter, item } => {
+            ListPart::Each {
+                each, filter, item, ..
+            } => {
                 for node in each.all(scope) {
                     let inner = scope.with_item(node);
                     if let Some(f) = filter
@@ -235,6 +249,16 @@ impl ListPart {
             }
         }
         Ok(())
+    }
+}
+
+impl ListPart {
+    /// True when this part reads a CRM array that is there (empty or not).
+    fn array_exists(&self, scope: Scope<'_>) -> bool {
+        match self {
+            ListPart::Item(_) => false,
+            ListPart::Each { array, .. } => array.first(scope).is_some_and(Value::is_array),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::coerce::coerce;
 use super::condition::{Condition, key_text};
-use super::date::{DateFormat, parse_date};
+use super::date::{DateFormat, parse_date, parse_timestamp};
 use super::jq::Jq;
 use super::path::{Path, Scope};
 use super::template::Template;
@@ -63,6 +63,8 @@ pub struct Rule {
     pub as_type: Option<FieldType>,
     pub map: Option<ValueMap>,
     pub date: Vec<DateFormat>,
+    /// `date` yields Unix seconds instead of `YYYY-MM-DD` (a timestamp field).
+    pub date_as_timestamp: bool,
     pub default: Option<Value>,
 }
 
@@ -80,6 +82,7 @@ impl Rule {
             as_type: None,
             map: None,
             date: Vec::new(),
+            date_as_timestamp: false,
             default: None,
         }
     }
@@ -170,7 +173,11 @@ impl Rule {
             }
         }
         if !self.date.is_empty() {
-            value = parse_date(&value, &self.date)?;
+            value = if self.date_as_timestamp {
+                parse_timestamp(&value, &self.date)?
+            } else {
+                parse_date(&value, &self.date)?
+            };
         }
         Ok((!value.is_null()).then_some(value))
     }

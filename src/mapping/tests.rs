@@ -470,3 +470,62 @@ fn keep_lets_a_front_derive_older_fields() {
     let card = mapping.apply(&crm).unwrap();
     assert_eq!(card["client"]["fieldList"][0]["value"], "VIP");
 }
+
+/// The order history's lists are required: empty is the CRM's word, absent
+/// is an answer of another shape and must fail, never pass for "no orders".
+#[test]
+fn required_lists_are_empty_only_when_the_crm_array_is() {
+    use crate::schema::users_api::ORDERS_RESPONSE;
+    let text = r#"
+[orders]
+each = "$.orders[?@.visible == true]"
+[orders.item]
+id = "@.id"
+createdOn = { path = "@.at", date = "iso" }
+status = "@.status"
+price = "@.total"
+items = { each = "@.lines[*]", item = { privateId = "@.sku", name = "@.title", quantity = "@.qty", subtotal = "@.sum" } }
+"#;
+    let mapping = Mapping::parse("o.toml", text, &ORDERS_RESPONSE, ApiVersion::V1_2).unwrap();
+    assert_eq!(
+        mapping.apply(&json!({"orders": []})).unwrap(),
+        json!({"orders": []})
+    );
+    // Every order filtered out: still the CRM's own (empty) array.
+    assert_eq!(
+        mapping
+            .apply(&json!({"orders": [{"visible": false}]}))
+            .unwrap(),
+        json!({"orders": []})
+    );
+    let err = mapping.apply(&json!({"error": "db down"})).unwrap_err();
+    assert!(err.to_string().contains("orders"), "{err}");
+    let order = json!({"visible": true, "id": 1, "at": "2020-07-27T17:53:16Z", "status": "ok", "total": 1.5});
+    let mut with_lines = order.clone();
+    with_lines["lines"] = json!([]);
+    assert_eq!(
+        mapping.apply(&json!({"orders": [with_lines]})).unwrap(),
+        json!({"orders": [{"id": "1", "createdOn": "1595872396", "status": "ok", "price": 1.5, "items": []}]})
+    );
+    let err = mapping.apply(&json!({"orders": [order]})).unwrap_err();
+    assert!(err.to_string().contains("orders[0].items"), "{err}");
+}
+
+#[test]
+fn date_on_a_number_field_is_a_load_error() {
+    use crate::schema::users_api::ORDERS_RESPONSE;
+    let text = r#"
+[orders]
+each = "$.orders[*]"
+[orders.item]
+id = "@.id"
+createdOn = "@.at"
+status = "@.status"
+price = { path = "@.total", date = "iso" }
+items = { each = "@.lines[*]", item = { privateId = "@.sku", name = "@.title", quantity = "@.qty", subtotal = "@.sum" } }
+"#;
+    let err = Mapping::parse("o.toml", text, &ORDERS_RESPONSE, ApiVersion::V1_2)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("orders.item.price"), "{err}");
+}

@@ -18,10 +18,15 @@ pub enum FieldType {
     String,
     /// A JSON integer (64-bit).
     Integer,
+    /// Any JSON number, fractions included (a price).
+    Number,
     /// A JSON boolean.
     Boolean,
     /// A JSON string holding a calendar date `YYYY-MM-DD`.
     Date,
+    /// A JSON string of Unix seconds (`"1595872396"`), the form the commerce
+    /// platform's order history takes.
+    Timestamp,
     /// A nested object.
     Object(&'static ObjectSchema),
     /// A list of objects.
@@ -38,8 +43,10 @@ impl FieldType {
         match self {
             FieldType::String => "string".into(),
             FieldType::Integer => "integer".into(),
+            FieldType::Number => "number".into(),
             FieldType::Boolean => "boolean".into(),
             FieldType::Date => "date (YYYY-MM-DD)".into(),
+            FieldType::Timestamp => "Unix timestamp (seconds, as a string)".into(),
             FieldType::Object(o) => format!("object {}", o.name),
             FieldType::List(o) => format!("list of {}", o.name),
             FieldType::StringMap => "map of string to string".into(),
@@ -53,8 +60,10 @@ impl FieldType {
             self,
             FieldType::String
                 | FieldType::Integer
+                | FieldType::Number
                 | FieldType::Boolean
                 | FieldType::Date
+                | FieldType::Timestamp
                 | FieldType::StringList
         )
     }

@@ -1,6 +1,6 @@
 //! The mobile-commerce platform's users API (IMSHOP.IO webhooks): the user
-//! profile and the one-time-code answer, as typed structs and as descriptors
-//! for the mapping compiler.
+//! profile, the one-time-code answer and the order history, as typed structs
+//! and as descriptors for the mapping compiler.
 
 use std::collections::BTreeMap;
 
@@ -68,6 +68,46 @@ pub struct Otp {
     pub code_length: Option<i64>,
 }
 
+/// `{"orders": [...]}`: the order history. `orders` is always sent, `[]`
+/// included: the platform reads an answer without it as "no history".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrdersResponse {
+    pub orders: Vec<Order>,
+}
+
+/// One order. `createdOn` is Unix seconds as a string of digits, as the
+/// platform's example sends it; it sorts the merged history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Order {
+    pub id: String,
+    pub created_on: String,
+    pub status: String,
+    pub price: serde_json::Number,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracking_url: Option<String>,
+    pub items: Vec<OrderItem>,
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderItem {
+    pub private_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub configuration_id: Option<String>,
+    pub name: String,
+    /// Per unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<serde_json::Number>,
+    pub quantity: serde_json::Number,
+    /// For the whole line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discount: Option<serde_json::Number>,
+    pub subtotal: serde_json::Number,
+}
+
 const fn f(name: &'static str, ty: FieldType, required: bool) -> FieldSchema {
     FieldSchema {
         name,
@@ -77,7 +117,9 @@ const fn f(name: &'static str, ty: FieldType, required: bool) -> FieldSchema {
     }
 }
 
-use FieldType::{Date, Integer, Object, String as Str, StringList, StringMap};
+use FieldType::{
+    Date, Integer, List, Number, Object, String as Str, StringList, StringMap, Timestamp,
+};
 
 /// A mapping for user answers maps `[user]`.
 pub static USER_RESPONSE: ObjectSchema = ObjectSchema {
@@ -118,5 +160,39 @@ pub static OTP: ObjectSchema = ObjectSchema {
         f("attemptsLeft", Integer, false),
         f("message", Str, true),
         f("codeLength", Integer, false),
+    ],
+};
+
+/// A mapping for the order history maps `orders`, a required list: an empty
+/// CRM array gives `[]`, an absent one fails (see the mapping reference).
+pub static ORDERS_RESPONSE: ObjectSchema = ObjectSchema {
+    name: "OrdersResponse",
+    fields: &[f("orders", List(&ORDER), true)],
+};
+
+/// [`Order`]; `items` is required too and may be empty.
+pub static ORDER: ObjectSchema = ObjectSchema {
+    name: "Order",
+    fields: &[
+        f("id", Str, true),
+        f("createdOn", Timestamp, true),
+        f("status", Str, true),
+        f("price", Number, true),
+        f("trackingUrl", Str, false),
+        f("items", List(&ORDER_ITEM), true),
+    ],
+};
+
+/// [`OrderItem`]. `quantity` is a number: goods sold by weight have fractions.
+pub static ORDER_ITEM: ObjectSchema = ObjectSchema {
+    name: "OrderItem",
+    fields: &[
+        f("privateId", Str, true),
+        f("configurationId", Str, false),
+        f("name", Str, true),
+        f("price", Number, false),
+        f("quantity", Number, true),
+        f("discount", Number, false),
+        f("subtotal", Number, true),
     ],
 };

@@ -66,7 +66,10 @@ pub fn write_object(
 
 fn write_value(value: &Value, ty: FieldType, out: &mut Vec<u8>) -> Result<(), &'static str> {
     match (ty, value) {
-        (FieldType::String | FieldType::Date, Value::String(s)) => string(s, out),
+        (FieldType::String | FieldType::Date | FieldType::Timestamp, Value::String(s)) => {
+            string(s, out)
+        }
+        (FieldType::Number, Value::Number(n)) => out.extend_from_slice(n.to_string().as_bytes()),
         (FieldType::Integer, Value::Number(n)) => {
             let n = n.as_i64().ok_or("not a 64-bit integer")?;
             out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());

@@ -163,6 +163,26 @@ async fn demo_answers_its_printed_curl_commands() {
         .await
         .unwrap();
     assert!(wrong["error"]["message"].is_string());
+    let orders = |id: &'static str| {
+        reqwest::Client::new()
+            .post(format!("{base}/users/orders"))
+            .bearer_auth(authbridge::demo::USERS_KEY)
+            .body(format!(r#"{{"userIdentifier":"{id}"}}"#))
+            .send()
+    };
+    let history: Value = orders("79991234567").await.unwrap().json().await.unwrap();
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_path(
+            "tests/fixtures/users/generic-bank-orders/anna.expected.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(history, expected);
+    let unknown = orders("70000000000").await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    let unknown: Value = unknown.json().await.unwrap();
+    assert!(unknown["error"]["message"].is_string(), "{unknown}");
 
     child.kill().unwrap();
     child.wait().unwrap();

@@ -191,6 +191,7 @@ pub fn users_settings(crm_url: &str, key: &str) -> (Settings, tempfile::NamedTem
         &mut s.users_api.otp_request,
         &mut s.users_api.otp_confirm,
         &mut s.users_api.login,
+        &mut s.users_api.orders,
     ] {
         op.mapping = repo_path(&op.mapping.display().to_string());
     }

@@ -23,3 +23,4 @@ mod shipped_pipelines;
 mod upstream_request;
 mod users;
 mod users_failures;
+mod users_orders;

@@ -63,6 +63,12 @@ fn routes() -> Vec<Route> {
             "/users/login",
             json!({"login": "79990000001", "password": "sweep-pass"}),
         ),
+        r(
+            "orders",
+            "POST",
+            "/users/orders",
+            json!({"userIdentifier": "79990000001"}),
+        ),
     ]
 }
 
@@ -321,11 +327,15 @@ async fn every_users_route_answers_every_failure_with_an_error_body() {
         s.upstream.max_in_flight = 1;
         s.upstream.max_queue = 0;
         s.upstream.timeout_ms = 3_000;
+        // The holders' answers (empty bodies) fail one after another; the
+        // breaker must not be what refuses the row's call, the full slot is.
+        s.upstream.breaker.enabled = false;
     })
     .await;
     for (i, mut route) in routes().into_iter().enumerate() {
         let (a, holder) = (addr.clone(), routes().remove(i));
-        // Another customer, so the Get call is not coalesced with the holder.
+        // Another customer, so a cached call (Get, orders) is not coalesced
+        // with the holder.
         let id = if route.name == "login" {
             "login"
         } else {
