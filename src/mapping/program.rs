@@ -4,6 +4,9 @@
 //! order, each already bound to its parsed JSONPaths, transforms and target
 //! type, so applying it is a walk with no lookups by name and no re-parsing.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 use super::condition::{Condition, key_text};
@@ -88,6 +91,15 @@ pub struct ObjectProgram {
     pub when: Option<Condition>,
 }
 
+/// What one application of a program keeps between fields: the index of
+/// each `lookup` table, built once per document (a lookup per item would
+/// otherwise scan the whole table: quadratic in the CRM body).
+#[derive(Default)]
+pub(crate) struct Ctx<'a> {
+    /// Per lookup node and table scope: key text → the first element with it.
+    indexes: RefCell<HashMap<(usize, usize), HashMap<String, &'a Value>>>,
+}
+
 /// A breadcrumb to the field being produced, rendered only on error.
 #[derive(Clone, Copy)]
 enum Trail<'a> {
@@ -135,14 +147,16 @@ impl Failure {
 impl ObjectProgram {
     /// Applies the program to a whole CRM payload.
     pub(crate) fn apply_root(&self, root: &Value) -> Result<Map<String, Value>, ApplyError> {
-        self.apply(Scope::root(root), &Trail::Root, 0)
+        let ctx = Ctx::default();
+        self.apply(Scope::root(root), &ctx, &Trail::Root, 0)
             .map(Option::unwrap_or_default)
             .map_err(Failure::into_error)
     }
 
-    fn apply(
+    fn apply<'a>(
         &self,
-        scope: Scope<'_>,
+        scope: Scope<'a>,
+        ctx: &Ctx<'a>,
         trail: &Trail<'_>,
         depth: usize,
     ) -> Result<Option<Map<String, Value>>, Failure> {
@@ -154,7 +168,7 @@ impl ObjectProgram {
         let mut out = Map::with_capacity(self.slots.len());
         for slot in &self.slots {
             let here = Trail::Field(trail, slot.name);
-            match slot.node.produce(scope, &here, depth)? {
+            match slot.node.produce(scope, ctx, &here, depth)? {
                 Some(v) => {
                     out.insert(slot.name.to_owned(), v);
                 }
@@ -176,9 +190,10 @@ impl ObjectProgram {
 }
 
 impl Node {
-    fn produce(
+    fn produce<'a>(
         &self,
-        scope: Scope<'_>,
+        scope: Scope<'a>,
+        ctx: &Ctx<'a>,
         trail: &Trail<'_>,
         depth: usize,
     ) -> Result<Option<Value>, Failure> {
@@ -186,11 +201,13 @@ impl Node {
             Node::Scalar { rule, ty } => rule
                 .eval(scope, *ty)
                 .map_err(|m| Failure::invalid(trail, m)),
-            Node::Object(program) => Ok(program.apply(scope, trail, depth)?.map(Value::Object)),
+            Node::Object(program) => Ok(program
+                .apply(scope, ctx, trail, depth)?
+                .map(Value::Object)),
             Node::List { parts, required } => {
                 let mut list = Vec::new();
                 for part in parts {
-                    part.produce(scope, trail, &mut list)?;
+                    part.produce(scope, ctx, trail, &mut list)?;
                 }
                 let empty_but_there =
                     list.is_empty() && *required && parts.iter().any(|p| p.array_exists(scope));
@@ -210,22 +227,23 @@ impl Node {
                 }
                 Ok((!map.is_empty()).then_some(Value::Object(map)))
             }
-            Node::Lookup(lookup) => lookup.produce(scope, trail, depth),
+            Node::Lookup(lookup) => lookup.produce(scope, ctx, trail, depth),
         }
     }
 }
 
 impl ListPart {
-    fn produce(
+    fn produce<'a>(
         &self,
-        scope: Scope<'_>,
+        scope: Scope<'a>,
+        ctx: &Ctx<'a>,
         trail: &Trail<'_>,
         list: &mut Vec<Value>,
     ) -> Result<(), Failure> {
         match self {
             ListPart::Item(item) => {
                 let at = Trail::Index(trail, list.len());
-                match item.apply(scope, &at, 0) {
+                match item.apply(scope, ctx, &at, 0) {
                     Ok(Some(obj)) => list.push(Value::Object(obj)),
                     Ok(None) | Err(Failure::Missing(_)) => {}
                     Err(e) => return Err(e),
@@ -242,7 +260,7 @@ impl ListPart {
                         continue;
                     }
                     let at = Trail::Index(trail, list.len());
-                    if let Some(obj) = item.apply(inner, &at, 0)? {
+                    if let Some(obj) = item.apply(inner, ctx, &at, 0)? {
                         list.push(Value::Object(obj));
                     }
                 }
@@ -263,9 +281,34 @@ impl ListPart {
 }
 
 impl Lookup {
-    fn produce(
+    /// The element of the table whose key equals `wanted`, through the
+    /// table's index (built on first use in this application).
+    fn find<'a>(&self, scope: Scope<'a>, ctx: &Ctx<'a>, wanted: &str) -> Option<&'a Value> {
+        // The table depends on the document, or on the item for `@` paths.
+        let table_scope = if self.table.is_relative() {
+            scope.item.map_or(0, |v| std::ptr::from_ref(v) as usize)
+        } else {
+            std::ptr::from_ref(scope.root) as usize
+        };
+        let id = (std::ptr::from_ref(self) as usize, table_scope);
+        let mut indexes = ctx.indexes.borrow_mut();
+        let index = indexes.entry(id).or_insert_with(|| {
+            let mut index = HashMap::new();
+            for candidate in self.table.all(scope) {
+                if let Some(key) = self.key.first(scope.with_item(candidate)).and_then(key_text) {
+                    // The first element with a key wins, as a scan would find.
+                    index.entry(key).or_insert(candidate);
+                }
+            }
+            index
+        });
+        index.get(wanted).copied()
+    }
+
+    fn produce<'a>(
         &self,
-        scope: Scope<'_>,
+        scope: Scope<'a>,
+        ctx: &Ctx<'a>,
         trail: &Trail<'_>,
         depth: usize,
     ) -> Result<Option<Value>, Failure> {
@@ -277,21 +320,17 @@ impl Lookup {
                 ),
             ));
         }
-        let Some(wanted) = self.matches.first(scope) else {
+        let Some(wanted) = self.matches.first(scope).and_then(key_text) else {
             return Ok(None);
         };
-        let Some(parent) = self.table.all(scope).into_iter().find(|candidate| {
-            let key = self.key.first(scope.with_item(candidate));
-            key.and_then(key_text)
-                .is_some_and(|k| key_text(wanted) == Some(k))
-        }) else {
+        let Some(parent) = self.find(scope, ctx, &wanted) else {
             return Ok(None);
         };
         let inner = scope.with_item(parent);
-        let Some(mut obj) = self.fields.apply(inner, trail, depth + 1)? else {
+        let Some(mut obj) = self.fields.apply(inner, ctx, trail, depth + 1)? else {
             return Ok(None);
         };
-        if let Some(grand) = self.produce(inner, &Trail::Field(trail, self.name), depth + 1)? {
+        if let Some(grand) = self.produce(inner, ctx, &Trail::Field(trail, self.name), depth + 1)? {
             obj.insert(self.name.to_owned(), grand);
         }
         Ok(Some(Value::Object(obj)))

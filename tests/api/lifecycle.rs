@@ -189,6 +189,7 @@ async fn starts_from_an_empty_folder_with_one_key_per_section() {
         ("otp_request", "generic-bank-otp-request"),
         ("otp_confirm", "generic-bank-otp-confirm"),
         ("login", "generic-bank-login"),
+        ("orders", "generic-bank-orders"),
     ] {
         extra.push_str(&format!(
             "[users_api.{section}]\nmapping = \"{}\"\n",
