@@ -201,9 +201,9 @@ impl Node {
             Node::Scalar { rule, ty } => rule
                 .eval(scope, *ty)
                 .map_err(|m| Failure::invalid(trail, m)),
-            Node::Object(program) => Ok(program
-                .apply(scope, ctx, trail, depth)?
-                .map(Value::Object)),
+            Node::Object(program) => {
+                Ok(program.apply(scope, ctx, trail, depth)?.map(Value::Object))
+            }
             Node::List { parts, required } => {
                 let mut list = Vec::new();
                 for part in parts {
@@ -295,7 +295,11 @@ impl Lookup {
         let index = indexes.entry(id).or_insert_with(|| {
             let mut index = HashMap::new();
             for candidate in self.table.all(scope) {
-                if let Some(key) = self.key.first(scope.with_item(candidate)).and_then(key_text) {
+                if let Some(key) = self
+                    .key
+                    .first(scope.with_item(candidate))
+                    .and_then(key_text)
+                {
                     // The first element with a key wins, as a scan would find.
                     index.entry(key).or_insert(candidate);
                 }
