@@ -88,7 +88,10 @@ fn error_response(err: &LookupError) -> Response {
     error_body(answer.status, answer.code, &text)
 }
 
-fn check_token(token: &str, limits: &Limits) -> Result<(), LookupError> {
+/// The checks a percent-decoded token passes before any cache or CRM work.
+/// Public (hidden) only so `examples/fuzz.rs` drives this very function.
+#[doc(hidden)]
+pub fn check_token(token: &str, limits: &Limits) -> Result<(), LookupError> {
     let max_bytes = limits.max_token_bytes;
     if token.is_empty() {
         return Err(LookupError::BadToken("the token is empty".into()));

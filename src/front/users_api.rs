@@ -42,6 +42,9 @@ pub const NAMESPACE: &str = "users-api";
 /// never share a key.
 pub const ORDERS_NAMESPACE: &str = "users-api-orders";
 
+/// The body field Get User Data looks the user up by.
+const GET_FIELD: &str = "userIdentifier";
+
 /// One forwarded operation: its requests and how its answer is built.
 struct Operation {
     pipeline: Pipeline,
@@ -244,7 +247,7 @@ impl FromRequest<UsersState> for Admitted {
             Ok(Err(_)) => return Err(s.refuse(Refusal::BadRequest)),
             Ok(Ok(body)) => body,
         };
-        s.admit(authorization.as_ref(), &body)
+        admit(&s.key, authorization.as_ref(), &body)
             .map(Admitted)
             .map_err(|r| s.refuse(r))
     }
@@ -268,6 +271,83 @@ fn is_json(headers: &HeaderMap) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// Parses the body and checks the API key (in the body's `key`, else the
+/// `Authorization` header); the key is taken out of what is forwarded.
+fn admit(
+    key: &[u8; 32],
+    authorization: Option<&HeaderValue>,
+    body: &[u8],
+) -> Result<Call, Refusal> {
+    let Ok(Value::Object(mut input)) = serde_json::from_slice::<Value>(body) else {
+        return Err(Refusal::BadRequest);
+    };
+    let from_body = input.remove("key");
+    let presented = match &from_body {
+        Some(Value::String(k)) => Some(format!("Bearer {k}").into_bytes()),
+        Some(_) => None,
+        None => authorization.map(|v| v.as_bytes().to_vec()),
+    };
+    if !presented.is_some_and(|p| matches(&p, key)) {
+        metrics::counter!("authbridge_access_denied_total", "reason" => "users_api_key")
+            .increment(1);
+        return Err(Refusal::Unauthorized);
+    }
+    Ok(Call { input })
+}
+
+/// A required string field of the body, checked without echoing it.
+fn field<'a>(call: &'a Call, name: &str, max: usize) -> Result<&'a str, Refusal> {
+    match call.input.get(name) {
+        Some(Value::String(s))
+            if !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control) =>
+        {
+            Ok(s)
+        }
+        _ => Err(Refusal::BadRequest),
+    }
+}
+
+/// Every check a users call makes before anything is forwarded — content
+/// type, a JSON object body, the API key, the call's required fields — over
+/// a request's parts, synchronously. `call` is 0 for Get User Data, then
+/// update, OTP request, OTP confirm, login. It runs the functions the
+/// extractor and the handlers run; it is public (hidden) only so that
+/// `examples/fuzz.rs` can drive them without a server. `Ok` holds the
+/// identifier the call would forward.
+#[doc(hidden)]
+pub fn precheck(
+    api_key: &str,
+    max_identifier: usize,
+    call: usize,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, StatusCode> {
+    let status = |r: Refusal| match r {
+        Refusal::BadRequest => StatusCode::BAD_REQUEST,
+        Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
+        Refusal::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Refusal::SlowBody => StatusCode::REQUEST_TIMEOUT,
+    };
+    if !is_json(headers) {
+        return Err(status(Refusal::NotJson));
+    }
+    let key = digest(format!("Bearer {api_key}").as_bytes());
+    let call_body = admit(&key, headers.get(AUTHORIZATION), body).map_err(status)?;
+    let (token_field, secret) = match call {
+        0 => (GET_FIELD, None),
+        1 => Forwarded::Update.fields(),
+        2 => Forwarded::OtpRequest.fields(),
+        3 => Forwarded::OtpConfirm.fields(),
+        _ => Forwarded::Login.fields(),
+    };
+    let token = field(&call_body, token_field, max_identifier).map_err(status)?;
+    if let Some((name, max)) = secret {
+        field(&call_body, name, max).map_err(status)?;
+    }
+    Ok(token.to_owned())
+}
+
 /// Why a request is refused before anything is forwarded.
 #[derive(Debug, Clone, Copy)]
 enum Refusal {
@@ -282,7 +362,7 @@ enum Refusal {
 }
 
 impl Inner {
-    /// Parses the body and checks the API key; `Err` is the answer to send.
+    /// The answer to send for a refusal.
     fn refuse(&self, refusal: Refusal) -> Response {
         match refusal {
             Refusal::BadRequest => error(StatusCode::BAD_REQUEST, &self.messages.bad_request),
@@ -293,36 +373,6 @@ impl Inner {
             ),
             Refusal::TooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, &self.messages.bad_request),
             Refusal::SlowBody => error(StatusCode::REQUEST_TIMEOUT, &self.messages.bad_request),
-        }
-    }
-
-    fn admit(&self, authorization: Option<&HeaderValue>, body: &Bytes) -> Result<Call, Refusal> {
-        let Ok(Value::Object(mut input)) = serde_json::from_slice::<Value>(body) else {
-            return Err(Refusal::BadRequest);
-        };
-        let from_body = input.remove("key");
-        let presented = match &from_body {
-            Some(Value::String(k)) => Some(format!("Bearer {k}").into_bytes()),
-            Some(_) => None,
-            None => authorization.map(|v| v.as_bytes().to_vec()),
-        };
-        if !presented.is_some_and(|p| matches(&p, &self.key)) {
-            metrics::counter!("authbridge_access_denied_total", "reason" => "users_api_key")
-                .increment(1);
-            return Err(Refusal::Unauthorized);
-        }
-        Ok(Call { input })
-    }
-
-    /// A required string field of the body, checked without echoing it.
-    fn field<'a>(&self, call: &'a Call, name: &str, max: usize) -> Result<&'a str, Refusal> {
-        match call.input.get(name) {
-            Some(Value::String(s))
-                if !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control) =>
-            {
-                Ok(s)
-            }
-            _ => Err(Refusal::BadRequest),
         }
     }
 
@@ -358,7 +408,7 @@ impl Inner {
 
 async fn get_user(State(s): State<UsersState>, Admitted(call): Admitted) -> Response {
     let (s, started) = (&s.inner, Instant::now());
-    let id = match s.field(&call, "userIdentifier", s.max_identifier) {
+    let id = match field(&call, GET_FIELD, s.max_identifier) {
         Ok(id) => id,
         Err(r) => return s.refuse(r),
     };
@@ -480,12 +530,12 @@ impl Forwarded {
 async fn forward(s: &Inner, kind: Forwarded, call: Call) -> Response {
     let started = Instant::now();
     let (token_field, secret) = kind.fields();
-    let token = match s.field(&call, token_field, s.max_identifier) {
+    let token = match field(&call, token_field, s.max_identifier) {
         Ok(t) => t.to_owned(),
         Err(r) => return s.refuse(r),
     };
     if let Some((name, max)) = secret
-        && let Err(r) = s.field(&call, name, max)
+        && let Err(r) = field(&call, name, max)
     {
         return s.refuse(r);
     }

@@ -448,6 +448,29 @@ impl Pipeline {
         Self::from_mapping_text(&file, &text, s)
     }
 
+    /// The URL and body of each request the steps that read no other step
+    /// would send for `token` (and the caller's `input`), rendered as a
+    /// lookup renders them but not sent. Public (hidden) only so that
+    /// `examples/fuzz.rs` can check that no token leaves its place in them.
+    #[doc(hidden)]
+    pub fn first_requests(
+        &self,
+        transport: &Transport,
+        token: &str,
+        input: Option<Value>,
+    ) -> Vec<Result<Rendered, UpstreamError>> {
+        let doc = start_doc(input);
+        let mut out = Vec::new();
+        for step in self.steps.iter().filter(|s| s.deps.is_empty()) {
+            match step.requests(transport, token, &doc, self.max_fan_out) {
+                Ok(Requests::One(r)) => out.push(Ok((r.url, r.body))),
+                Ok(Requests::Many(rs)) => out.extend(rs.into_iter().map(|r| Ok((r.url, r.body)))),
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        out
+    }
+
     /// Runs every step for `token` within the deadline.
     pub async fn run(&self, transport: &Transport, token: &str) -> Result<Fetched, UpstreamError> {
         self.run_with_input(transport, token, None).await
@@ -472,13 +495,7 @@ impl Pipeline {
         token: &str,
         input: Option<Value>,
     ) -> Result<Fetched, UpstreamError> {
-        let mut doc = Value::Object(Map::from_iter([(
-            "steps".to_owned(),
-            Value::Object(Map::new()),
-        )]));
-        if let (Some(input), Some(obj)) = (input, doc.as_object_mut()) {
-            obj.insert("input".to_owned(), input);
-        }
+        let mut doc = start_doc(input);
         let mut started = vec![false; self.steps.len()];
         let mut done = vec![false; self.steps.len()];
         let mut running = FuturesUnordered::new();
@@ -531,6 +548,22 @@ impl Pipeline {
         }
         Ok(Fetched::Found(doc))
     }
+}
+
+/// A rendered request's URL and body (see [`Pipeline::first_requests`]).
+pub type Rendered = (url::Url, Option<Vec<u8>>);
+
+/// The answers document a lookup starts from: no steps yet, and the
+/// caller's body as `$.input` when there is one.
+fn start_doc(input: Option<Value>) -> Value {
+    let mut doc = Value::Object(Map::from_iter([(
+        "steps".to_owned(),
+        Value::Object(Map::new()),
+    )]));
+    if let (Some(input), Some(obj)) = (input, doc.as_object_mut()) {
+        obj.insert("input".to_owned(), input);
+    }
+    doc
 }
 
 /// The requests of a step: one, or one per fan-out item.
