@@ -438,7 +438,7 @@ async fn get_user(State(s): State<UsersState>, Admitted(call): Admitted) -> Resp
 
 async fn order_history(State(s): State<UsersState>, Admitted(call): Admitted) -> Response {
     let (s, started) = (&s.inner, Instant::now());
-    let id = match s.field(&call, "userIdentifier", s.max_identifier) {
+    let id = match field(&call, "userIdentifier", s.max_identifier) {
         Ok(id) => id,
         Err(r) => return s.refuse(r),
     };
