@@ -72,6 +72,7 @@ pub(crate) fn compile(
         text,
         options,
         diagnostics: Vec::new(),
+        uses_jq: false,
     };
     let program = match DeTable::parse(text) {
         Ok(doc) => {
@@ -85,7 +86,10 @@ pub(crate) fn compile(
         }
     };
     match program {
-        Some(p) if c.diagnostics.is_empty() => Ok(p),
+        Some(mut p) if c.diagnostics.is_empty() => {
+            p.uses_jq = c.uses_jq;
+            Ok(p)
+        }
         _ => {
             c.diagnostics.sort_by_key(|d| (d.line, d.column));
             Err(LoadError {
@@ -100,6 +104,8 @@ struct Compiler<'a> {
     text: &'a str,
     options: &'a Options,
     diagnostics: Vec<Diagnostic>,
+    /// Whether any rule or condition is a jq expression.
+    uses_jq: bool,
 }
 
 fn join(label: &str, name: &str) -> String {
@@ -679,7 +685,10 @@ impl Compiler<'_> {
                 if let Some(code) = t.get("jq") {
                     let code = self.string(code, label, "jq")?;
                     return match Jq::compile(&code) {
-                        Ok(jq) => Some(Condition::Jq(jq)),
+                        Ok(jq) => {
+                            self.uses_jq = true;
+                            Some(Condition::Jq(jq))
+                        }
                         Err(msg) => {
                             self.error(value.span(), label, msg);
                             None
@@ -853,7 +862,10 @@ impl Compiler<'_> {
             && let Some(code) = self.string(v, label, "jq")
         {
             match Jq::compile(&code) {
-                Ok(jq) => rule.jq = Some(jq),
+                Ok(jq) => {
+                    self.uses_jq = true;
+                    rule.jq = Some(jq);
+                }
                 Err(msg) => self.error(v.span(), label, msg),
             }
         }

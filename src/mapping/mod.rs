@@ -4,6 +4,7 @@
 //!
 //! The language is documented in `docs/mapping.md`.
 
+pub mod budget;
 mod coerce;
 mod compile;
 mod condition;
@@ -48,6 +49,7 @@ pub fn read_file(path: &FsPath) -> Result<(String, String), LoadError> {
 pub struct Mapping {
     file: String,
     program: ObjectProgram,
+    budget: budget::Budget,
 }
 
 impl Mapping {
@@ -80,6 +82,7 @@ impl Mapping {
         Ok(Self {
             file: file.to_owned(),
             program,
+            budget: budget::Budget::default(),
         })
     }
 
@@ -109,14 +112,36 @@ impl Mapping {
         Self::parse_with(&file, &text, schema, options)
     }
 
+    /// Whether a rule or condition is a jq expression (jq can compute for
+    /// long on a small body: such mappings run off the request workers).
+    pub fn uses_jq(&self) -> bool {
+        self.program.uses_jq
+    }
+
     /// The file the mapping came from.
     pub fn file(&self) -> &str {
         &self.file
     }
 
-    /// Produces the card (a JSON object in the target schema) from a CRM payload.
+    /// Produces the card (a JSON object in the target schema) from a CRM
+    /// payload, within the mapping's budget.
     pub fn apply(&self, crm: &Value) -> Result<Value, ApplyError> {
-        self.program.apply_root(crm).map(Value::Object)
+        budget::metered(self.budget, || self.program.apply_root(crm)).map(Value::Object)
+    }
+
+    /// As [`apply`](Self::apply), also returning the evaluation steps it took
+    /// (for tests and benchmarks of the mapping's cost).
+    pub fn apply_counted(&self, crm: &Value) -> (Result<Value, ApplyError>, u64) {
+        budget::metered(self.budget, || {
+            let out = self.program.apply_root(crm).map(Value::Object);
+            (out, budget::steps())
+        })
+    }
+
+    /// Sets the budget of each application (see [`budget`]).
+    pub fn with_budget(mut self, budget: budget::Budget) -> Self {
+        self.budget = budget;
+        self
     }
 }
 

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+use super::budget;
 use super::condition::{Condition, key_text};
 use super::error::ApplyError;
 use super::path::{Path, Scope};
@@ -89,6 +90,8 @@ pub struct ObjectProgram {
     pub has_required: bool,
     /// The object is emitted only when this holds.
     pub when: Option<Condition>,
+    /// Set on the root: some rule or condition is a jq expression.
+    pub uses_jq: bool,
 }
 
 /// What one application of a program keeps between fields: the index of
@@ -97,7 +100,15 @@ pub struct ObjectProgram {
 #[derive(Default)]
 pub(crate) struct Ctx<'a> {
     /// Per lookup node and table scope: key text → the first element with it.
-    indexes: RefCell<HashMap<(usize, usize), HashMap<String, &'a Value>>>,
+    indexes: RefCell<HashMap<(usize, usize), Index<'a>>>,
+}
+
+/// A lookup table's elements by key text.
+type Index<'a> = HashMap<String, &'a Value>;
+
+/// Charges `n` steps of the budget to the field at `trail`.
+fn spend(trail: &Trail<'_>, n: u64) -> Result<(), Failure> {
+    budget::charge(n).map_err(|e| Failure::invalid(trail, e.to_string()))
 }
 
 /// A breadcrumb to the field being produced, rendered only on error.
@@ -168,6 +179,7 @@ impl ObjectProgram {
         let mut out = Map::with_capacity(self.slots.len());
         for slot in &self.slots {
             let here = Trail::Field(trail, slot.name);
+            spend(&here, 1)?;
             match slot.node.produce(scope, ctx, &here, depth)? {
                 Some(v) => {
                     out.insert(slot.name.to_owned(), v);
@@ -252,7 +264,9 @@ impl ListPart {
             ListPart::Each {
                 each, filter, item, ..
             } => {
-                for node in each.all(scope) {
+                let nodes = each.all(scope);
+                spend(trail, nodes.len() as u64)?;
+                for node in nodes {
                     let inner = scope.with_item(node);
                     if let Some(f) = filter
                         && !f.holds(inner).map_err(|m| Failure::invalid(trail, m))?
@@ -283,7 +297,12 @@ impl ListPart {
 impl Lookup {
     /// The element of the table whose key equals `wanted`, through the
     /// table's index (built on first use in this application).
-    fn find<'a>(&self, scope: Scope<'a>, ctx: &Ctx<'a>, wanted: &str) -> Option<&'a Value> {
+    fn find<'a>(
+        &self,
+        scope: Scope<'a>,
+        ctx: &Ctx<'a>,
+        wanted: &str,
+    ) -> Result<Option<&'a Value>, budget::Exceeded> {
         // The table depends on the document, or on the item for `@` paths.
         let table_scope = if self.table.is_relative() {
             scope.item.map_or(0, |v| std::ptr::from_ref(v) as usize)
@@ -292,9 +311,14 @@ impl Lookup {
         };
         let id = (std::ptr::from_ref(self) as usize, table_scope);
         let mut indexes = ctx.indexes.borrow_mut();
+        if let Some(index) = indexes.get(&id) {
+            return Ok(index.get(wanted).copied());
+        }
+        let candidates = self.table.all(scope);
+        budget::charge(candidates.len() as u64)?;
         let index = indexes.entry(id).or_insert_with(|| {
             let mut index = HashMap::new();
-            for candidate in self.table.all(scope) {
+            for candidate in candidates {
                 if let Some(key) = self
                     .key
                     .first(scope.with_item(candidate))
@@ -306,7 +330,7 @@ impl Lookup {
             }
             index
         });
-        index.get(wanted).copied()
+        Ok(index.get(wanted).copied())
     }
 
     fn produce<'a>(
@@ -316,6 +340,7 @@ impl Lookup {
         trail: &Trail<'_>,
         depth: usize,
     ) -> Result<Option<Value>, Failure> {
+        spend(trail, 1)?;
         if depth >= MAX_LOOKUP_DEPTH {
             return Err(Failure::invalid(
                 trail,
@@ -327,7 +352,10 @@ impl Lookup {
         let Some(wanted) = self.matches.first(scope).and_then(key_text) else {
             return Ok(None);
         };
-        let Some(parent) = self.find(scope, ctx, &wanted) else {
+        let Some(parent) = self
+            .find(scope, ctx, &wanted)
+            .map_err(|e| Failure::invalid(trail, e.to_string()))?
+        else {
             return Ok(None);
         };
         let inner = scope.with_item(parent);
