@@ -13,6 +13,7 @@ pub mod front;
 pub mod http_refusals;
 pub mod lookup;
 pub mod mapping;
+pub mod mapping_pool;
 pub mod metrics;
 pub mod reload;
 pub mod request_id;

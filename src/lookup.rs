@@ -34,6 +34,11 @@ use crate::upstream::{Fetched, Pipeline, Transport};
 pub trait CardProducer: Send + Sync + 'static {
     /// The serialised card for one CRM payload.
     fn produce(&self, crm: &Value) -> Result<Vec<u8>, LookupError>;
+
+    /// Whether the mapping has a jq rule (see [`crate::mapping_pool`]).
+    fn uses_jq(&self) -> bool {
+        false
+    }
 }
 
 /// Per-request limits of a front.
@@ -47,6 +52,8 @@ pub struct Limits {
 /// Everything a lookup runs with that a reload may change.
 pub struct Engine {
     pub producer: Arc<dyn CardProducer>,
+    /// Where the mapping runs (see [`crate::mapping_pool`]).
+    pub pool: Arc<crate::mapping_pool::MappingPool>,
     pub pipeline: Pipeline,
     pub policy: CachePolicy,
     pub limits: Limits,
@@ -368,7 +375,15 @@ impl Inner {
     async fn fetch(&self, engine: &Engine, token: &str) -> Result<Answer, LookupError> {
         match engine.pipeline.run(&self.transport, token).await? {
             Fetched::NotFound => Ok(Answer::NotFound),
-            Fetched::Found(crm) => Ok(Answer::Card(Bytes::from(engine.producer.produce(&crm)?))),
+            Fetched::Found(crm) => {
+                let offload = engine.pool.offloads(engine.producer.uses_jq(), &crm);
+                let producer = Arc::clone(&engine.producer);
+                let card = engine
+                    .pool
+                    .run(offload, move || producer.produce(&crm))
+                    .await?;
+                Ok(Answer::Card(Bytes::from(card)))
+            }
         }
     }
 }

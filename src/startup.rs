@@ -56,7 +56,8 @@ pub fn build_engine(settings: &Settings) -> Result<Engine, StartupError> {
     settings.validate()?;
     // Read once: the card mapping, its pipeline and the digest share one text.
     let (file, text) = crate::mapping::read_file(&settings.auth_api.mapping)?;
-    let cards = CardBuilder::from_text(&file, &text, &settings.auth_api)?;
+    let cards = CardBuilder::from_text(&file, &text, &settings.auth_api)?
+        .with_budget(settings.mapping.budget());
     let pipeline = Pipeline::from_mapping_text(&file, &text, &settings.upstream)?
         .map_or_else(|| Pipeline::from_settings(&settings.upstream), Ok)?;
     let options = format!(
@@ -66,6 +67,7 @@ pub fn build_engine(settings: &Settings) -> Result<Engine, StartupError> {
     let mapping_digest = access::digest(&[text.as_bytes(), options.as_bytes()].concat());
     Ok(Engine {
         producer: Arc::new(cards),
+        pool: crate::mapping_pool::MappingPool::shared(&settings.mapping),
         pipeline,
         policy: CachePolicy::new(&settings.cache),
         limits: Limits {

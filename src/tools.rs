@@ -57,7 +57,17 @@ pub fn check_mappings(
         };
         let pipeline = Pipeline::from_mapping_file(file, upstream);
         match (cards, pipeline) {
-            (Ok(_), Ok(_)) => report.lines.push(format!("ok: {}", file.display())),
+            (Ok(_), Ok(_)) => {
+                report.lines.push(format!("ok: {}", file.display()));
+                // Warnings do not fail the check.
+                if let Ok((name, text)) = crate::mapping::read_file(file) {
+                    report.lines.extend(
+                        crate::mapping::lint_jq(&name, &text)
+                            .iter()
+                            .map(ToString::to_string),
+                    );
+                }
+            }
             (cards, pipeline) => {
                 report.ok = false;
                 let mut found: Vec<Diagnostic> = Vec::new();
@@ -79,10 +89,19 @@ pub fn check_config(settings: &Settings) -> Report {
         ..Default::default()
     };
     match AppState::from_settings(settings) {
-        Ok(_) => report.lines.push(format!(
-            "ok: configuration, secrets and mapping {}",
-            settings.auth_api.mapping.display()
-        )),
+        Ok(_) => {
+            report.lines.push(format!(
+                "ok: configuration, secrets and mapping {}",
+                settings.auth_api.mapping.display()
+            ));
+            if let Ok((name, text)) = crate::mapping::read_file(&settings.auth_api.mapping) {
+                report.lines.extend(
+                    crate::mapping::lint_jq(&name, &text)
+                        .iter()
+                        .map(ToString::to_string),
+                );
+            }
+        }
         Err(e) => {
             report.ok = false;
             report.lines.push(e.to_string());

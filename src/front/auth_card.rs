@@ -51,6 +51,12 @@ impl CardBuilder {
         Ok(Self::new(mapping, settings))
     }
 
+    /// The same builder with `budget` for each application.
+    pub fn with_budget(mut self, budget: crate::mapping::budget::Budget) -> Self {
+        self.mapping = self.mapping.with_budget(budget);
+        self
+    }
+
     /// A builder around an already compiled mapping.
     pub fn new(mapping: Mapping, settings: &AuthApiSettings) -> Self {
         Self {
@@ -120,5 +126,9 @@ impl CardProducer for CardBuilder {
             LookupError::Internal(format!("mapped card does not fit the Auth API schema: {e}"))
         })?;
         Ok(out)
+    }
+
+    fn uses_jq(&self) -> bool {
+        self.mapping.uses_jq()
     }
 }

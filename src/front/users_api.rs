@@ -32,7 +32,8 @@ use crate::config::{
 use crate::error::LookupError;
 use crate::front::users_card::{Shape, UsersCardBuilder};
 use crate::front::users_errors::{self, answer, error};
-use crate::lookup::{Engine, Limits, Lookup};
+use crate::lookup::{CardProducer as _, Engine, Limits, Lookup};
+use crate::mapping_pool::MappingPool;
 use crate::startup::StartupError;
 use crate::upstream::{Fetched, Pipeline, Transport};
 
@@ -48,7 +49,7 @@ const GET_FIELD: &str = "userIdentifier";
 /// One forwarded operation: its requests and how its answer is built.
 struct Operation {
     pipeline: Pipeline,
-    builder: UsersCardBuilder,
+    builder: Arc<UsersCardBuilder>,
     /// Digest of the mapping text both were compiled from.
     digest: [u8; 32],
 }
@@ -65,7 +66,10 @@ impl Operation {
             })?;
         Ok(Self {
             pipeline,
-            builder: UsersCardBuilder::from_text(&file, &text, shape)?,
+            builder: Arc::new(
+                UsersCardBuilder::from_text(&file, &text, shape)?
+                    .with_budget(settings.mapping.budget()),
+            ),
             digest: digest(text.as_bytes()),
         })
     }
@@ -81,6 +85,8 @@ struct Inner {
     get: Lookup,
     orders: Lookup,
     transport: Arc<Transport>,
+    /// Where forwarded answers are mapped (see [`crate::mapping_pool`]).
+    pool: Arc<MappingPool>,
     update: Operation,
     otp_request: Operation,
     otp_confirm: Operation,
@@ -126,7 +132,8 @@ impl UsersState {
         let cached = |namespace, op: &UsersOperation, shape, cache: &CacheSettings| {
             let loaded = Operation::load(op, settings, shape)?;
             let engine = Engine {
-                producer: Arc::new(loaded.builder),
+                producer: loaded.builder,
+                pool: MappingPool::shared(&settings.mapping),
                 pipeline: loaded.pipeline,
                 policy: CachePolicy::new(cache),
                 limits: Limits {
@@ -154,6 +161,7 @@ impl UsersState {
                 get,
                 orders,
                 transport,
+                pool: MappingPool::shared(&settings.mapping),
                 update: Operation::load(&u.update, settings, Shape::User)?,
                 otp_request: Operation::load(&u.otp_request, settings, Shape::Otp)?,
                 otp_confirm: Operation::load(&u.otp_confirm, settings, Shape::User)?,
@@ -401,7 +409,14 @@ impl Inner {
             Err(_) => Err(LookupError::Deadline),
             Ok(Err(e)) => Err(e.into()),
             Ok(Ok(Fetched::NotFound)) => Ok(None),
-            Ok(Ok(Fetched::Found(doc))) => op.builder.answer(&doc).map(Some),
+            Ok(Ok(Fetched::Found(doc))) => {
+                let offload = self.pool.offloads(op.builder.uses_jq(), &doc);
+                let builder = Arc::clone(&op.builder);
+                self.pool
+                    .run(offload, move || builder.answer(&doc))
+                    .await
+                    .map(Some)
+            }
         }
     }
 }

@@ -66,6 +66,12 @@ impl UsersCardBuilder {
         })
     }
 
+    /// The same builder with `budget` for each application.
+    pub fn with_budget(mut self, budget: crate::mapping::budget::Budget) -> Self {
+        self.mapping = self.mapping.with_budget(budget);
+        self
+    }
+
     /// The answer as JSON, checked against the typed schema.
     pub fn answer(&self, crm: &Value) -> Result<Value, LookupError> {
         let mut card = self.mapping.apply(crm)?;
@@ -112,5 +118,9 @@ fn flatten_extra(user: &mut Map<String, Value>) {
 impl CardProducer for UsersCardBuilder {
     fn produce(&self, crm: &Value) -> Result<Vec<u8>, LookupError> {
         serde_json::to_vec(&self.answer(crm)?).map_err(|e| LookupError::Internal(e.to_string()))
+    }
+
+    fn uses_jq(&self) -> bool {
+        self.mapping.uses_jq()
     }
 }

@@ -11,6 +11,7 @@ mod condition;
 mod date;
 mod error;
 mod jq;
+mod jq_lint;
 pub(crate) mod path;
 mod program;
 mod rule;
@@ -23,6 +24,7 @@ use serde_json::Value;
 pub use compile::Options;
 pub(crate) use error::line_col;
 pub use error::{ApplyError, Diagnostic, LoadError};
+pub use jq_lint::lint as lint_jq;
 
 use crate::schema::{ApiVersion, ObjectSchema};
 use program::ObjectProgram;
