@@ -187,7 +187,11 @@ fn main() {
                 continue;
             };
             let bytes = serde_json::to_vec(&body).unwrap().len();
-            let ok = producer.produce(&body).is_ok();
+            let outcome = producer.produce(&body);
+            if let Err(e) = &outcome {
+                eprintln!("{name} at {size} bytes: {e}");
+            }
+            let ok = outcome.is_ok();
             let t = median(Duration::from_millis(300), || {
                 let _ = std::hint::black_box(producer.produce(std::hint::black_box(&body)));
             });

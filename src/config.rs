@@ -64,7 +64,7 @@ impl Default for MappingSettings {
     fn default() -> Self {
         Self {
             max_steps: 2_000_000,
-            max_ms: 250,
+            max_ms: 1_000,
             max_jq_items: 100_000,
             max_jq_string_bytes: 1 << 20,
             offload_body_bytes: 64 * 1024,

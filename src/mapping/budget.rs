@@ -29,7 +29,7 @@ impl Default for Budget {
     fn default() -> Self {
         Self {
             max_steps: 2_000_000,
-            max_time: Duration::from_millis(250),
+            max_time: Duration::from_millis(1_000),
             max_items: 100_000,
             max_string_bytes: 1 << 20,
         }

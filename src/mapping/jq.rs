@@ -189,6 +189,15 @@ impl Jq {
                         let json: Value = serde_json::from_str(&val.to_string()).map_err(|_| {
                             "the jq expression produced a value that is not JSON".to_owned()
                         })?;
+                        let (items, bytes) = match &json {
+                            Value::Array(a) => (a.len(), 0),
+                            Value::Object(o) => (o.len(), 0),
+                            Value::String(t) => (0, t.len()),
+                            _ => (0, 0),
+                        };
+                        if let Err(e) = budget::check_size(items, bytes) {
+                            return Err(format!("the jq expression {e}"));
+                        }
                         Ok((!json.is_null()).then_some(json))
                     }
                 }
@@ -298,6 +307,33 @@ mod tests {
             let err = jq.first(&json!({})).unwrap_err();
             assert!(err.contains("exceeded its budget"), "{code}: {err}");
         }
+    }
+
+    #[test]
+    fn a_value_over_the_size_limits_is_refused() {
+        let budget = budget::Budget {
+            max_items: 10,
+            max_string_bytes: 10,
+            ..budget::Budget::default()
+        };
+        budget::metered(budget, || {
+            let err = Jq::compile("[range(11)]")
+                .unwrap()
+                .first(&json!(null))
+                .unwrap_err();
+            assert!(err.contains("more than 10 items"), "{err}");
+            let err = Jq::compile("\"x\" * 11")
+                .unwrap()
+                .first(&json!(null))
+                .unwrap_err();
+            assert!(err.contains("more than 10 bytes"), "{err}");
+            assert!(
+                Jq::compile("[range(10)]")
+                    .unwrap()
+                    .first(&json!(null))
+                    .is_ok()
+            );
+        });
     }
 
     #[test]
