@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod auth_engine;
 pub mod cache;
 pub mod config;
 pub mod demo;
@@ -22,6 +23,7 @@ pub mod schema;
 pub mod server;
 pub mod shared_cache;
 pub mod startup;
+pub mod startup_error;
 pub mod telemetry;
 pub mod tools;
 pub mod upstream;

@@ -29,7 +29,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use crate::config::Settings;
 use crate::lookup::Lookup;
 use crate::server::ReloadableCert;
-use crate::startup::build_engine;
+use crate::auth_engine::build_engine;
 
 /// What a successful reload did.
 #[derive(Debug, Clone, Default, serde::Serialize)]

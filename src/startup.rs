@@ -19,72 +19,20 @@ use tokio::net::TcpListener;
 
 use crate::access::{self, Access};
 use crate::admin::{self, AdminState};
-use crate::cache::{AnswerCache, CachePolicy, KeyHasher};
-use crate::config::{ConfigError, Settings, UsersApiSettings};
+use crate::cache::{AnswerCache, KeyHasher};
+use crate::config::{Settings, UsersApiSettings};
 use crate::error::codes;
 use crate::front::auth_api;
-use crate::front::auth_card::CardBuilder;
 use crate::front::users_api::{self, UsersState};
-use crate::lookup::{Engine, Limits, Lookup};
-use crate::mapping::LoadError;
+use crate::lookup::Lookup;
 use crate::reload::Reloader;
 use crate::request_span::RequestSpanLayer;
 use crate::server::{self, ConnLimits, ReloadableCert};
 use crate::shared_cache::SharedCache;
-use crate::upstream::{Pipeline, Transport};
+use crate::upstream::Transport;
 
-/// Why the server could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("mapping {0}")]
-    Mapping(#[from] LoadError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Tls(String),
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
-
-/// Everything a reload may change, built and validated from `settings`.
-pub fn build_engine(settings: &Settings) -> Result<Engine, StartupError> {
-    settings.validate()?;
-    // Read once: the card mapping, its pipeline and the digest share one text.
-    let (file, text) = crate::mapping::read_file(&settings.auth_api.mapping)?;
-    let cards = CardBuilder::from_text(&file, &text, &settings.auth_api)?
-        .with_budget(settings.mapping.budget());
-    let pipeline = Pipeline::from_mapping_text(&file, &text, &settings.upstream)?
-        .map_or_else(|| Pipeline::from_settings(&settings.upstream), Ok)?;
-    let options = format!(
-        "{:?}{}",
-        settings.auth_api.api_version, settings.auth_api.derive_fields
-    );
-    let mapping_digest = access::digest(&[text.as_bytes(), options.as_bytes()].concat());
-    Ok(Engine {
-        producer: Arc::new(cards),
-        pool: crate::mapping_pool::MappingPool::shared(&settings.mapping),
-        pipeline,
-        policy: CachePolicy::new(&settings.cache),
-        limits: Limits {
-            max_token_bytes: settings.server.max_token_bytes,
-            request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
-            // Validated with the settings above.
-            token_pattern: settings
-                .server
-                .token_pattern
-                .as_deref()
-                .and_then(|p| regex::Regex::new(p).ok()),
-        },
-        mapping_digest,
-        mapping_file: settings.auth_api.mapping.display().to_string(),
-        generation: 0,
-    })
-}
+pub use crate::auth_engine::build_engine;
+pub use crate::startup_error::StartupError;
 
 /// What every handler can reach.
 #[derive(Clone)]

@@ -34,7 +34,7 @@ use crate::front::users_card::{Shape, UsersCardBuilder};
 use crate::front::users_errors::{self, answer, error};
 use crate::lookup::{CardProducer as _, Engine, Limits, Lookup};
 use crate::mapping_pool::MappingPool;
-use crate::startup::StartupError;
+use crate::startup_error::StartupError;
 use crate::upstream::{Fetched, Pipeline, Transport};
 
 /// This front's cache key space for profiles (Get User Data).
