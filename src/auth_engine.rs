@@ -47,4 +47,3 @@ pub fn build_engine(settings: &Settings) -> Result<Engine, StartupError> {
         generation: 0,
     })
 }
-

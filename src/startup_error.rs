@@ -22,4 +22,3 @@ pub enum StartupError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
-
