@@ -8,6 +8,7 @@ mod errors;
 mod golden;
 mod helpers;
 mod hostile;
+mod layout;
 mod lifecycle;
 mod logs;
 mod mtls;
