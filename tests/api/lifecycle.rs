@@ -298,6 +298,9 @@ async fn sigterm_keeps_serving_through_the_shutdown_delay() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    eprintln!(
+        "inside the shutdown delay: {served_ok} lookups served, {refused} refused, /readyz 503 {ready_503} times"
+    );
     assert_eq!(refused, 0, "no refused connection inside the delay");
     assert!(served_ok > 5, "lookups kept being served: {served_ok}");
     assert_eq!(ready_503, served_ok, "/readyz said 503 throughout");
