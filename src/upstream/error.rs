@@ -97,15 +97,4 @@ impl UpstreamError {
             _ => false,
         }
     }
-
-    /// Classifies a `reqwest` error without keeping its text, which holds the URL.
-    pub(crate) fn from_reqwest(e: &reqwest::Error) -> Self {
-        if e.is_timeout() {
-            UpstreamError::Timeout
-        } else if e.is_body() || e.is_decode() {
-            UpstreamError::Body
-        } else {
-            UpstreamError::Unreachable
-        }
-    }
 }

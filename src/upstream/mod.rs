@@ -4,6 +4,7 @@
 
 mod auth;
 mod breaker;
+mod client;
 mod error;
 mod oauth2;
 mod outcome;

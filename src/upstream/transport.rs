@@ -1,12 +1,14 @@
-//! One HTTP exchange with the CRM: the shared client (timeouts, no redirects,
-//! no system proxy, optional mutual TLS), authentication (with one retry after
-//! a 401 when the token can be renewed), the body size cap, and the
-//! classification of the answer as found, not found or a named error.
+//! One HTTP exchange with the CRM: the per-worker clients (see
+//! [`super::client`]: timeouts, no redirects, no proxy, optional mutual TLS),
+//! authentication (with one retry after a 401 when the token can be
+//! renewed), the body size cap, and the classification of the answer as
+//! found, not found or a named error.
 
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use reqwest::header::{CONTENT_LENGTH, HeaderMap, HeaderValue};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt as _, Full};
+use reqwest::header::{CONTENT_LENGTH, HeaderMap, HeaderValue, USER_AGENT};
 use serde_json::Value;
 use url::Url;
 
@@ -17,6 +19,7 @@ use tower::retry::budget::{Budget as _, TpsBudget};
 
 use super::auth::Auth;
 use super::breaker::{self, Breaker, Health};
+use super::client::{self, ClientSettings, CrmClient};
 use super::error::UpstreamError;
 use super::outcome::NotFoundRule;
 use crate::config::{ConfigError, RetrySettings, TlsSettings, UpstreamSettings};
@@ -46,7 +49,7 @@ pub struct Request {
 pub struct Transport {
     /// One client (one connection pool) per worker thread plus one for the
     /// rest, so a CRM connection is driven by the thread that uses it.
-    clients: Vec<reqwest::Client>,
+    clients: Vec<CrmClient>,
     base: Url,
     /// `base` as text without a trailing `/`, so a rendered path appends.
     base_prefix: String,
@@ -106,13 +109,19 @@ fn read(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
 struct TlsMaterial {
     roots: Vec<reqwest::Certificate>,
     identity: Option<reqwest::Identity>,
+    /// The same, as PEM, for the rustls configuration of the CRM clients.
+    roots_pem: Option<Vec<u8>>,
+    identity_pem: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl TlsMaterial {
     fn load(tls: &TlsSettings) -> Result<Self, ConfigError> {
         let mut roots = Vec::new();
+        let mut roots_pem = None;
+        let mut identity_pem = None;
         if let Some(ca) = &tls.ca_file {
             let pem = read("upstream.tls.ca_file", ca)?;
+            roots_pem = Some(pem.clone());
             roots = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|_| invalid("upstream.tls.ca_file", "is not a PEM certificate bundle"))?;
             if roots.is_empty() {
@@ -121,9 +130,12 @@ impl TlsMaterial {
         }
         let mut identity = None;
         if let (Some(cert), Some(key)) = (&tls.client_cert_file, &tls.client_key_file) {
-            let mut pem = read("upstream.tls.client_cert_file", cert)?;
+            let chain = read("upstream.tls.client_cert_file", cert)?;
+            let key = read("upstream.tls.client_key_file", key)?;
+            let mut pem = chain.clone();
             pem.push(b'\n');
-            pem.extend(read("upstream.tls.client_key_file", key)?);
+            pem.extend(&key);
+            identity_pem = Some((chain, key));
             identity = Some(reqwest::Identity::from_pem(&pem).map_err(|_| {
                 invalid(
                     "upstream.tls.client_cert_file",
@@ -131,7 +143,22 @@ impl TlsMaterial {
                 )
             })?);
         }
-        Ok(Self { roots, identity })
+        Ok(Self {
+            roots,
+            identity,
+            roots_pem,
+            identity_pem,
+        })
+    }
+
+    /// The rustls configuration of the CRM clients.
+    fn rustls(&self) -> Result<rustls::ClientConfig, ConfigError> {
+        client::tls_config(
+            self.roots_pem.as_deref(),
+            self.identity_pem
+                .as_ref()
+                .map(|(c, k)| (c.as_slice(), k.as_slice())),
+        )
     }
 
     fn apply(&self, mut builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
@@ -157,31 +184,30 @@ impl Transport {
         let base =
             Url::parse(&s.base_url).map_err(|e| invalid("upstream.base_url", e.to_string()))?;
         let material = TlsMaterial::load(&s.tls)?;
-        // A builder is consumed by `build`: one per client.
-        let client = || -> Result<reqwest::Client, ConfigError> {
+        // reqwest only for the OAuth2 token endpoint (rare calls).
+        let oauth_http = {
             let builder = reqwest::Client::builder()
                 .use_rustls_tls()
                 .connect_timeout(Duration::from_millis(s.connect_timeout_ms))
                 .redirect(reqwest::redirect::Policy::none())
                 .no_proxy()
-                .tcp_nodelay(true)
-                .pool_idle_timeout(Duration::from_millis(s.pool_idle_timeout_ms))
-                .pool_max_idle_per_host(s.pool_max_idle)
                 .user_agent(concat!("authbridge/", env!("CARGO_PKG_VERSION")));
-            let builder = if s.http2_prior_knowledge {
-                builder.http2_prior_knowledge()
-            } else {
-                builder
-            };
             material
                 .apply(builder)
                 .build()
-                .map_err(|e| invalid("upstream", format!("cannot build the HTTP client: {e}")))
+                .map_err(|e| invalid("upstream", format!("cannot build the HTTP client: {e}")))?
+        };
+        let tls = material.rustls()?;
+        let settings = ClientSettings {
+            connect_timeout: Duration::from_millis(s.connect_timeout_ms),
+            pool_idle_timeout: Duration::from_millis(s.pool_idle_timeout_ms),
+            pool_max_idle: s.pool_max_idle,
+            http2_prior_knowledge: s.http2_prior_knowledge,
         };
         let clients = (0..=workers)
-            .map(|_| client())
-            .collect::<Result<Vec<_>, _>>()?;
-        let auth = Auth::new(&s.auth, &clients[0])?;
+            .map(|_| client::build(tls.clone(), &settings))
+            .collect::<Vec<_>>();
+        let auth = Auth::new(&s.auth, &oauth_http)?;
         Ok(Self {
             base_prefix: base.as_str().trim_end_matches('/').to_owned(),
             base,
@@ -247,7 +273,7 @@ impl Transport {
     }
 
     /// This thread's client.
-    fn client(&self) -> &reqwest::Client {
+    fn client(&self) -> &CrmClient {
         self.clients
             .get(crate::worker::current())
             .unwrap_or(&self.clients[0])
@@ -361,60 +387,96 @@ impl Transport {
             use secrecy::ExposeSecret;
             url.query_pairs_mut().append_pair(name, key.expose_secret());
         }
-        let mut builder = self
-            .client()
-            .request(request.method.clone(), url)
-            .headers(request.headers.clone())
-            .timeout(request.timeout);
+        let uri: hyper::Uri = url
+            .as_str()
+            .parse()
+            .map_err(|_| UpstreamError::Unrepresentable("not a valid URL"))?;
+        let mut headers = request.headers.clone();
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         match (&self.auth, token) {
-            (Auth::Header(name, value), _) => builder = builder.header(name, value),
-            (_, Some(token)) => builder = builder.header(super::oauth2::HEADER, token),
+            (Auth::Header(name, value), _) => {
+                headers.insert(name.clone(), value.clone());
+            }
+            (_, Some(token)) => {
+                headers.insert(super::oauth2::HEADER, token.clone());
+            }
             _ => {}
         }
-        if let Some(body) = &request.body {
-            builder = builder.body(body.clone());
-        }
-        let mut response = builder.send().await.map_err(|e| {
-            let err = UpstreamError::from_reqwest(&e);
-            tracing::debug!(error = %e.without_url(), kind = err.label(), "CRM request failed");
-            err
-        })?;
-        let status = response.status().as_u16();
-        if not_found.status_means_not_found(status) {
-            return Ok((status, Fetched::NotFound));
-        }
-        if response.status().is_redirection() {
-            return Err(UpstreamError::Redirect(status));
-        }
-        if !response.status().is_success() {
-            return Err(UpstreamError::Status(status));
-        }
+        let mut outgoing = hyper::Request::new(Full::new(
+            request.body.clone().map(Bytes::from).unwrap_or_default(),
+        ));
+        *outgoing.method_mut() = request.method.clone();
+        *outgoing.uri_mut() = uri;
+        *outgoing.headers_mut() = headers;
         let limit = request.max_body_bytes;
-        let declared = response
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > limit) {
-            return Err(UpstreamError::TooLarge(limit));
-        }
-        let mut body = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| UpstreamError::from_reqwest(&e))?
-        {
-            if body.len() + chunk.len() > limit {
+        // One timeout around the whole exchange, body included.
+        let exchange = async {
+            let response = self.client().request(outgoing).await.map_err(|e| {
+                let err = classify(&e);
+                tracing::debug!(kind = err.label(), "CRM request failed");
+                err
+            })?;
+            let status = response.status().as_u16();
+            if not_found.status_means_not_found(status) {
+                return Ok((status, None));
+            }
+            if response.status().is_redirection() {
+                return Err(UpstreamError::Redirect(status));
+            }
+            if !response.status().is_success() {
+                return Err(UpstreamError::Status(status));
+            }
+            let declared = response
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
+            if declared.is_some_and(|n| n > limit) {
                 return Err(UpstreamError::TooLarge(limit));
             }
-            body.extend_from_slice(&chunk);
-        }
+            let mut body = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+            let mut incoming = response.into_body();
+            while let Some(frame) = incoming.frame().await {
+                let frame = frame.map_err(|_| UpstreamError::Body)?;
+                if let Some(chunk) = frame.data_ref() {
+                    if body.len() + chunk.len() > limit {
+                        return Err(UpstreamError::TooLarge(limit));
+                    }
+                    body.extend_from_slice(chunk);
+                }
+            }
+            Ok((status, Some(body)))
+        };
+        let (status, body) = tokio::time::timeout(request.timeout, exchange)
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout))?;
+        let Some(body) = body else {
+            return Ok((status, Fetched::NotFound));
+        };
         let json: Value = serde_json::from_slice(&body).map_err(|_| UpstreamError::InvalidJson)?;
         if not_found.body_means_not_found(&json) {
             return Ok((status, Fetched::NotFound));
         }
         Ok((status, Fetched::Found(json)))
     }
+}
+
+const USER_AGENT_VALUE: &str = concat!("authbridge/", env!("CARGO_PKG_VERSION"));
+
+/// Names a failed request without its text (it may hold the URL): an I/O
+/// timeout anywhere in the cause (the connect timeout) is a timeout, any
+/// other failure to get an answer is unreachable.
+fn classify(e: &hyper_util::client::legacy::Error) -> UpstreamError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return UpstreamError::Timeout;
+        }
+        cause = c.source();
+    }
+    UpstreamError::Unreachable
 }
 
 /// Status labels from a fixed set, so a CRM cannot blow up metric cardinality.
