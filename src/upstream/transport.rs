@@ -50,9 +50,8 @@ pub struct Transport {
     /// One client (one connection pool) per worker thread plus one for the
     /// rest, so a CRM connection is driven by the thread that uses it.
     clients: Vec<CrmClient>,
+    /// The CRM's base URL, parsed once; requests only set its path and query.
     base: Url,
-    /// `base` as text without a trailing `/`, so a rendered path appends.
-    base_prefix: String,
     auth: Auth,
     breaker: Breaker,
     gate: Gate,
@@ -209,7 +208,6 @@ impl Transport {
             .collect::<Vec<_>>();
         let auth = Auth::new(&s.auth, &oauth_http)?;
         Ok(Self {
-            base_prefix: base.as_str().trim_end_matches('/').to_owned(),
             base,
             clients,
             auth,
@@ -228,24 +226,23 @@ impl Transport {
         })
     }
 
-    /// The URL for a rendered path and query. The result is checked to still
-    /// point at the configured host and path prefix.
+    /// The URL for a rendered path and query. Built on the parsed base URL
+    /// (only the path and query are parsed per request: no host parsing or
+    /// IDNA), and checked to still be under the configured path prefix
+    /// (dot segments are resolved by the parser).
     pub fn url(&self, path: &str, query: &[(String, String)]) -> Result<Url, UpstreamError> {
-        let mut url = Url::parse(&format!("{}{path}", self.base_prefix))
-            .map_err(|_| UpstreamError::Unrepresentable("not a valid URL"))?;
+        let mut url = self.base.clone();
+        let prefix = self.base.path().trim_end_matches('/');
+        let slash = if path.starts_with('/') { "" } else { "/" };
+        url.set_path(&format!("{prefix}{slash}{path}"));
+        url.set_query(None);
         if !query.is_empty() {
             let mut pairs = url.query_pairs_mut();
             for (name, value) in query {
                 pairs.append_pair(name, value);
             }
         }
-        let same_origin = url.scheme() == self.base.scheme()
-            && url.host() == self.base.host()
-            && url.port_or_known_default() == self.base.port_or_known_default()
-            && url
-                .path()
-                .starts_with(self.base.path().trim_end_matches('/'));
-        if !same_origin {
+        if !url.path().starts_with(prefix) {
             return Err(UpstreamError::Unrepresentable(
                 "it would change the CRM address",
             ));
