@@ -49,14 +49,18 @@ impl std::fmt::Display for Exceeded {
 #[derive(Clone, Copy)]
 struct Meter {
     budget: Budget,
-    steps: u64,
     started: Instant,
-    /// Set once exceeded, so every later charge fails at once.
-    exceeded: bool,
 }
 
 thread_local! {
+    /// The budget of the application running on this thread, if any.
     static METER: Cell<Option<Meter>> = const { Cell::new(None) };
+    /// Steps left (the hot counter: one decrement per step).
+    static FUEL: Cell<u64> = const { Cell::new(u64::MAX) };
+    /// The clock is read when the fuel falls below this.
+    static NEXT_CLOCK: Cell<u64> = const { Cell::new(0) };
+    /// Set once exceeded, so every later charge fails at once.
+    static SPENT: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The clock is read once per this many steps: a step must stay cheap.
@@ -64,21 +68,26 @@ const CLOCK_EVERY: u64 = 1_024;
 
 /// Runs `f` under `budget` on this thread.
 pub fn metered<T>(budget: Budget, f: impl FnOnce() -> T) -> T {
-    struct Reset(Option<Meter>);
+    struct Reset(Option<Meter>, u64, u64, bool);
     impl Drop for Reset {
         fn drop(&mut self) {
             METER.with(|m| m.set(self.0));
+            FUEL.with(|c| c.set(self.1));
+            NEXT_CLOCK.with(|c| c.set(self.2));
+            SPENT.with(|c| c.set(self.3));
         }
     }
-    let outer = METER.with(|m| {
-        m.replace(Some(Meter {
-            budget,
-            steps: 0,
-            started: Instant::now(),
-            exceeded: false,
-        }))
-    });
-    let _reset = Reset(outer);
+    let _reset = Reset(
+        METER.with(|m| {
+            m.replace(Some(Meter {
+                budget,
+                started: Instant::now(),
+            }))
+        }),
+        FUEL.with(|c| c.replace(budget.max_steps)),
+        NEXT_CLOCK.with(|c| c.replace(budget.max_steps.saturating_sub(CLOCK_EVERY))),
+        SPENT.with(|c| c.replace(false)),
+    );
     f()
 }
 
@@ -93,36 +102,48 @@ pub fn metered_or_default<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Charges `n` steps; `Err` once the step or time budget is spent. Free
-/// outside [`metered`].
+/// outside [`metered`] (the fuel is then unlimited).
+#[inline]
 pub fn charge(n: u64) -> Result<(), Exceeded> {
-    METER.with(|m| {
-        let Some(mut meter) = m.get() else {
-            return Ok(());
-        };
-        if meter.exceeded {
-            return Err(Exceeded("already spent".into()));
-        }
-        let before = meter.steps;
-        meter.steps = meter.steps.saturating_add(n);
-        let result = if meter.steps > meter.budget.max_steps {
-            Err(Exceeded(format!(
-                "more than {} evaluation steps",
-                meter.budget.max_steps
-            )))
-        } else if before / CLOCK_EVERY != meter.steps / CLOCK_EVERY
-            && meter.started.elapsed() > meter.budget.max_time
-        {
-            Err(Exceeded(format!(
-                "more than {} ms",
-                meter.budget.max_time.as_millis()
-            )))
-        } else {
-            Ok(())
-        };
-        meter.exceeded = result.is_err();
-        m.set(Some(meter));
-        result
-    })
+    let fuel = FUEL.with(Cell::get);
+    if fuel >= n && fuel - n > NEXT_CLOCK.with(Cell::get) {
+        FUEL.with(|c| c.set(fuel - n));
+        return Ok(());
+    }
+    charge_slow(fuel, n)
+}
+
+/// Out of fuel, or time to read the clock.
+#[cold]
+fn charge_slow(fuel: u64, n: u64) -> Result<(), Exceeded> {
+    let Some(meter) = METER.with(Cell::get) else {
+        return Ok(());
+    };
+    if SPENT.with(Cell::get) {
+        return Err(Exceeded("already spent".into()));
+    }
+    let result = if fuel < n {
+        Err(Exceeded(format!(
+            "more than {} evaluation steps",
+            meter.budget.max_steps
+        )))
+    } else if meter.started.elapsed() > meter.budget.max_time {
+        Err(Exceeded(format!(
+            "more than {} ms",
+            meter.budget.max_time.as_millis()
+        )))
+    } else {
+        FUEL.with(|c| c.set(fuel - n));
+        NEXT_CLOCK.with(|c| c.set((fuel - n).saturating_sub(CLOCK_EVERY)));
+        Ok(())
+    };
+    if result.is_err() {
+        SPENT.with(|c| c.set(true));
+        // Later charges take the slow path and fail at once.
+        FUEL.with(|c| c.set(0));
+        NEXT_CLOCK.with(|c| c.set(u64::MAX));
+    }
+    result
 }
 
 /// Checks the size of a value jq built: `items` elements, `bytes` of text.
@@ -149,7 +170,10 @@ pub fn check_size(items: usize, bytes: usize) -> Result<(), Exceeded> {
 
 /// Steps charged so far in this application (0 outside one).
 pub fn steps() -> u64 {
-    METER.with(|m| m.get().map_or(0, |m| m.steps))
+    METER.with(|m| {
+        m.get()
+            .map_or(0, |m| m.budget.max_steps - FUEL.with(Cell::get))
+    })
 }
 
 #[cfg(test)]

@@ -146,9 +146,16 @@ fn a_parent_group_lookup_costs_linear_steps() {
         });
     let steps = |n: usize| {
         let mut crm = fixture("generic-bank/alice.input.json");
-        // Every group a member, each with a parent (a tree 9–13 levels deep).
+        // Every group a member, in a hierarchy three levels deep (10 roots,
+        // 90 under them, the rest under those), so the card grows as the
+        // input does.
+        let parent = |i: usize| match i {
+            0..10 => Value::Null,
+            10..100 => json!(i % 10),
+            _ => json!(10 + i % 90),
+        };
         crm["groups"] = (0..n)
-            .map(|i| json!({"id": i, "title": format!("g{i}"), "parentId": if i == 0 { Value::Null } else { json!((i - 1) / 2) }}))
+            .map(|i| json!({"id": i, "title": format!("g{i}"), "parentId": parent(i)}))
             .collect();
         let (card, steps) = mapping.apply_counted(&crm);
         card.expect("maps");
