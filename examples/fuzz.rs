@@ -969,9 +969,11 @@ fn check_mapping(producer: &dyn CardProducer, users: bool, doc: &Value) -> Resul
     if users {
         let v: Value =
             serde_json::from_slice(&bytes).map_err(|e| format!("answer is not JSON: {e}"))?;
-        let ok = v.get("user").and_then(|u| u.get("id")).is_some() || v.get("otp").is_some();
+        let ok = v.get("user").and_then(|u| u.get("id")).is_some()
+            || v.get("otp").is_some()
+            || v.get("orders").is_some_and(Value::is_array);
         if !ok {
-            return Err("answer has neither user.id nor otp".into());
+            return Err("answer has neither user.id, otp nor an orders list".into());
         }
     } else {
         let card: authbridge::schema::auth_api::Response = serde_json::from_slice(&bytes)
