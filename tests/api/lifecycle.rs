@@ -425,12 +425,7 @@ async fn the_demo_cleans_up_its_files_on_ctrl_c() {
         std::fs::read_dir(tmp.path()).unwrap().count() > 0,
         "the demo wrote its files there"
     );
-    let ok = std::process::Command::new("kill")
-        .args(["-s", "INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    crate::process::signal(child.id(), "INT");
     let mut exited = None;
     for _ in 0..200 {
         if let Some(status) = child.try_wait().unwrap() {

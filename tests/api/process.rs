@@ -8,6 +8,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Sends signal `name` to `pid` with the shell's own `kill` (no package
+/// needed beyond `sh`).
+pub fn signal(pid: u32, name: &str) {
+    let ok = Command::new("sh")
+        .args(["-c", &format!("kill -s {name} {pid}")])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -s {name} {pid}");
+}
+
 /// A free loopback port (bound, then released for the child to take).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -109,12 +120,7 @@ impl Served {
 
     /// Sends a signal (`HUP`, `TERM`, ...).
     pub fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -s {name}");
+        signal(self.child.id(), name);
     }
 
     /// Every log line so far.
