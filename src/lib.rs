@@ -12,6 +12,7 @@ pub mod error;
 pub mod first_bytes;
 pub mod front;
 pub mod http_refusals;
+pub mod json_response;
 pub mod lookup;
 pub mod mapping;
 pub mod mapping_pool;

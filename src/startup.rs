@@ -140,11 +140,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 fn json_status(status: StatusCode, body: &'static str) -> Response {
-    let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+    crate::json_response::json(status, body)
 }
 
 async fn no_route() -> Response {

@@ -9,9 +9,8 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use bytes::Bytes;
 
@@ -23,8 +22,6 @@ use crate::lookup::{Limits, Lookup};
 /// This front's cache key space.
 pub const NAMESPACE: &str = "auth-api";
 
-const JSON: HeaderValue = HeaderValue::from_static("application/json");
-const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 /// Where a card came from: `hit`, `miss`, or `stale` (with why), so ops and
 /// the chat server's logs can tell a stale card from a fresh one.
 const CACHE_STATUS: HeaderName = HeaderName::from_static("x-authbridge-cache");
@@ -65,11 +62,7 @@ pub async fn wrong_method() -> Response {
 }
 
 fn json(status: StatusCode, body: Bytes) -> Response {
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, JSON);
-    headers.insert(CACHE_CONTROL, NO_STORE);
-    response
+    crate::json_response::json(status, body)
 }
 
 /// An error answer in the Auth API's shape.

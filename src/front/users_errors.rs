@@ -11,15 +11,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::UsersMessages;
-
-const JSON: HeaderValue = HeaderValue::from_static("application/json");
-const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
 /// Marks an answer that is already in the platform's shape.
 #[derive(Debug, Clone, Copy)]
@@ -27,9 +23,7 @@ struct Shaped;
 
 /// A JSON answer of the front (success or error), never stored by proxies.
 pub fn answer(status: StatusCode, body: Vec<u8>) -> Response {
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(CONTENT_TYPE, JSON);
-    response.headers_mut().insert(CACHE_CONTROL, NO_STORE);
+    let mut response = crate::json_response::json(status, body);
     response.extensions_mut().insert(Shaped);
     response
 }
