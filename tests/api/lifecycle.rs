@@ -222,8 +222,8 @@ async fn pretty_logs_off_a_terminal_carry_no_colour_codes() {
 }
 
 /// SIGTERM behind a load balancer: `/readyz` says 503 at once, lookups are
-/// still served for `server.shutdown_delay_ms`, then the listener closes and
-/// a request in flight completes.
+/// still served for `server.shutdown_delay_ms` (3 s here), then the listener
+/// closes and a request in flight across the close completes.
 #[tokio::test]
 async fn sigterm_keeps_serving_through_the_shutdown_delay() {
     let crm = MockServer::start().await;
@@ -245,7 +245,7 @@ async fn sigterm_keeps_serving_through_the_shutdown_delay() {
         .await;
     let mut served = Served::start(&config_with_server(
         &crm.uri(),
-        "shutdown_delay_ms = 1500\n",
+        "shutdown_delay_ms = 3000\n",
         "",
     ));
     let base = served.base.clone();
@@ -270,7 +270,8 @@ async fn sigterm_keeps_serving_through_the_shutdown_delay() {
     let in_flight = tokio::spawn({
         let (fresh, base) = (fresh.clone(), base.clone());
         async move {
-            tokio::time::sleep(Duration::from_millis(700)).await;
+            // Sent 0.8 s before the listener closes; answered 0.7 s after.
+            tokio::time::sleep(Duration::from_millis(2200)).await;
             fresh
                 .get(format!("{base}/rest/chat/client/id/slow"))
                 .send()
@@ -280,7 +281,9 @@ async fn sigterm_keeps_serving_through_the_shutdown_delay() {
     });
     let (mut served_ok, mut refused, mut ready_503) = (0, 0, 0);
     let mut i = 0;
-    while signalled.elapsed() < Duration::from_millis(1200) {
+    // Well inside the 3 s delay, so a stalled machine cannot push a
+    // request past the close.
+    while signalled.elapsed() < Duration::from_millis(1500) {
         i += 1;
         match fresh
             .get(format!("{base}/rest/chat/client/id/during-{i}"))
