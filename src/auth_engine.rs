@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::access;
 use crate::cache::CachePolicy;
 use crate::config::Settings;
 use crate::front::auth_card::CardBuilder;
@@ -26,7 +25,7 @@ pub fn build_engine(settings: &Settings) -> Result<Engine, StartupError> {
         "{:?}{}",
         settings.auth_api.api_version, settings.auth_api.derive_fields
     );
-    let mapping_digest = access::digest(&[text.as_bytes(), options.as_bytes()].concat());
+    let mapping_digest = crate::secrets::digest(&[text.as_bytes(), options.as_bytes()].concat());
     Ok(Engine {
         producer: Arc::new(cards),
         pool: crate::mapping_pool::MappingPool::shared(&settings.mapping),

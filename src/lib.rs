@@ -2,7 +2,6 @@
 //! bank's CRM. A lookup goes front → cache → coalesced CRM fetch → mapping →
 //! serialised card; see the README's architecture section.
 
-pub mod access;
 pub mod admin;
 pub mod auth_engine;
 pub mod cache;
@@ -21,6 +20,7 @@ pub mod reload;
 pub mod request_id;
 pub mod request_span;
 pub mod schema;
+pub mod secrets;
 pub mod server;
 pub mod shared_cache;
 pub mod startup;

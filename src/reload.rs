@@ -118,7 +118,7 @@ impl Reloader {
             all.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
             all.extend_from_slice(&bytes);
         }
-        crate::access::digest(&all)
+        crate::secrets::digest(&all)
     }
 
     /// The digest of the version on disk now (the config file may name

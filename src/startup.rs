@@ -17,12 +17,12 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
-use crate::access::{self, Access};
 use crate::admin::{self, AdminState};
 use crate::cache::{AnswerCache, KeyHasher};
 use crate::config::{Settings, UsersApiSettings};
 use crate::error::codes;
 use crate::front::auth_api;
+use crate::front::auth_api::access::{self, Access};
 use crate::front::users_api::{self, UsersState};
 use crate::lookup::Lookup;
 use crate::reload::Reloader;

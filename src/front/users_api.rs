@@ -24,7 +24,6 @@ use axum::routing::{any, patch, post};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
-use crate::access::{digest, matches};
 use crate::cache::{Answer, AnswerCache, CachePolicy, KeyHasher};
 use crate::config::{
     CacheSettings, ConfigError, Settings, UsersMessages, UsersOperation, read_secret,
@@ -34,6 +33,7 @@ use crate::front::users_card::{Shape, UsersCardBuilder};
 use crate::front::users_errors::{self, answer, error};
 use crate::lookup::{CardProducer as _, Engine, Limits, Lookup};
 use crate::mapping_pool::MappingPool;
+use crate::secrets::{digest, matches};
 use crate::startup_error::StartupError;
 use crate::upstream::{Fetched, Pipeline, Transport};
 

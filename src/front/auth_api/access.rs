@@ -15,12 +15,11 @@ use base64::Engine as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
+use super::error_body;
 use crate::config::{AccessKind, AccessSettings, ConfigError, read_secret};
 use crate::error::codes;
-use crate::front::auth_api::error_body;
+use crate::secrets::{digest, matches};
 
 /// The compiled access rules.
 pub struct Access {
@@ -28,16 +27,6 @@ pub struct Access {
     /// SHA-256 of the exact `Authorization` header value expected, if any.
     expected: Option<[u8; 32]>,
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
-}
-
-/// A digest, so comparisons take the same time whatever the lengths.
-pub fn digest(bytes: &[u8]) -> [u8; 32] {
-    Sha256::digest(bytes).into()
-}
-
-/// Constant-time check of a presented credential against an expected digest.
-pub fn matches(presented: &[u8], expected: &[u8; 32]) -> bool {
-    digest(presented).ct_eq(expected).into()
 }
 
 impl Access {

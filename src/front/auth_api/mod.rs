@@ -10,7 +10,7 @@ use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use bytes::Bytes;
 
@@ -18,6 +18,11 @@ use crate::cache::Answer;
 use crate::error::{LookupError, codes};
 use crate::lookup::Source;
 use crate::lookup::{Limits, Lookup};
+
+pub mod access;
+mod error;
+
+pub use error::{ApiError, error_body};
 
 /// This front's cache key space.
 pub const NAMESPACE: &str = "auth-api";
@@ -63,22 +68,6 @@ pub async fn wrong_method() -> Response {
 
 fn json(status: StatusCode, body: Bytes) -> Response {
     crate::json_response::json(status, body)
-}
-
-/// An error answer in the Auth API's shape.
-pub fn error_body(status: StatusCode, code: &str, text: &str) -> Response {
-    let body = serde_json::json!({ "errorCode": code, "errorText": text });
-    json(status, Bytes::from(body.to_string()))
-}
-
-fn error_response(err: &LookupError) -> Response {
-    let answer = err.answer();
-    let text = match err {
-        // Internal details stay in the log.
-        LookupError::Internal(_) => "Internal error".to_owned(),
-        other => other.to_string(),
-    };
-    error_body(answer.status, answer.code, &text)
 }
 
 /// The checks a percent-decoded token passes before any cache or CRM work.
@@ -160,7 +149,7 @@ async fn client_by_token(
             let answer = err.answer();
             record(answer.outcome, started);
             tracing::debug!(outcome = answer.outcome, "lookup failed");
-            error_response(&err)
+            ApiError::from(&err).into_response()
         }
     }
 }
