@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use authbridge::config::AuthApiSettings;
-use authbridge::front::auth_card::CardBuilder;
+use authbridge::front::auth_api::card::CardBuilder;
 use authbridge::lookup::CardProducer;
 use authbridge::mapping::Mapping;
 use authbridge::schema::{ApiVersion, auth_api::RESPONSE};

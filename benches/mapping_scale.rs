@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use authbridge::config::AuthApiSettings;
-use authbridge::front::auth_card::CardBuilder;
-use authbridge::front::users_card::{Shape, UsersCardBuilder};
+use authbridge::front::auth_api::card::CardBuilder;
+use authbridge::front::users_api::card::{Shape, UsersCardBuilder};
 use authbridge::lookup::CardProducer;
 use serde_json::{Value, json};
 

@@ -34,10 +34,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use authbridge::config::{AuthApiSettings, UpstreamSettings};
+use authbridge::front::auth_api::card::CardBuilder;
 use authbridge::front::auth_api::check_token;
-use authbridge::front::auth_card::CardBuilder;
+use authbridge::front::users_api::card::UsersCardBuilder;
 use authbridge::front::users_api::precheck;
-use authbridge::front::users_card::UsersCardBuilder;
 use authbridge::lookup::{CardProducer, Limits};
 use authbridge::tools::{Target, mapping_files};
 use authbridge::upstream::{Pipeline, Transport};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::cache::CachePolicy;
 use crate::config::Settings;
-use crate::front::auth_card::CardBuilder;
+use crate::front::auth_api::card::CardBuilder;
 use crate::lookup::{Engine, Limits};
 use crate::startup_error::StartupError;
 use crate::upstream::Pipeline;

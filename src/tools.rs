@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::config::{AuthApiSettings, Settings, UpstreamSettings};
-use crate::front::auth_card::CardBuilder;
-use crate::front::users_card::{Shape, UsersCardBuilder};
+use crate::front::auth_api::card::CardBuilder;
+use crate::front::users_api::card::{Shape, UsersCardBuilder};
 use crate::mapping::{Diagnostic, LoadError};
 use crate::startup::AppState;
 use crate::upstream::Pipeline;

@@ -2,7 +2,4 @@
 //! output schema and its error body shape; the lookup core is shared.
 
 pub mod auth_api;
-pub mod auth_card;
 pub mod users_api;
-pub mod users_card;
-pub mod users_errors;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use authbridge::config::AuthApiSettings;
-use authbridge::front::auth_card::CardBuilder;
+use authbridge::front::auth_api::card::CardBuilder;
 use authbridge::lookup::CardProducer;
 use serde_json::Value;
 

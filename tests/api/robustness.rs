@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use authbridge::config::AuthApiSettings;
-use authbridge::front::auth_card::CardBuilder;
+use authbridge::front::auth_api::card::CardBuilder;
 use authbridge::lookup::CardProducer;
 use proptest::prelude::*;
 use serde_json::{Map, Value};

@@ -371,7 +371,7 @@ async fn the_guard_shapes_panics_and_answers_no_handler_chose() {
             "/users/ok",
             post(|| async { axum::Json(json!({"user": {"id": "1"}})) }),
         );
-    let app = authbridge::front::users_errors::guard(router, messages);
+    let app = authbridge::front::users_api::errors::guard(router, messages);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -20,6 +20,7 @@ use crate::lookup::Source;
 use crate::lookup::{Limits, Lookup};
 
 pub mod access;
+pub mod card;
 mod error;
 
 pub use error::{ApiError, error_body};

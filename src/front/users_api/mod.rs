@@ -29,13 +29,16 @@ use crate::config::{
     CacheSettings, ConfigError, Settings, UsersMessages, UsersOperation, read_secret,
 };
 use crate::error::LookupError;
-use crate::front::users_card::{Shape, UsersCardBuilder};
-use crate::front::users_errors::{self, answer, error};
 use crate::lookup::{CardProducer as _, Engine, Limits, Lookup};
 use crate::mapping_pool::MappingPool;
 use crate::secrets::{digest, matches};
 use crate::startup_error::StartupError;
 use crate::upstream::{Fetched, Pipeline, Transport};
+use card::{Shape, UsersCardBuilder};
+use errors::{answer, error};
+
+pub mod card;
+pub mod errors;
 
 /// This front's cache key space for profiles (Get User Data).
 pub const NAMESPACE: &str = "users-api";
@@ -192,7 +195,7 @@ where
         (&settings.orders.path, post(order_history)),
     ];
     let paths: Vec<&str> = calls.iter().map(|(p, _)| p.as_str()).collect();
-    let prefix = users_errors::common_prefix(paths.iter().copied());
+    let prefix = errors::common_prefix(paths.iter().copied());
     let mut router = Router::new();
     for (path, method) in calls {
         router = router.route(path, method.fallback(wrong_method));
@@ -206,7 +209,7 @@ where
     let router = router
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(state);
-    users_errors::guard(router, messages)
+    errors::guard(router, messages)
 }
 
 async fn wrong_method(State(s): State<UsersState>) -> Response {
