@@ -5,11 +5,11 @@
 
 use std::hint::black_box;
 
-use authbridge::cache::{Answer, AnswerCache, CachePolicy, KeyHasher};
 use authbridge::config::AuthApiSettings;
 use authbridge::config::CacheSettings;
 use authbridge::front::auth_api::card::CardBuilder;
 use authbridge::lookup::CardProducer;
+use authbridge::lookup::cache::{Answer, AnswerCache, CachePolicy, KeyHasher};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Value;

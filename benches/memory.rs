@@ -4,8 +4,8 @@
 //!
 //! Run: `cargo bench --bench memory` (about half a minute, up to ~2 GB RSS).
 
-use authbridge::cache::{Answer, AnswerCache, CachePolicy, KeyHasher};
 use authbridge::config::CacheSettings;
+use authbridge::lookup::cache::{Answer, AnswerCache, CachePolicy, KeyHasher};
 use bytes::Bytes;
 
 fn rss_mib() -> f64 {

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::CachePolicy;
 use crate::config::Settings;
 use crate::front::auth_api::card::CardBuilder;
+use crate::lookup::cache::CachePolicy;
 use crate::lookup::{Engine, Limits};
 use crate::startup_error::StartupError;
 use crate::upstream::Pipeline;

@@ -4,7 +4,6 @@
 
 pub mod admin;
 pub mod auth_engine;
-pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod error;
@@ -22,7 +21,6 @@ pub mod request_span;
 pub mod schema;
 pub mod secrets;
 pub mod server;
-pub mod shared_cache;
 pub mod startup;
 pub mod startup_error;
 pub mod telemetry;

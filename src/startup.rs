@@ -18,17 +18,17 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
 use crate::admin::{self, AdminState};
-use crate::cache::{AnswerCache, KeyHasher};
 use crate::config::{Settings, UsersApiSettings};
 use crate::error::codes;
 use crate::front::auth_api;
 use crate::front::auth_api::access::{self, Access};
 use crate::front::users_api::{self, UsersState};
 use crate::lookup::Lookup;
+use crate::lookup::cache::{AnswerCache, KeyHasher};
+use crate::lookup::shared_cache::SharedCache;
 use crate::reload::Reloader;
 use crate::request_span::RequestSpanLayer;
 use crate::server::{self, ConnLimits, ReloadableCert};
-use crate::shared_cache::SharedCache;
 use crate::upstream::Transport;
 
 pub use crate::auth_engine::build_engine;

@@ -14,9 +14,9 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use bytes::Bytes;
 
-use crate::cache::Answer;
 use crate::error::{LookupError, codes};
 use crate::lookup::Source;
+use crate::lookup::cache::Answer;
 use crate::lookup::{Limits, Lookup};
 
 pub mod access;

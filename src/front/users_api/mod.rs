@@ -24,11 +24,11 @@ use axum::routing::{any, patch, post};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
-use crate::cache::{Answer, AnswerCache, CachePolicy, KeyHasher};
 use crate::config::{
     CacheSettings, ConfigError, Settings, UsersMessages, UsersOperation, read_secret,
 };
 use crate::error::LookupError;
+use crate::lookup::cache::{Answer, AnswerCache, CachePolicy, KeyHasher};
 use crate::lookup::{CardProducer as _, Engine, Limits, Lookup};
 use crate::mapping_pool::MappingPool;
 use crate::secrets::{digest, matches};

@@ -20,8 +20,8 @@ use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use secrecy::ExposeSecret;
 
-use crate::cache::{Answer, CacheKey, Entry};
 use crate::config::{ConfigError, RedisSettings, read_secret};
+use crate::lookup::cache::{Answer, CacheKey, Entry};
 
 const FORMAT: u8 = 1;
 /// How long Redis is left alone after a failed call.

@@ -24,10 +24,15 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use serde_json::Value;
 
-use crate::cache::{Answer, AnswerCache, CacheKey, CachePolicy, Entry, KeyBuildHasher, KeyHasher};
 use crate::error::LookupError;
-use crate::shared_cache::{Lock, SharedCache};
+use crate::lookup::cache::{
+    Answer, AnswerCache, CacheKey, CachePolicy, Entry, KeyBuildHasher, KeyHasher,
+};
+use crate::lookup::shared_cache::{Lock, SharedCache};
 use crate::upstream::{Fetched, Pipeline, Transport};
+
+pub mod cache;
+pub mod shared_cache;
 
 /// Turns the CRM's JSON into the bytes a front sends: its mapping, its
 /// protocol adjustments and its typed schema check. One per front.
