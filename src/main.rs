@@ -167,7 +167,7 @@ async fn main() -> ExitCode {
         }
         Command::Demo { listen } => {
             telemetry::init(&Default::default());
-            match authbridge::demo::run(&listen).await {
+            match authbridge::app::demo::run(&listen).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::app::AppState;
 use crate::config::{AuthApiSettings, Settings, UpstreamSettings};
 use crate::front::auth_api::card::CardBuilder;
 use crate::front::users_api::card::{Shape, UsersCardBuilder};
 use crate::mapping::{Diagnostic, LoadError};
-use crate::startup::AppState;
 use crate::upstream::Pipeline;
 
 /// What a tool run found: lines for stdout, and whether everything was valid.

@@ -143,7 +143,7 @@ async fn demo_answers_its_printed_curl_commands() {
     // The second front, as the demo prints it.
     let user: Value = reqwest::Client::new()
         .post(format!("{base}/users/get"))
-        .bearer_auth(authbridge::demo::USERS_KEY)
+        .bearer_auth(authbridge::app::demo::USERS_KEY)
         .body(r#"{"userIdentifier":"79991234567"}"#)
         .send()
         .await
@@ -154,7 +154,7 @@ async fn demo_answers_its_printed_curl_commands() {
     assert_eq!(user["user"]["id"], "C-1001");
     let wrong: Value = reqwest::Client::new()
         .post(format!("{base}/users/otp/confirm"))
-        .bearer_auth(authbridge::demo::USERS_KEY)
+        .bearer_auth(authbridge::app::demo::USERS_KEY)
         .body(r#"{"userIdentifier":"79991234567","otp":"000000"}"#)
         .send()
         .await
@@ -166,7 +166,7 @@ async fn demo_answers_its_printed_curl_commands() {
     let orders = |id: &'static str| {
         reqwest::Client::new()
             .post(format!("{base}/users/orders"))
-            .bearer_auth(authbridge::demo::USERS_KEY)
+            .bearer_auth(authbridge::app::demo::USERS_KEY)
             .body(format!(r#"{{"userIdentifier":"{id}"}}"#))
             .send()
     };

@@ -24,6 +24,7 @@ use axum::routing::{any, patch, post};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
+use crate::app::startup_error::StartupError;
 use crate::config::{
     CacheSettings, ConfigError, Settings, UsersMessages, UsersOperation, read_secret,
 };
@@ -32,7 +33,6 @@ use crate::lookup::cache::{Answer, AnswerCache, CachePolicy, KeyHasher};
 use crate::lookup::{CardProducer as _, Engine, Limits, Lookup};
 use crate::mapping_pool::MappingPool;
 use crate::secrets::{digest, matches};
-use crate::startup_error::StartupError;
 use crate::upstream::{Fetched, Pipeline, Transport};
 use card::{Shape, UsersCardBuilder};
 use errors::{answer, error};

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::first_bytes::FirstBytes;
-use crate::http_refusals::ShapedRefusals;
+use crate::app::first_bytes::FirstBytes;
+use crate::app::http_refusals::ShapedRefusals;
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;

@@ -2,7 +2,7 @@
 //! guard, in one pass.
 //!
 //! The id is the caller's `x-request-id` when it sent one, else a new one
-//! ([`crate::request_id`]); it is set on the answer either way. The span
+//! ([`crate::app::request_id`]); it is set on the answer either way. The span
 //! (method, matched route — never the URI, which holds the token — and the
 //! id) is at DEBUG: at the default INFO level its callsite is disabled once
 //! and for all, so a request pays one branch for it, no allocation, no field
@@ -75,7 +75,7 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let id = match req.headers().get(X_REQUEST_ID) {
             Some(id) => id.clone(),
-            None => crate::request_id::next(),
+            None => crate::app::request_id::next(),
         };
         // Field values are only evaluated when the span is enabled.
         let span = tracing::debug_span!(

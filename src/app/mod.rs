@@ -17,7 +17,8 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
-use crate::admin::{self, AdminState};
+use crate::app::reload::Reloader;
+use crate::app::request_span::RequestSpanLayer;
 use crate::config::{Settings, UsersApiSettings};
 use crate::error::codes;
 use crate::front::auth_api;
@@ -26,13 +27,23 @@ use crate::front::users_api::{self, UsersState};
 use crate::lookup::Lookup;
 use crate::lookup::cache::{AnswerCache, KeyHasher};
 use crate::lookup::shared_cache::SharedCache;
-use crate::reload::Reloader;
-use crate::request_span::RequestSpanLayer;
-use crate::server::{self, ConnLimits, ReloadableCert};
 use crate::upstream::Transport;
+use admin::AdminState;
+use server::{ConnLimits, ReloadableCert};
 
-pub use crate::auth_engine::build_engine;
-pub use crate::startup_error::StartupError;
+pub mod admin;
+pub mod auth_engine;
+pub mod demo;
+pub mod first_bytes;
+pub mod http_refusals;
+pub mod reload;
+pub mod request_id;
+pub mod request_span;
+pub mod server;
+pub mod startup_error;
+
+pub use crate::app::auth_engine::build_engine;
+pub use crate::app::startup_error::StartupError;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -105,7 +116,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The middleware: one layer (see [`crate::request_span`]) that gives each
+/// The middleware: one layer (see [`crate::app::request_span`]) that gives each
 /// request its id (the caller's `x-request-id` or a new one, set on the
 /// answer) and its DEBUG span (named by the matched route, never the URI,
 /// which holds the token), and answers a panic with a JSON 500 without the

@@ -26,10 +26,10 @@ use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 
-use crate::auth_engine::build_engine;
+use crate::app::auth_engine::build_engine;
+use crate::app::server::ReloadableCert;
 use crate::config::Settings;
 use crate::lookup::Lookup;
-use crate::server::ReloadableCert;
 
 /// What a successful reload did.
 #[derive(Debug, Clone, Default, serde::Serialize)]

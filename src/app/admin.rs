@@ -18,9 +18,9 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::app::reload::Reloader;
 use crate::config::{AdminSettings, ConfigError, read_secret};
 use crate::lookup::Lookup;
-use crate::reload::Reloader;
 use crate::secrets::{digest, matches};
 
 /// What the admin handlers reach.

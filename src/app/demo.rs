@@ -10,47 +10,47 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use crate::app::{Application, StartupError};
 use crate::config::Settings;
-use crate::startup::{Application, StartupError};
 
 /// The demo's tokens and what the CRM knows about them.
 pub const CLIENTS: &[(&str, &str)] = &[
     (
         "demo-alice",
-        include_str!("../tests/fixtures/generic-bank/alice.input.json"),
+        include_str!("../../tests/fixtures/generic-bank/alice.input.json"),
     ),
     (
         "demo-bob",
-        include_str!("../tests/fixtures/generic-bank/bob-disabled.input.json"),
+        include_str!("../../tests/fixtures/generic-bank/bob-disabled.input.json"),
     ),
 ];
 
 /// The mappings the demo uses, embedded so the demo runs from any directory.
-const MAPPING: &str = include_str!("../mappings/generic-bank.toml");
+const MAPPING: &str = include_str!("../../mappings/generic-bank.toml");
 const USERS_MAPPINGS: &[(&str, &str)] = &[
     (
         "get",
-        include_str!("../mappings/users/generic-bank-get.toml"),
+        include_str!("../../mappings/users/generic-bank-get.toml"),
     ),
     (
         "update",
-        include_str!("../mappings/users/generic-bank-update.toml"),
+        include_str!("../../mappings/users/generic-bank-update.toml"),
     ),
     (
         "otp-request",
-        include_str!("../mappings/users/generic-bank-otp-request.toml"),
+        include_str!("../../mappings/users/generic-bank-otp-request.toml"),
     ),
     (
         "otp-confirm",
-        include_str!("../mappings/users/generic-bank-otp-confirm.toml"),
+        include_str!("../../mappings/users/generic-bank-otp-confirm.toml"),
     ),
     (
         "login",
-        include_str!("../mappings/users/generic-bank-login.toml"),
+        include_str!("../../mappings/users/generic-bank-login.toml"),
     ),
     (
         "orders",
-        include_str!("../mappings/users/generic-bank-orders.toml"),
+        include_str!("../../mappings/users/generic-bank-orders.toml"),
     ),
 ];
 
@@ -60,9 +60,9 @@ pub const USERS_KEY: &str = "demo-platform-key";
 const SHOPPER: &str = "79991234567";
 const SHOPPER_CODE: &str = "123456";
 const SHOPPER_PASSWORD: &str = "demo-password";
-const CUSTOMER: &str = include_str!("../tests/fixtures/users/customer-anna.json");
+const CUSTOMER: &str = include_str!("../../tests/fixtures/users/customer-anna.json");
 /// The shopper's orders, as the golden fixture's CRM answer has them.
-const ORDERS: &str = include_str!("../tests/fixtures/users/generic-bank-orders/anna.input.json");
+const ORDERS: &str = include_str!("../../tests/fixtures/users/generic-bank-orders/anna.input.json");
 
 fn customer() -> serde_json::Value {
     serde_json::from_str(CUSTOMER).unwrap_or_default()

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::app::startup_error::StartupError;
 use crate::config::Settings;
 use crate::front::auth_api::card::CardBuilder;
 use crate::lookup::cache::CachePolicy;
 use crate::lookup::{Engine, Limits};
-use crate::startup_error::StartupError;
 use crate::upstream::Pipeline;
 
 /// Everything a reload may change, built and validated from `settings`.
