@@ -71,6 +71,7 @@ async fn tokens_in_the_query_are_one_form_encoded_value() {
     }
 
     let received = app.crm.received_requests().await.unwrap();
+    assert_eq!(received.len(), CASES.len(), "one CRM request per token");
     for (request, (_, decoded, _)) in received.iter().zip(CASES) {
         assert_eq!(request.url.path(), "/api/v1/client");
         let pairs: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
