@@ -112,7 +112,13 @@ impl TestApp {
 
     /// How many requests the CRM received.
     pub async fn crm_calls(&self) -> usize {
-        self.crm.received_requests().await.map_or(0, |r| r.len())
+        // Recording is on for every mock here; off would make every count 0
+        // and every "no CRM call" assert pass vacuously.
+        self.crm
+            .received_requests()
+            .await
+            .expect("the mock CRM records requests")
+            .len()
     }
 }
 
