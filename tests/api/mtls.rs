@@ -56,7 +56,16 @@ fn pki() -> Pki {
 }
 
 /// An HTTPS "CRM" that only talks to clients with a certificate from the CA.
+/// Why the mock CRM's TLS handshakes failed, as rustls says it.
+type Handshakes = Arc<std::sync::Mutex<Vec<String>>>;
+
 async fn mtls_crm(pki: &Pki) -> String {
+    mtls_crm_recording(pki).await.0
+}
+
+/// As [`mtls_crm`], with the handshake failures it saw, so a negative test
+/// can tell a TLS refusal from any other connection failure.
+async fn mtls_crm_recording(pki: &Pki) -> (String, Handshakes) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     roots.add(pki.ca_der.clone()).unwrap();
@@ -73,6 +82,8 @@ async fn mtls_crm(pki: &Pki) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let body = fixture("generic-bank/alice.input.json").to_string();
+    let failures: Handshakes = Arc::default();
+    let seen = failures.clone();
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -80,10 +91,15 @@ async fn mtls_crm(pki: &Pki) -> String {
             };
             let acceptor = acceptor.clone();
             let body = body.clone();
+            let seen = seen.clone();
             tokio::spawn(async move {
                 // A handshake without a valid client certificate fails here.
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
+                let mut tls = match acceptor.accept(tcp).await {
+                    Ok(tls) => tls,
+                    Err(e) => {
+                        seen.lock().unwrap().push(e.to_string());
+                        return;
+                    }
                 };
                 let mut buf = vec![0u8; 8192];
                 let _ = tls.read(&mut buf).await;
@@ -96,7 +112,7 @@ async fn mtls_crm(pki: &Pki) -> String {
             });
         }
     });
-    format!("https://127.0.0.1:{}", addr.port())
+    (format!("https://127.0.0.1:{}", addr.port()), failures)
 }
 
 fn file(content: &str) -> tempfile::NamedTempFile {
@@ -134,7 +150,7 @@ async fn a_client_certificate_opens_the_crm() {
 async fn without_a_client_certificate_the_crm_is_unreachable() {
     init_logs();
     let pki = pki();
-    let crm = mtls_crm(&pki).await;
+    let (crm, failures) = mtls_crm_recording(&pki).await;
     let ca = file(&pki.ca_pem);
     let mut settings = test_settings(&crm);
     settings.upstream.tls.ca_file = Some(ca.path().to_owned());
@@ -145,13 +161,18 @@ async fn without_a_client_certificate_the_crm_is_unreachable() {
         .unwrap();
 
     assert_error(response, 502, "1005").await;
+    let failures = failures.lock().unwrap().clone();
+    assert!(
+        failures.iter().any(|e| e.contains("certificate")),
+        "refused in the TLS handshake for the missing client certificate: {failures:?}"
+    );
 }
 
 #[tokio::test]
 async fn an_unknown_server_ca_is_refused() {
     init_logs();
     let pki = pki();
-    let crm = mtls_crm(&pki).await;
+    let (crm, failures) = mtls_crm_recording(&pki).await;
     let (cert, key) = (file(&pki.client_cert_pem), file(&pki.client_key_pem));
     let mut settings = test_settings(&crm);
     settings.upstream.tls.client_cert_file = Some(cert.path().to_owned());
@@ -163,6 +184,11 @@ async fn an_unknown_server_ca_is_refused() {
         .unwrap();
 
     assert_error(response, 502, "1005").await;
+    let failures = failures.lock().unwrap().clone();
+    assert!(
+        failures.iter().any(|e| e.to_lowercase().contains("alert")),
+        "the handshake ended with our client's TLS alert (unknown CA): {failures:?}"
+    );
 }
 
 #[tokio::test]
