@@ -293,9 +293,16 @@ async fn reloading_under_load_loses_no_request() {
         ),
     )
     .unwrap();
+    // The load runs around each reload: requests done before it, more after.
+    let before = total.load(Ordering::Relaxed);
+    assert!(before > 0, "requests were running before the reload");
     let ok: Value = reload().await.unwrap().json().await.unwrap();
     assert_eq!(ok["mapping_changed"], true, "{ok}");
     tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        total.load(Ordering::Relaxed) > before,
+        "requests kept running after the reload"
+    );
     let card: Value = http()
         .get(format!("{address}/rest/chat/client/id/w0-0"))
         .send()
@@ -312,6 +319,7 @@ async fn reloading_under_load_loses_no_request() {
         "[client]\nid = \"$.client.id\"\nsurnme = \"$.x\"\n",
     )
     .unwrap();
+    let before = total.load(Ordering::Relaxed);
     let rejected = reload().await.unwrap();
     assert_eq!(rejected.status(), 422);
     let body: Value = rejected.json().await.unwrap();
@@ -322,6 +330,10 @@ async fn reloading_under_load_loses_no_request() {
         "{body}"
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        total.load(Ordering::Relaxed) > before,
+        "requests kept running across the rejected reload"
+    );
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();

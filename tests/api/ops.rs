@@ -28,8 +28,13 @@ async fn metrics_count_requests_cache_and_crm_without_tokens() {
         )
         .mount(&app.crm)
         .await;
-    app.lookup("metric-token-abc").await;
-    app.lookup("metric-token-abc").await;
+    let first = app.lookup("metric-token-abc").await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-authbridge-cache"], "miss");
+    let second = app.lookup("metric-token-abc").await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.headers()["x-authbridge-cache"], "hit");
+    assert_eq!(app.crm_calls().await, 1);
 
     let text = app.get("/metrics").await.text().await.unwrap();
 
