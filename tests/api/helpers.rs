@@ -203,3 +203,11 @@ pub fn users_settings(crm_url: &str, key: &str) -> (Settings, tempfile::NamedTem
     }
     (s, file)
 }
+
+/// A temp file holding `content` (a `.toml` name, so a mapping or config
+/// can be one too); removed when dropped.
+pub fn file(content: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::io::Write::write_all(&mut f, content.as_bytes()).unwrap();
+    f
+}

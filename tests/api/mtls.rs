@@ -115,11 +115,7 @@ async fn mtls_crm_recording(pki: &Pki) -> (String, Handshakes) {
     (format!("https://127.0.0.1:{}", addr.port()), failures)
 }
 
-fn file(content: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    std::io::Write::write_all(&mut f, content.as_bytes()).unwrap();
-    f
-}
+use crate::helpers::file;
 
 #[tokio::test]
 async fn a_client_certificate_opens_the_crm() {

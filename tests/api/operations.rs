@@ -13,11 +13,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use crate::helpers::{assert_error, fixture, repo_path, start, start_with_admin, test_settings};
 use authbridge::config::AccessKind;
 
-fn file(content: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-    std::io::Write::write_all(&mut f, content.as_bytes()).unwrap();
-    f
-}
+use crate::helpers::file;
 
 async fn crm() -> MockServer {
     let crm = MockServer::start().await;
