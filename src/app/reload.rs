@@ -121,19 +121,6 @@ impl Reloader {
         crate::secrets::digest(&all)
     }
 
-    /// The digest of the version on disk now (the config file may name
-    /// another mapping; an invalid config file names the running one's).
-    fn digest_on_disk(&self) -> [u8; 32] {
-        match self.load() {
-            Ok(settings) => self.digest_of(&settings),
-            // An unreadable config: digest its bytes alone.
-            Err(_) => {
-                let current = self.current.lock().expect("settings lock").clone();
-                self.digest_of(&current)
-            }
-        }
-    }
-
     fn load(&self) -> Result<Settings, String> {
         match &self.config_file {
             Some(file) => Settings::load(Some(file)).map_err(|e| e.to_string()),
@@ -154,7 +141,17 @@ impl Reloader {
     /// rejected version.
     pub async fn reload_on(&self, trigger: Trigger) -> Option<Result<Reloaded, String>> {
         let _one_at_a_time = self.busy.lock().await;
-        let digest = self.digest_on_disk();
+        // Loaded once: its files are digested, then built from.
+        let loaded = self.load();
+        // The config file may name another mapping; an invalid config file
+        // is digested with the running version's other files.
+        let digest = match &loaded {
+            Ok(settings) => self.digest_of(settings),
+            Err(_) => {
+                let current = self.current.lock().expect("settings lock").clone();
+                self.digest_of(&current)
+            }
+        };
         let (running, rejected) = {
             let v = self.versions.lock().expect("versions lock");
             (v.running == Some(digest), v.rejected == Some(digest))
@@ -167,7 +164,7 @@ impl Reloader {
             tracing::info!("reload: the files hold the running version; nothing to do");
             return Some(Ok(Reloaded::default()));
         }
-        let result = self.try_reload();
+        let result = loaded.and_then(|settings| self.try_reload(settings));
         let mut versions = self.versions.lock().expect("versions lock");
         match &result {
             Ok(r) => {
@@ -189,8 +186,7 @@ impl Reloader {
         Some(result)
     }
 
-    fn try_reload(&self) -> Result<Reloaded, String> {
-        let settings = self.load()?;
+    fn try_reload(&self, settings: Settings) -> Result<Reloaded, String> {
         let engine = build_engine(&settings).map_err(|e| e.to_string())?;
         if let Some(cert) = &self.cert {
             cert.reload()?;
