@@ -24,6 +24,7 @@ use crate::error::codes;
 use crate::front::auth_api;
 use crate::front::auth_api::access::{self, Access};
 use crate::front::users_api::{self, UsersState};
+use crate::json_response::json;
 use crate::lookup::Lookup;
 use crate::lookup::cache::{AnswerCache, KeyHasher};
 use crate::lookup::shared_cache::SharedCache;
@@ -126,14 +127,14 @@ pub fn with_middleware(router: Router) -> Router {
 }
 
 async fn healthz() -> Response {
-    json_status(StatusCode::OK, r#"{"status":"ok"}"#)
+    json(StatusCode::OK, r#"{"status":"ok"}"#)
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
     if state.ready.load(Ordering::Acquire) {
-        json_status(StatusCode::OK, r#"{"status":"ready"}"#)
+        json(StatusCode::OK, r#"{"status":"ready"}"#)
     } else {
-        json_status(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"not ready"}"#)
+        json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"not ready"}"#)
     }
 }
 
@@ -148,10 +149,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
-}
-
-fn json_status(status: StatusCode, body: &'static str) -> Response {
-    crate::json_response::json(status, body)
 }
 
 async fn no_route() -> Response {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{fixture, repo_path, start, test_settings, users_settings};
+use crate::helpers::{alice, fixture, repo_path, start, test_settings, users_settings};
 
 const RUNAWAY: &str = r#"{ jq = "[range(100000000)] | length | tostring" }"#;
 
@@ -40,9 +40,7 @@ fn peak_rss_mib() -> u64 {
 async fn a_runaway_jq_rule_fails_its_lookup_and_the_server_keeps_answering() {
     let crm = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
-        )
+        .respond_with(alice())
         .mount(&crm)
         .await;
     let mapping = runaway_mapping();

@@ -7,11 +7,7 @@ use serde_json::Value;
 use wiremock::matchers::path;
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::helpers::{assert_error, crm_path, fixture, spawn_app, spawn_app_with};
-
-fn alice() -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json"))
-}
+use crate::helpers::{alice, assert_error, crm_path, fixture, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_cache_hit_makes_no_crm_call() {

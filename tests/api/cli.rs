@@ -8,15 +8,11 @@ use serde_json::Value;
 
 use crate::helpers::repo_path;
 
+/// The binary, run from the repository (the outer environment's
+/// `AUTHBRIDGE__*` variables removed, as for every process test).
 fn authbridge() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_authbridge"));
+    let mut cmd = crate::process::command();
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    // The outer environment must not change what the test sees.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("AUTHBRIDGE__") {
-            cmd.env_remove(key);
-        }
-    }
     cmd
 }
 

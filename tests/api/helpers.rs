@@ -211,3 +211,8 @@ pub fn file(content: &str) -> tempfile::NamedTempFile {
     std::io::Write::write_all(&mut f, content.as_bytes()).unwrap();
     f
 }
+
+/// The mock CRM's answer for the generic bank's Alice (a found card).
+pub fn alice() -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json"))
+}

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wiremock::matchers::{method, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer};
 
-use crate::helpers::{fixture, repo_path};
+use crate::helpers::{alice, repo_path};
 use crate::process::Served;
 
 const RELOADS: [&str; 3] = [
@@ -94,9 +94,7 @@ async fn a_file_written_in_two_steps_is_loaded_once_whole() {
     let crm = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path_regex("^/clients/by-token/.+$"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
-        )
+        .respond_with(alice())
         .mount(&crm)
         .await;
     let served = Served::start(&config(&crm.uri(), ""));
@@ -229,18 +227,12 @@ async fn sigterm_keeps_serving_through_the_shutdown_delay() {
     let crm = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path_regex("^/clients/by-token/slow$"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(fixture("generic-bank/alice.input.json"))
-                .set_delay(Duration::from_millis(1500)),
-        )
+        .respond_with(alice().set_delay(Duration::from_millis(1500)))
         .mount(&crm)
         .await;
     Mock::given(method("GET"))
         .and(path_regex("^/clients/by-token/.+$"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
-        )
+        .respond_with(alice())
         .mount(&crm)
         .await;
     let mut served = Served::start(&config_with_server(
@@ -330,9 +322,7 @@ async fn silent_and_trickling_sockets_cannot_exhaust_connections() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let crm = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
-        )
+        .respond_with(alice())
         .mount(&crm)
         .await;
     let served = Served::start(&config_with_server(

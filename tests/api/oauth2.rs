@@ -7,17 +7,13 @@ use serde_json::json;
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{assert_error, crm_path, fixture, spawn_app_with};
+use crate::helpers::{alice, assert_error, crm_path, spawn_app_with};
 use authbridge::config::{AuthKind, ClientAuth};
 
 fn token(access: &str, expires_in: u64) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({
         "access_token": access, "token_type": "Bearer", "expires_in": expires_in
     }))
-}
-
-fn alice() -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json"))
 }
 
 fn secret_file() -> tempfile::NamedTempFile {

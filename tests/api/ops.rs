@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use authbridge::Application;
 use wiremock::matchers::path;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer};
 
-use crate::helpers::{crm_path, fixture, init_logs, spawn_app, test_settings};
+use crate::helpers::{alice, crm_path, init_logs, spawn_app, test_settings};
 
 #[tokio::test]
 async fn health_and_readiness() {
@@ -23,9 +23,7 @@ async fn health_and_readiness() {
 async fn metrics_count_requests_cache_and_crm_without_tokens() {
     let app = spawn_app().await;
     Mock::given(path(crm_path("metric-token-abc")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
-        )
+        .respond_with(alice())
         .mount(&app.crm)
         .await;
     let first = app.lookup("metric-token-abc").await;
@@ -59,11 +57,7 @@ async fn shutdown_finishes_in_flight_requests_then_stops() {
     init_logs();
     let crm = MockServer::start().await;
     Mock::given(path(crm_path("slow")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(fixture("generic-bank/alice.input.json"))
-                .set_delay(Duration::from_millis(400)),
-        )
+        .respond_with(alice().set_delay(Duration::from_millis(400)))
         .mount(&crm)
         .await;
     let app = Application::build(test_settings(&crm.uri())).await.unwrap();

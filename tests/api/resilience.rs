@@ -8,11 +8,7 @@ use serde_json::Value;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::helpers::{assert_error, crm_path, fixture, spawn_app_with};
-
-fn alice() -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json"))
-}
+use crate::helpers::{alice, assert_error, crm_path, fixture, spawn_app_with};
 
 /// Short TTLs, no retries, no jitter: call counts are exact.
 fn quick(s: &mut authbridge::Settings) {

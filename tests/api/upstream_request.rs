@@ -1,20 +1,16 @@
 //! The CRM request as configured: auth schemes, static headers, POST bodies.
 
 use serde_json::json;
+use wiremock::Mock;
 use wiremock::matchers::{body_json, header, method, path};
-use wiremock::{Mock, ResponseTemplate};
 
-use crate::helpers::{crm_path, fixture, spawn_app_with};
+use crate::helpers::{alice, crm_path, spawn_app_with};
 use authbridge::config::{AuthKind, HttpMethod};
 
 fn secret_file(content: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     std::io::Write::write_all(&mut f, content.as_bytes()).unwrap();
     f
-}
-
-fn alice() -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json"))
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use axum::routing::get;
 use bytes::Bytes;
 
 use crate::error::{LookupError, codes};
+use crate::json_response::json;
 use crate::lookup::Source;
 use crate::lookup::cache::Answer;
 use crate::lookup::{Limits, Lookup};
@@ -65,10 +66,6 @@ pub async fn wrong_method() -> Response {
         codes::BAD_METHOD,
         "Method not allowed",
     )
-}
-
-fn json(status: StatusCode, body: Bytes) -> Response {
-    crate::json_response::json(status, body)
 }
 
 /// The checks a percent-decoded token passes before any cache or CRM work.
