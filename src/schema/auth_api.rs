@@ -7,24 +7,23 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::{ApiVersion, FieldSchema, FieldType, ObjectSchema};
 
 /// The body of a successful answer.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Response {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<Client>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub company_list: Option<Vec<Company>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error_text: Option<String>,
 }
 
 /// The client.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Client {
@@ -36,80 +35,56 @@ pub struct Client {
     #[serde(rename = "type")]
     pub client_type: String,
     pub enabled: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub birthdate: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ext_ref: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub card_ref: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub branch: Option<Branch>,
-    #[serde(rename = "crmURL", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "crmURL")]
     pub crm_url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub inn: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub short_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub fields: Option<BTreeMap<String, String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub field_list: Option<Vec<Field>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub contacts: Option<Contacts>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_word: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<Vec<Group>>,
 }
 
 /// The client's branch.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Branch {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ext_ref: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub bik: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
 /// An organisation the client belongs to.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Company {
     pub id: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type")]
     pub company_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ext_ref: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub inn: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub kpp: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub resident: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub short_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub international_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ogrn: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ogrn_date: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub international_address: Option<String>,
 }
 
 /// One line of extra information shown to the operator.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Field {
@@ -118,31 +93,25 @@ pub struct Field {
 }
 
 /// Confirmed contacts (since 1.2).
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Contacts {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub telegram_user_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub whatsapp_phone: Option<String>,
 }
 
 /// A client group (since 1.2).
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Group {
     pub id: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_group: Option<Box<Group>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
 }
 

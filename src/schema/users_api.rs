@@ -5,10 +5,12 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
 
 use super::{ApiVersion, FieldSchema, FieldType, ObjectSchema};
 
 /// `{"user": {...}}`: Get User Data, Update, OTP confirm and login answers.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserResponse {
@@ -17,38 +19,30 @@ pub struct UserResponse {
 
 /// The user's profile. `extra` holds the mapping's own fields, sent beside the
 /// named ones ("…and any other fields").
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: String,
     /// The login answer's page names the id `user_identifier`; sent there too.
-    #[serde(rename = "user_identifier", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "user_identifier")]
     pub user_identifier: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub bonuses: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub units: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub age: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub gender: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub card_number: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub birthday: Option<String>,
     #[serde(flatten, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, String>,
 }
 
 /// `{"otp": {...}}`: the answer to a code request.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OtpResponse {
@@ -56,20 +50,19 @@ pub struct OtpResponse {
 }
 
 /// A one-time code was sent.
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Otp {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts_left: Option<i64>,
     pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub code_length: Option<i64>,
 }
 
 /// `{"orders": [...]}`: the order history. `orders` is always sent, `[]`
 /// included: the platform reads an answer without it as "no history".
+#[skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrdersResponse {
@@ -78,6 +71,7 @@ pub struct OrdersResponse {
 
 /// One order. `createdOn` is Unix seconds as a string of digits, as the
 /// platform's example sends it; it sorts the merged history.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Order {
@@ -85,25 +79,22 @@ pub struct Order {
     pub created_on: String,
     pub status: String,
     pub price: serde_json::Number,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub tracking_url: Option<String>,
     pub items: Vec<OrderItem>,
 }
 
 /// One line of an order.
+#[skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrderItem {
     pub private_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub configuration_id: Option<String>,
     pub name: String,
     /// Per unit.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub price: Option<serde_json::Number>,
     pub quantity: serde_json::Number,
     /// For the whole line.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub discount: Option<serde_json::Number>,
     pub subtotal: serde_json::Number,
 }
