@@ -102,7 +102,7 @@ impl Checker<'_> {
 impl Pipeline {
     /// The single request of `[upstream]` (no `[[step]]` in the mapping).
     pub fn from_settings(s: &UpstreamSettings) -> Result<Self, ConfigError> {
-        let invalid = |key: &str, msg: String| ConfigError::Invalid(vec![(key.to_owned(), msg)]);
+        let invalid = |key: &str, msg: String| ConfigError::invalid(key, msg);
         let mut headers = Vec::new();
         for (k, v) in &s.headers {
             let key = format!("upstream.headers.{k}");
@@ -132,14 +132,14 @@ impl Pipeline {
             for_each: None,
             concurrency: 1,
             required: true,
-            timeout: Duration::from_millis(s.timeout_ms),
+            timeout: s.timeout,
             max_body_bytes: s.max_body_bytes,
             not_found: NotFoundRule::new(&s.not_found)?,
             deps: Vec::new(),
         };
         Ok(Self {
             steps: vec![step],
-            deadline: Duration::from_millis(s.deadline_ms),
+            deadline: s.deadline,
             max_fan_out: s.max_fan_out,
             bare: true,
         })
@@ -332,12 +332,15 @@ impl Pipeline {
                     "only a `for_each` step fans out",
                 );
             }
-            let timeout = st.timeout_ms.unwrap_or(s.timeout_ms);
-            if timeout == 0 || timeout > s.deadline_ms {
+            let timeout = st.timeout_ms.map_or(s.timeout, Duration::from_millis);
+            if timeout.is_zero() || timeout > s.deadline {
                 c.error(
                     spanned.span(),
                     &format!("{field}.timeout_ms"),
-                    format!("must be 1 to upstream.deadline_ms = {}", s.deadline_ms),
+                    format!(
+                        "must be 1 to upstream.deadline_ms = {}",
+                        s.deadline.as_millis()
+                    ),
                 );
             }
             if let (Some(path), Some(not_found)) = (
@@ -354,7 +357,7 @@ impl Pipeline {
                     for_each,
                     concurrency: concurrency.clamp(1, s.max_concurrency),
                     required: st.required,
-                    timeout: Duration::from_millis(timeout),
+                    timeout,
                     max_body_bytes: st
                         .max_body_bytes
                         .unwrap_or(s.max_body_bytes)
@@ -372,7 +375,7 @@ impl Pipeline {
         }
         Ok(Some(Self {
             steps,
-            deadline: Duration::from_millis(s.deadline_ms),
+            deadline: s.deadline,
             max_fan_out: s.max_fan_out,
             bare: false,
         }))
