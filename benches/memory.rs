@@ -4,6 +4,8 @@
 //!
 //! Run: `cargo bench --bench memory` (about half a minute, up to ~2 GB RSS).
 
+use std::time::Duration;
+
 use authbridge::config::CacheSettings;
 use authbridge::lookup::cache::{Answer, AnswerCache, CachePolicy, KeyHasher};
 use bytes::Bytes;
@@ -84,7 +86,7 @@ fn unbounded() {
         let base = rss_mib();
         let settings = CacheSettings {
             max_bytes: 8 * 1024 * 1024 * 1024,
-            found_ttl_secs: 3_600,
+            found_ttl: Duration::from_secs(3_600),
             ..Default::default()
         };
         let (cache, policy) = (AnswerCache::new(&settings), CachePolicy::new(&settings));
@@ -103,7 +105,7 @@ fn bounded() {
         let base = rss_mib();
         let settings = CacheSettings {
             max_bytes: 256 * 1024 * 1024,
-            found_ttl_secs: 3_600,
+            found_ttl: Duration::from_secs(3_600),
             ..Default::default()
         };
         let (cache, policy) = (AnswerCache::new(&settings), CachePolicy::new(&settings));

@@ -161,7 +161,7 @@ fn fixtures(dir: &Path) -> Vec<Value> {
 
 fn setup() -> (Vec<Fuzzed>, World) {
     let upstream = UpstreamSettings {
-        base_url: BASE_URL.into(),
+        base_url: Some(BASE_URL.parse().unwrap()),
         ..Default::default()
     };
     let transport = Transport::new(&upstream).expect("a transport for 127.0.0.1");

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod config;
+pub mod diagnostics;
 pub mod error;
 pub mod front;
 pub mod json_response;

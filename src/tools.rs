@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use crate::app::AppState;
 use crate::config::{AuthApiSettings, Settings, UpstreamSettings};
+use crate::diagnostics::LoadError;
 use crate::front::auth_api::card::CardBuilder;
 use crate::front::users_api::card::{Shape, UsersCardBuilder};
-use crate::mapping::{Diagnostic, LoadError};
 use crate::upstream::Pipeline;
 
 /// What a tool run found: lines for stdout, and whether everything was valid.
@@ -70,11 +70,10 @@ pub fn check_mappings(
             }
             (cards, pipeline) => {
                 report.ok = false;
-                let mut found: Vec<Diagnostic> = Vec::new();
-                found.extend(cards.err().into_iter().flat_map(|e| e.diagnostics));
-                found.extend(pipeline.err().into_iter().flat_map(|e| e.diagnostics));
-                found.sort_by_key(|d| (d.line, d.column));
-                report.lines.extend(found.iter().map(ToString::to_string));
+                let found = LoadError::merged(cards.err().into_iter().chain(pipeline.err()));
+                report
+                    .lines
+                    .extend(found.diagnostics.iter().map(ToString::to_string));
             }
         }
     }

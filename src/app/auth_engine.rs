@@ -3,7 +3,6 @@
 //! at start-up and by every reload.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::app::startup_error::StartupError;
 use crate::config::Settings;
@@ -33,13 +32,8 @@ pub fn build_engine(settings: &Settings) -> Result<Engine, StartupError> {
         policy: CachePolicy::new(&settings.cache),
         limits: Limits {
             max_token_bytes: settings.server.max_token_bytes,
-            request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
-            // Validated with the settings above.
-            token_pattern: settings
-                .server
-                .token_pattern
-                .as_deref()
-                .and_then(|p| regex::Regex::new(p).ok()),
+            request_timeout: settings.server.request_timeout,
+            token_pattern: settings.server.token_pattern.clone(),
         },
         mapping_digest,
         mapping_file: settings.auth_api.mapping.display().to_string(),

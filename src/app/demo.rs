@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::app::{Application, StartupError};
-use crate::config::Settings;
+use crate::config::{ConfigError, Settings};
 
 /// The demo's tokens and what the CRM knows about them.
 pub const CLIENTS: &[(&str, &str)] = &[
@@ -170,17 +170,25 @@ pub async fn start_crm() -> std::io::Result<SocketAddr> {
 
 /// Settings for authbridge in front of the demo CRM at `crm`; the mappings
 /// and the platform key are written into `dir`.
-pub fn settings(crm: SocketAddr, listen: &str, dir: &std::path::Path) -> std::io::Result<Settings> {
+pub fn settings(
+    crm: SocketAddr,
+    listen: SocketAddr,
+    dir: &std::path::Path,
+) -> std::io::Result<Settings> {
     let mapping = dir.join("generic-bank.toml");
     std::fs::write(&mapping, MAPPING)?;
     let mut s = Settings::default();
-    s.server.listen = listen.to_owned();
-    s.upstream.base_url = format!("http://{crm}");
+    s.server.listen = listen;
+    s.upstream.base_url = Some(
+        format!("http://{crm}")
+            .parse()
+            .map_err(std::io::Error::other)?,
+    );
     s.upstream.path = "/api/v1/sessions/{token}/client".into();
     s.auth_api.mapping = mapping;
     s.reload.watch_files = false;
     // Nothing routes to a demo through a load balancer: Ctrl-C stops at once.
-    s.server.shutdown_delay_ms = 0;
+    s.server.shutdown_delay = std::time::Duration::ZERO;
     // The second front, with its own mappings and key.
     let dir = dir.join("users");
     std::fs::create_dir_all(&dir)?;
@@ -207,6 +215,10 @@ pub fn settings(crm: SocketAddr, listen: &str, dir: &std::path::Path) -> std::io
 
 /// Runs the demo until Ctrl-C.
 pub async fn run(listen: &str) -> Result<(), StartupError> {
+    // The command line's address, read as the config's `server.listen` is.
+    let listen: SocketAddr = listen.parse().map_err(|_| {
+        ConfigError::invalid("server.listen", "must be an address like 0.0.0.0:8080")
+    })?;
     let crm = start_crm().await?;
     // Removed when `run` returns, Ctrl-C and SIGTERM included (both end the
     // server normally); only a SIGKILL leaves it behind.

@@ -172,11 +172,11 @@ pub struct Application {
     shutdown_delay: Duration,
 }
 
-async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), StartupError> {
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind {
-            addr: addr.to_owned(),
+            addr: addr.to_string(),
             source,
         })?;
     let local = listener.local_addr()?;
@@ -184,16 +184,11 @@ async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), StartupError> {
 }
 
 /// The serving socket, shareable by the workers.
-fn bind_shared(addr: &str) -> Result<(std::net::TcpListener, SocketAddr), StartupError> {
-    let fail = |source| StartupError::Bind {
-        addr: addr.to_owned(),
+fn bind_shared(addr: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), StartupError> {
+    let listener = server::bind_shared(addr).map_err(|source| StartupError::Bind {
+        addr: addr.to_string(),
         source,
-    };
-    let resolved = std::net::ToSocketAddrs::to_socket_addrs(addr)
-        .map_err(fail)?
-        .next()
-        .ok_or_else(|| fail(std::io::Error::other("the address resolves to nothing")))?;
-    let listener = server::bind_shared(resolved).map_err(fail)?;
+    })?;
     let local = listener.local_addr()?;
     Ok((listener, local))
 }
@@ -219,19 +214,20 @@ impl Application {
             }
             _ => None,
         };
-        let (listener, local_addr) = bind_shared(&settings.server.listen)?;
+        let (listener, local_addr) = bind_shared(settings.server.listen)?;
         let reloader = Reloader::new(
             config_file,
             settings.clone(),
             state.auth.clone(),
             cert.clone(),
         );
-        let admin = if settings.admin.listen.is_empty() {
-            None
-        } else {
-            let admin_state =
-                AdminState::new(&settings.admin, state.auth.clone(), reloader.clone())?;
-            Some((bind(&settings.admin.listen).await?.0, admin_state))
+        let admin = match settings.admin.listen {
+            None => None,
+            Some(addr) => {
+                let admin_state =
+                    AdminState::new(&settings.admin, state.auth.clone(), reloader.clone())?;
+                Some((bind(addr).await?.0, admin_state))
+            }
         };
         Ok(Self {
             listener,
@@ -240,17 +236,17 @@ impl Application {
             state,
             limits: ConnLimits {
                 max_connections: settings.server.max_connections,
-                header_read_timeout: Duration::from_millis(settings.server.header_read_timeout_ms),
-                drain: Duration::from_millis(settings.server.drain_timeout_ms),
+                header_read_timeout: settings.server.header_read_timeout,
+                drain: settings.server.drain_timeout,
             },
             cert,
             reloader,
             watch_files: settings
                 .reload
                 .watch_files
-                .then(|| Duration::from_millis(settings.reload.debounce_ms)),
+                .then_some(settings.reload.debounce),
             admin,
-            shutdown_delay: Duration::from_millis(settings.server.shutdown_delay_ms),
+            shutdown_delay: settings.server.shutdown_delay,
         })
     }
 

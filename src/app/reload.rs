@@ -202,7 +202,7 @@ impl Reloader {
             ),
             (
                 "server.header_read_timeout_ms",
-                old.server.header_read_timeout_ms != settings.server.header_read_timeout_ms,
+                old.server.header_read_timeout != settings.server.header_read_timeout,
             ),
             (
                 "server.access",
@@ -244,11 +244,11 @@ impl Reloader {
             ("server.tls", changed(&old.server.tls, &settings.server.tls)),
             (
                 "upstream.connect_timeout_ms",
-                old.upstream.connect_timeout_ms != settings.upstream.connect_timeout_ms,
+                old.upstream.connect_timeout != settings.upstream.connect_timeout,
             ),
             (
                 "upstream.pool",
-                old.upstream.pool_idle_timeout_ms != settings.upstream.pool_idle_timeout_ms
+                old.upstream.pool_idle_timeout != settings.upstream.pool_idle_timeout
                     || old.upstream.pool_max_idle != settings.upstream.pool_max_idle
                     || old.upstream.http2_prior_knowledge
                         != settings.upstream.http2_prior_knowledge,

@@ -3,7 +3,7 @@
 //! their own parts.
 
 use crate::config::ConfigError;
-use crate::mapping::LoadError;
+use crate::diagnostics::LoadError;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

@@ -13,9 +13,14 @@
 //! file that holds the secret, and the secret is read into a `SecretString`
 //! that prints as `[REDACTED]`. Unknown keys are rejected, so a typo cannot
 //! silently fall back to a default.
+//!
+//! Each section lives in its own file with its own checks, and holds its
+//! values typed (addresses, networks, URLs, the token regex, `Duration`s),
+//! parsed once here so no consumer parses them again.
 
 mod auth_api;
 mod cache;
+mod de;
 mod mapping;
 mod redis;
 mod server;
@@ -66,7 +71,8 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: &str, message: impl Into<String>) -> Self {
+    /// One value that cannot work, named by its key.
+    pub fn invalid(key: &str, message: impl Into<String>) -> Self {
         ConfigError::Invalid(vec![(key.to_owned(), message.into())])
     }
 }
@@ -108,7 +114,7 @@ impl Settings {
         let settings: Settings = builder
             .build()
             .and_then(config::Config::try_deserialize)
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+            .map_err(de::load_error)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -121,7 +127,7 @@ impl Settings {
             .add_source(config::File::from_str(text, config::FileFormat::Toml))
             .build()
             .and_then(config::Config::try_deserialize)
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+            .map_err(de::load_error)?;
         settings.validate()?;
         Ok(settings)
     }

@@ -1,34 +1,47 @@
 //! `[server]` (listener, limits, TLS, inbound access), `[admin]` and
-//! `[reload]`.
+//! `[reload]`: their typed values and their own checks.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
+use ipnet::IpNet;
+use regex::Regex;
 use serde::Deserialize;
+
+use super::de;
+use super::validate::Checks;
 
 /// The HTTP listener and per-request limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     /// Address to listen on.
-    pub listen: String,
+    #[serde(deserialize_with = "de::listen")]
+    pub listen: SocketAddr,
     /// Longest accepted token, in bytes after percent-decoding.
     pub max_token_bytes: usize,
     /// Deadline for one lookup, CRM call included; past it the caller gets 504.
-    pub request_timeout_ms: u64,
+    #[serde(rename = "request_timeout_ms", deserialize_with = "de::millis")]
+    pub request_timeout: Duration,
     /// A regex every token must match (e.g. `^[A-Za-z0-9_-]+$`); others get 400.
-    pub token_pattern: Option<String>,
+    #[serde(deserialize_with = "de::regex")]
+    pub token_pattern: Option<Regex>,
     /// Open connections at most; more are closed at once.
     pub max_connections: usize,
     /// Time a client has to send a request's headers, counted from the
     /// connection's accept (a socket that never sends a byte is cut too) and
     /// again from the end of each answer on a kept-alive connection.
-    pub header_read_timeout_ms: u64,
+    #[serde(rename = "header_read_timeout_ms", deserialize_with = "de::millis")]
+    pub header_read_timeout: Duration,
     /// On SIGTERM, `/readyz` answers 503 at once while everything is still
     /// served for this long (load balancers stop routing here), then the
     /// listener closes and in-flight requests drain.
-    pub shutdown_delay_ms: u64,
+    #[serde(rename = "shutdown_delay_ms", deserialize_with = "de::millis")]
+    pub shutdown_delay: Duration,
     /// Longest wait for in-flight requests after the listener closes.
-    pub drain_timeout_ms: u64,
+    #[serde(rename = "drain_timeout_ms", deserialize_with = "de::millis")]
+    pub drain_timeout: Duration,
     /// Accept loops, each on its own single-threaded runtime and its own
     /// `SO_REUSEPORT` socket, so a request, its CRM call and its answer stay
     /// on one thread (nginx's worker model); 0 = one per CPU.
@@ -58,7 +71,8 @@ pub struct AccessSettings {
     pub secret_env: Option<String>,
     pub secret_file: Option<PathBuf>,
     /// Networks allowed to call (CIDR, e.g. `10.0.0.0/8`); empty = any.
-    pub allow_cidrs: Vec<String>,
+    #[serde(deserialize_with = "de::cidrs")]
+    pub allow_cidrs: Vec<IpNet>,
     /// Requests per second per client IP; 0 = no limit.
     pub rate_limit_per_ip: u32,
     /// Burst above the per-IP rate.
@@ -79,8 +93,9 @@ pub enum AccessKind {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminSettings {
-    /// Address of the admin API; empty = off.
-    pub listen: String,
+    /// Address of the admin API; empty (`None`) = off.
+    #[serde(deserialize_with = "de::listen_or_off")]
+    pub listen: Option<SocketAddr>,
     /// The admin bearer token, from this env var or file.
     pub token_env: Option<String>,
     pub token_file: Option<PathBuf>,
@@ -93,14 +108,15 @@ pub struct ReloadSettings {
     /// Also reload when the config or mapping file changes (SIGHUP always works).
     pub watch_files: bool,
     /// The watcher reloads once the files have been quiet this long.
-    pub debounce_ms: u64,
+    #[serde(rename = "debounce_ms", deserialize_with = "de::millis")]
+    pub debounce: Duration,
 }
 
 impl Default for ReloadSettings {
     fn default() -> Self {
         Self {
             watch_files: true,
-            debounce_ms: 2_000,
+            debounce: Duration::from_millis(2_000),
         }
     }
 }
@@ -108,17 +124,71 @@ impl Default for ReloadSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
-            listen: "0.0.0.0:8080".into(),
+            listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8080)),
             max_token_bytes: 512,
-            request_timeout_ms: 5_000,
+            request_timeout: Duration::from_millis(5_000),
             token_pattern: None,
             max_connections: 10_000,
-            header_read_timeout_ms: 5_000,
-            shutdown_delay_ms: 5_000,
-            drain_timeout_ms: 10_000,
+            header_read_timeout: Duration::from_millis(5_000),
+            shutdown_delay: Duration::from_millis(5_000),
+            drain_timeout: Duration::from_millis(10_000),
             workers: 0,
             tls: ServerTlsSettings::default(),
             access: AccessSettings::default(),
         }
+    }
+}
+
+impl ServerSettings {
+    /// The checks of `[server]` that its types cannot express.
+    pub(super) fn validate(&self, c: &mut Checks) {
+        c.check(
+            self.max_token_bytes > 0,
+            "server.max_token_bytes",
+            "must be at least 1",
+        );
+        c.check(
+            !self.request_timeout.is_zero(),
+            "server.request_timeout_ms",
+            "must be at least 1",
+        );
+        c.check(
+            self.max_connections > 0,
+            "server.max_connections",
+            "must be at least 1",
+        );
+        c.check(
+            self.tls.cert_file.is_some() == self.tls.key_file.is_some(),
+            "server.tls.key_file",
+            "TLS needs both cert_file and key_file",
+        );
+        self.access.validate(c);
+    }
+}
+
+impl AccessSettings {
+    fn validate(&self, c: &mut Checks) {
+        let has_secret = self.secret_env.is_some() || self.secret_file.is_some();
+        c.check(
+            (self.kind == AccessKind::None) != has_secret,
+            "server.access.secret_env",
+            "bearer and basic access need secret_env or secret_file; kind none takes none",
+        );
+        c.check(
+            self.kind != AccessKind::Basic || self.username.is_some(),
+            "server.access.username",
+            "basic access needs a username",
+        );
+    }
+}
+
+impl AdminSettings {
+    /// The admin API needs its token once it listens.
+    pub(super) fn validate(&self, c: &mut Checks) {
+        c.check(
+            self.listen.is_none() || self.token_env.is_some() || self.token_file.is_some(),
+            "admin.token_env",
+            "the admin API needs a token: token_env or token_file",
+        );
     }
 }

@@ -59,3 +59,52 @@ fn query_and_header_names_keep_their_case() {
         s.upstream.query
     );
 }
+
+#[test]
+fn values_that_do_not_parse_name_their_keys() {
+    for (toml, expected) in [
+        (
+            "[server]\nlisten = \"nowhere\"\n[upstream]\nbase_url = \"http://x\"\n",
+            "configuration: server.listen: must be an address like 0.0.0.0:8080",
+        ),
+        (
+            "[server]\ntoken_pattern = \"[a-\"\n[upstream]\nbase_url = \"http://x\"\n",
+            "configuration: server.token_pattern: is not a valid regex",
+        ),
+        (
+            "[server.access]\nallow_cidrs = [\"10.0.0.0/8\", \"ten\"]\n[upstream]\nbase_url = \"http://x\"\n",
+            "configuration: server.access.allow_cidrs: must be CIDR networks like 10.0.0.0/8 or fd00::/8",
+        ),
+        (
+            "[admin]\nlisten = \"localhost\"\n[upstream]\nbase_url = \"http://x\"\n",
+            "configuration: admin.listen: must be empty (off) or an address like 127.0.0.1:9090",
+        ),
+        (
+            "[upstream]\nbase_url = \"not a url\"\n",
+            "configuration: upstream.base_url: must be set to the CRM's URL, e.g. https://crm.bank.local/api",
+        ),
+    ] {
+        let err = Settings::from_toml(toml).unwrap_err();
+        assert_eq!(err.to_string(), expected);
+    }
+}
+
+#[test]
+fn values_are_typed_once_at_load() {
+    let s = Settings::from_toml(
+        "[server]\nlisten = \"127.0.0.1:9\"\nrequest_timeout_ms = 1500\ntoken_pattern = \"^a+$\"\n[server.access]\nallow_cidrs = [\"10.0.0.0/8\"]\n[upstream]\nbase_url = \"http://x/api\"\n[cache]\nfound_ttl_secs = 7\n",
+    )
+    .unwrap();
+    assert_eq!(s.server.listen.port(), 9);
+    assert_eq!(
+        s.server.request_timeout,
+        std::time::Duration::from_millis(1500)
+    );
+    assert!(s.server.token_pattern.as_ref().unwrap().is_match("aaa"));
+    assert!(
+        s.server.access.allow_cidrs[0].contains(&"10.1.2.3".parse::<std::net::IpAddr>().unwrap())
+    );
+    assert_eq!(s.upstream.base_url.as_ref().unwrap().path(), "/api");
+    assert_eq!(s.cache.found_ttl, std::time::Duration::from_secs(7));
+    assert_eq!(s.admin.listen, None);
+}

@@ -1,10 +1,15 @@
 //! `[upstream]`: the CRM: request, limits, credentials, TLS, retries,
-//! breaker, "not found" rules.
+//! breaker, "not found" rules; their typed values and their own checks.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
+use url::Url;
+
+use super::de;
+use super::validate::Checks;
 
 /// HTTP method of the CRM request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -24,8 +29,10 @@ pub enum HttpMethod {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamSettings {
-    /// Scheme, host, port and optional path prefix of the CRM API.
-    pub base_url: String,
+    /// Scheme, host, port and optional path prefix of the CRM API; `None`
+    /// until set (there is no sensible default: validation asks for it).
+    #[serde(deserialize_with = "de::base_url")]
+    pub base_url: Option<Url>,
     /// GET or POST.
     pub method: HttpMethod,
     /// Path appended to `base_url`; `{token}` is replaced by the token,
@@ -37,13 +44,16 @@ pub struct UpstreamSettings {
     pub headers: BTreeMap<String, String>,
     /// JSON body template for POST; `{token}` inside string values is replaced.
     pub body: Option<String>,
-    pub connect_timeout_ms: u64,
+    #[serde(rename = "connect_timeout_ms", deserialize_with = "de::millis")]
+    pub connect_timeout: Duration,
     /// Whole-request timeout, body included.
-    pub timeout_ms: u64,
+    #[serde(rename = "timeout_ms", deserialize_with = "de::millis")]
+    pub timeout: Duration,
     /// Largest CRM response body accepted (per request).
     pub max_body_bytes: usize,
     /// Deadline for all CRM requests of one lookup (a whole pipeline).
-    pub deadline_ms: u64,
+    #[serde(rename = "deadline_ms", deserialize_with = "de::millis")]
+    pub deadline: Duration,
     /// Most steps a mapping's pipeline may declare.
     pub max_steps: usize,
     /// Most requests one fan-out step may make.
@@ -53,7 +63,8 @@ pub struct UpstreamSettings {
     /// Idle pooled CRM connections are closed after this; keep it below the
     /// CRM's own keep-alive timeout so a request never lands on a connection
     /// the CRM is closing.
-    pub pool_idle_timeout_ms: u64,
+    #[serde(rename = "pool_idle_timeout_ms", deserialize_with = "de::millis")]
+    pub pool_idle_timeout: Duration,
     /// Idle connections kept per CRM host.
     pub pool_max_idle: usize,
     /// Speak HTTP/2 without TLS negotiation (h2c). Over TLS, HTTP/2 is chosen
@@ -77,8 +88,10 @@ pub struct RetrySettings {
     /// Tries per request, the first included; 1 = no retries.
     pub max_attempts: usize,
     /// First backoff; doubles per retry, with jitter.
-    pub base_delay_ms: u64,
-    pub max_delay_ms: u64,
+    #[serde(rename = "base_delay_ms", deserialize_with = "de::millis")]
+    pub base_delay: Duration,
+    #[serde(rename = "max_delay_ms", deserialize_with = "de::millis")]
+    pub max_delay: Duration,
     /// Statuses worth retrying (besides connect errors and resets).
     pub statuses: Vec<u16>,
     /// Retries may add at most this share (percent) of the requests...
@@ -91,8 +104,8 @@ impl Default for RetrySettings {
     fn default() -> Self {
         Self {
             max_attempts: 2,
-            base_delay_ms: 50,
-            max_delay_ms: 500,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(500),
             statuses: vec![502, 503, 504],
             budget_percent: 10.0,
             budget_min_per_sec: 5,
@@ -109,11 +122,13 @@ pub struct BreakerSettings {
     pub failure_ratio: f64,
     /// ...and there were at least this many in the window.
     pub min_requests: u32,
-    pub window_ms: u64,
+    #[serde(rename = "window_ms", deserialize_with = "de::millis")]
+    pub window: Duration,
     /// Also opens after this many failures in a row (0 = off).
     pub consecutive_failures: u32,
     /// Stays open this long, then lets one probe through.
-    pub open_ms: u64,
+    #[serde(rename = "open_ms", deserialize_with = "de::millis")]
+    pub open: Duration,
 }
 
 impl Default for BreakerSettings {
@@ -122,9 +137,9 @@ impl Default for BreakerSettings {
             enabled: true,
             failure_ratio: 0.5,
             min_requests: 20,
-            window_ms: 10_000,
+            window: Duration::from_millis(10_000),
             consecutive_failures: 0,
-            open_ms: 5_000,
+            open: Duration::from_millis(5_000),
         }
     }
 }
@@ -132,20 +147,20 @@ impl Default for BreakerSettings {
 impl Default for UpstreamSettings {
     fn default() -> Self {
         Self {
-            base_url: String::new(),
+            base_url: None,
             method: HttpMethod::GET,
             path: "/clients/by-token/{token}".into(),
             query: BTreeMap::new(),
             headers: BTreeMap::new(),
             body: None,
-            connect_timeout_ms: 1_000,
-            timeout_ms: 3_000,
+            connect_timeout: Duration::from_millis(1_000),
+            timeout: Duration::from_millis(3_000),
             max_body_bytes: 1024 * 1024,
-            deadline_ms: 4_000,
+            deadline: Duration::from_millis(4_000),
             max_steps: 8,
             max_fan_out: 50,
             max_concurrency: 8,
-            pool_idle_timeout_ms: 4_000,
+            pool_idle_timeout: Duration::from_millis(4_000),
             pool_max_idle: 64,
             http2_prior_knowledge: false,
             max_in_flight: 256,
@@ -230,7 +245,8 @@ pub struct UpstreamAuthSettings {
     pub secret_env: Option<String>,
     pub secret_file: Option<PathBuf>,
     /// OAuth2 token endpoint.
-    pub token_url: Option<String>,
+    #[serde(deserialize_with = "de::token_url")]
+    pub token_url: Option<Url>,
     /// OAuth2 client id.
     pub client_id: Option<String>,
     /// OAuth2 scope, if the CRM wants one.
@@ -252,4 +268,205 @@ pub struct TlsSettings {
     pub client_key_file: Option<PathBuf>,
     /// PEM CA bundle trusted in addition to the built-in roots.
     pub ca_file: Option<PathBuf>,
+}
+
+/// Whether `url` is one the HTTP client can call.
+fn is_http(url: &Url) -> bool {
+    matches!(url.scheme(), "http" | "https")
+}
+
+impl UpstreamSettings {
+    /// The checks of `[upstream]` that its types cannot express.
+    pub(super) fn validate(&self, c: &mut Checks) {
+        match &self.base_url {
+            Some(url) => {
+                c.check(
+                    is_http(url),
+                    "upstream.base_url",
+                    "must be an http:// or https:// URL",
+                );
+                c.check(
+                    url.query().is_none() && url.fragment().is_none(),
+                    "upstream.base_url",
+                    "must not have a query or fragment (use upstream.query)",
+                );
+            }
+            None => c.check(
+                false,
+                "upstream.base_url",
+                "must be set to the CRM's URL, e.g. https://crm.bank.local/api",
+            ),
+        }
+        c.check(
+            self.path.starts_with('/'),
+            "upstream.path",
+            "must start with /",
+        );
+        c.check(
+            !self.connect_timeout.is_zero(),
+            "upstream.connect_timeout_ms",
+            "must be at least 1",
+        );
+        c.check(
+            !self.timeout.is_zero(),
+            "upstream.timeout_ms",
+            "must be at least 1",
+        );
+        c.check(
+            self.connect_timeout <= self.timeout,
+            "upstream.connect_timeout_ms",
+            "must not exceed upstream.timeout_ms",
+        );
+        c.check(
+            self.max_body_bytes > 0,
+            "upstream.max_body_bytes",
+            "must be at least 1",
+        );
+        c.check(
+            self.not_found
+                .statuses
+                .iter()
+                .all(|s| (100..=599).contains(s)),
+            "upstream.not_found.statuses",
+            "must be HTTP statuses (100-599)",
+        );
+        c.check(
+            self.body.is_none() || self.method != HttpMethod::GET,
+            "upstream.body",
+            "is not sent with GET: use POST, PUT or PATCH",
+        );
+        c.check(
+            self.max_in_flight > 0,
+            "upstream.max_in_flight",
+            "must be at least 1",
+        );
+        c.check(
+            !self.deadline.is_zero(),
+            "upstream.deadline_ms",
+            "must be at least 1",
+        );
+        c.check(
+            self.max_steps > 0,
+            "upstream.max_steps",
+            "must be at least 1",
+        );
+        c.check(
+            self.max_fan_out > 0,
+            "upstream.max_fan_out",
+            "must be at least 1",
+        );
+        c.check(
+            self.max_concurrency > 0,
+            "upstream.max_concurrency",
+            "must be at least 1",
+        );
+        c.check(
+            self.tls.client_cert_file.is_some() == self.tls.client_key_file.is_some(),
+            "upstream.tls.client_key_file",
+            "mutual TLS needs both client_cert_file and client_key_file",
+        );
+        self.retry.validate(c);
+        self.breaker.validate(c);
+        self.auth.validate(c);
+    }
+}
+
+impl RetrySettings {
+    fn validate(&self, c: &mut Checks) {
+        c.check(
+            self.max_attempts > 0,
+            "upstream.retry.max_attempts",
+            "must be at least 1 (1 = no retries)",
+        );
+        c.check(
+            (0.0..=1000.0).contains(&self.budget_percent),
+            "upstream.retry.budget_percent",
+            "must be 0 to 1000",
+        );
+    }
+}
+
+impl BreakerSettings {
+    fn validate(&self, c: &mut Checks) {
+        c.check(
+            self.failure_ratio > 0.0 && self.failure_ratio <= 1.0,
+            "upstream.breaker.failure_ratio",
+            "must be above 0 and at most 1",
+        );
+        c.check(
+            self.min_requests > 0,
+            "upstream.breaker.min_requests",
+            "must be at least 1",
+        );
+        c.check(
+            self.window >= Duration::from_millis(100),
+            "upstream.breaker.window_ms",
+            "must be at least 100",
+        );
+    }
+}
+
+impl UpstreamAuthSettings {
+    /// Each credential kind needs its own pieces, and no stray secret.
+    fn validate(&self, c: &mut Checks) {
+        let has_secret = self.secret_env.is_some() || self.secret_file.is_some();
+        c.check(
+            !(self.secret_env.is_some() && self.secret_file.is_some()),
+            "upstream.auth.secret_env",
+            "set secret_env or secret_file, not both",
+        );
+        match self.kind {
+            AuthKind::None => c.check(
+                !has_secret,
+                "upstream.auth.kind",
+                "is \"none\" but a secret is configured",
+            ),
+            AuthKind::Bearer => c.check(
+                has_secret,
+                "upstream.auth.secret_env",
+                "this auth kind needs secret_env (an env var name) or secret_file (a path)",
+            ),
+            AuthKind::ApiKey => {
+                c.check(
+                    has_secret,
+                    "upstream.auth.secret_env",
+                    "this auth kind needs secret_env (an env var name) or secret_file (a path)",
+                );
+                c.check(
+                    !(self.header.is_some() && self.query_param.is_some()),
+                    "upstream.auth.query_param",
+                    "set header or query_param, not both",
+                );
+            }
+            AuthKind::OAuth2 => {
+                c.check(
+                    has_secret,
+                    "upstream.auth.secret_env",
+                    "oauth2 needs the client secret in secret_env or secret_file",
+                );
+                c.check(
+                    self.client_id.is_some(),
+                    "upstream.auth.client_id",
+                    "oauth2 needs a client_id",
+                );
+                c.check(
+                    self.token_url.as_ref().is_some_and(is_http),
+                    "upstream.auth.token_url",
+                    "oauth2 needs the token endpoint as an http(s) URL",
+                );
+            }
+            AuthKind::Basic => {
+                c.check(
+                    has_secret,
+                    "upstream.auth.secret_env",
+                    "basic auth needs the password in secret_env or secret_file",
+                );
+                c.check(
+                    self.username.is_some(),
+                    "upstream.auth.username",
+                    "basic auth needs a username",
+                );
+            }
+        }
+    }
 }

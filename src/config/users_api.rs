@@ -1,8 +1,13 @@
-//! `[users_api]`: the second front, its calls, caches and messages.
+//! `[users_api]`: the second front, its calls, caches and messages; their
+//! typed values and their own checks.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
+
+use super::de;
+use super::validate::Checks;
 
 /// The second front: the mobile-commerce platform's users webhooks.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,13 +30,16 @@ pub struct UsersApiSettings {
     pub login: UsersOperation,
     pub orders: UsersOperation,
     /// How long Get User Data answers are cached (a separate key space).
-    pub found_ttl_secs: u64,
-    pub not_found_ttl_secs: u64,
+    #[serde(rename = "found_ttl_secs", deserialize_with = "de::secs")]
+    pub found_ttl: Duration,
+    #[serde(rename = "not_found_ttl_secs", deserialize_with = "de::secs")]
+    pub not_found_ttl: Duration,
     /// Bounds each of the front's two caches (profiles, order histories).
     pub cache_max_bytes: u64,
     /// How long an order history is cached, in its own key space; 0 = not
     /// cached (every call asks the CRM). Short: an order's status moves.
-    pub orders_ttl_secs: u64,
+    #[serde(rename = "orders_ttl_secs", deserialize_with = "de::secs")]
+    pub orders_ttl: Duration,
     pub messages: UsersMessages,
 }
 
@@ -87,11 +95,41 @@ impl Default for UsersApiSettings {
             otp_confirm: op("/users/otp/confirm", "generic-bank-otp-confirm.toml"),
             login: op("/users/login", "generic-bank-login.toml"),
             orders: op("/users/orders", "generic-bank-orders.toml"),
-            found_ttl_secs: 300,
-            not_found_ttl_secs: 30,
+            found_ttl: Duration::from_secs(300),
+            not_found_ttl: Duration::from_secs(30),
             cache_max_bytes: 32 * 1024 * 1024,
-            orders_ttl_secs: 60,
+            orders_ttl: Duration::from_secs(60),
             messages: UsersMessages::default(),
+        }
+    }
+}
+
+impl UsersApiSettings {
+    /// The checks of `[users_api]` that its types cannot express.
+    pub(super) fn validate(&self, c: &mut Checks) {
+        c.check(
+            !self.enabled || self.api_key_env.is_some() || self.api_key_file.is_some(),
+            "users_api.api_key_env",
+            "the users API checks the platform's key: set api_key_env or api_key_file",
+        );
+        c.check(
+            self.max_body_bytes >= 1024,
+            "users_api.max_body_bytes",
+            "must be at least 1024",
+        );
+        for (name, op) in [
+            ("get", &self.get),
+            ("update", &self.update),
+            ("otp_request", &self.otp_request),
+            ("otp_confirm", &self.otp_confirm),
+            ("login", &self.login),
+            ("orders", &self.orders),
+        ] {
+            c.check(
+                !self.enabled || op.path.starts_with('/'),
+                &format!("users_api.{name}.path"),
+                "must start with /",
+            );
         }
     }
 }

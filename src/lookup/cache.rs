@@ -172,12 +172,12 @@ impl CachePolicy {
     /// The policy of `s`.
     pub fn new(s: &CacheSettings) -> Self {
         Self {
-            found_ttl: Duration::from_secs(s.found_ttl_secs),
-            not_found_ttl: Duration::from_secs(s.not_found_ttl_secs),
-            grace: Duration::from_secs(s.grace_secs),
+            found_ttl: s.found_ttl,
+            not_found_ttl: s.not_found_ttl,
+            grace: s.grace,
             jitter: s.ttl_jitter,
             stale_while_revalidate: s.stale_while_revalidate,
-            stale_after: (s.stale_after_ms > 0).then(|| Duration::from_millis(s.stale_after_ms)),
+            stale_after: (!s.stale_after.is_zero()).then_some(s.stale_after),
         }
     }
 
@@ -301,9 +301,9 @@ mod tests {
     #[test]
     fn policy_jitters_ttls_and_gives_only_cards_grace() {
         let policy = CachePolicy::new(&CacheSettings {
-            found_ttl_secs: 100,
-            not_found_ttl_secs: 0,
-            grace_secs: 50,
+            found_ttl: Duration::from_secs(100),
+            not_found_ttl: Duration::ZERO,
+            grace: Duration::from_secs(50),
             ttl_jitter: 0.1,
             ..Default::default()
         });

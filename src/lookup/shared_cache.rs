@@ -63,7 +63,7 @@ impl SharedCache {
     /// The shared cache of `s`, or `None` when `redis.url` is empty. Does not
     /// connect: Redis may come up after authbridge.
     pub fn new(s: &RedisSettings) -> Result<Option<Self>, ConfigError> {
-        if s.url.is_empty() {
+        if !s.enabled() {
             return Ok(None);
         }
         let client = redis::Client::open(s.url.as_str())
@@ -100,8 +100,8 @@ impl SharedCache {
             client,
             connection: tokio::sync::Mutex::new(None),
             prefix: s.key_prefix.clone(),
-            timeout: Duration::from_millis(s.timeout_ms),
-            lock: Duration::from_millis(s.lock_ms),
+            timeout: s.timeout,
+            lock: s.lock,
             cipher,
             down_until: std::sync::Mutex::new(None),
         }))

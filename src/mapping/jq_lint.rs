@@ -9,27 +9,24 @@
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::error::{Diagnostic, line_col};
+use crate::diagnostics::{Diagnostic, Diagnostics};
 
 /// Warnings for every `jq = "..."` in the mapping text.
 pub fn lint(file: &str, text: &str) -> Vec<Diagnostic> {
     let Ok(doc) = DeTable::parse(text) else {
         return Vec::new();
     };
-    let mut found = Vec::new();
+    let mut found = Diagnostics::new(file, text);
     walk_table(doc.get_ref(), "", &mut |field, code, at| {
         for message in risks(code) {
-            let (line, column) = line_col(text, at);
-            found.push(Diagnostic {
-                file: file.to_owned(),
-                line,
-                column,
-                field: field.to_owned(),
-                message: format!("warning: {message}; the mapping budget stops it at run time (errorCode 1003), cap it in the rule"),
-            });
+            found.report(
+                at..at,
+                field,
+                format!("warning: {message}; the mapping budget stops it at run time (errorCode 1003), cap it in the rule"),
+            );
         }
     });
-    found
+    found.into_vec()
 }
 
 fn walk_table(table: &DeTable<'_>, at: &str, f: &mut dyn FnMut(&str, &str, usize)) {

@@ -22,10 +22,10 @@ use std::path::Path as FsPath;
 use serde_json::Value;
 
 pub use compile::Options;
-pub(crate) use error::line_col;
-pub use error::{ApplyError, Diagnostic, LoadError};
+pub use error::ApplyError;
 pub use jq_lint::lint as lint_jq;
 
+use crate::diagnostics::{Diagnostics, LoadError};
 use crate::schema::{ApiVersion, ObjectSchema};
 use program::ObjectProgram;
 
@@ -34,14 +34,10 @@ use program::ObjectProgram;
 /// from the same text.
 pub fn read_file(path: &FsPath) -> Result<(String, String), LoadError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| LoadError {
-        diagnostics: vec![Diagnostic {
-            file: file.clone(),
-            line: 1,
-            column: 1,
-            field: String::new(),
-            message: format!("cannot read the mapping file: {e}"),
-        }],
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let mut d = Diagnostics::new(&file, "");
+        d.report(0..0, "", format!("cannot read the mapping file: {e}"));
+        d.into_error()
     })?;
     Ok((file, text))
 }

@@ -25,10 +25,6 @@ pub enum Auth {
     OAuth2(Arc<OAuth2>),
 }
 
-fn invalid(key: &str, msg: &str) -> ConfigError {
-    ConfigError::Invalid(vec![(key.to_owned(), msg.to_owned())])
-}
-
 impl Auth {
     /// The auth of `settings`; `http` is used for OAuth2 token requests.
     pub fn new(
@@ -49,7 +45,7 @@ impl Auth {
                     v
                 })
                 .map_err(|_| {
-                    invalid(
+                    ConfigError::invalid(
                         "upstream.auth.secret_env",
                         "the secret holds characters not allowed in an HTTP header",
                     )
@@ -72,12 +68,23 @@ impl Auth {
                 None => {
                     let header = settings.header.as_deref().unwrap_or("X-API-Key");
                     let name = HeaderName::try_from(header).map_err(|_| {
-                        invalid("upstream.auth.header", "is not a valid HTTP header name")
+                        ConfigError::invalid(
+                            "upstream.auth.header",
+                            "is not a valid HTTP header name",
+                        )
                     })?;
                     Auth::Header(name, sensitive(secret.expose_secret().to_owned())?)
                 }
             },
-            AuthKind::OAuth2 => Auth::OAuth2(OAuth2::new(http.clone(), settings, secret)),
+            AuthKind::OAuth2 => {
+                let token_url = settings.token_url.clone().ok_or_else(|| {
+                    ConfigError::invalid(
+                        "upstream.auth.token_url",
+                        "oauth2 needs the token endpoint as an http(s) URL",
+                    )
+                })?;
+                Auth::OAuth2(OAuth2::new(http.clone(), token_url, settings, secret))
+            }
         })
     }
 }

@@ -111,8 +111,7 @@ impl Breaker {
         Self {
             settings: settings.clone(),
             started: Instant::now(),
-            slice: (Duration::from_millis(settings.window_ms) / BUCKETS as u32)
-                .max(Duration::from_millis(1)),
+            slice: (settings.window / BUCKETS as u32).max(Duration::from_millis(1)),
             inner: Mutex::new(Inner {
                 state: State::Closed,
                 consecutive: 0,
@@ -158,9 +157,7 @@ impl Breaker {
                 probe: false,
                 reported: false,
             }),
-            State::Open
-                if inner.opened_at.elapsed() >= Duration::from_millis(self.settings.open_ms) =>
-            {
+            State::Open if inner.opened_at.elapsed() >= self.settings.open => {
                 Self::transition(&mut inner, State::HalfOpen);
                 inner.probe_in_flight = true;
                 Some(Permit {
@@ -250,8 +247,8 @@ mod tests {
             consecutive_failures: 3,
             failure_ratio: 0.5,
             min_requests: 10,
-            window_ms: 60_000,
-            open_ms,
+            window: Duration::from_millis(60_000),
+            open: Duration::from_millis(open_ms),
         })
     }
 
@@ -261,8 +258,8 @@ mod tests {
             consecutive_failures: 0,
             failure_ratio: 0.5,
             min_requests: 20,
-            window_ms: 10_000,
-            open_ms: 60_000,
+            window: Duration::from_millis(10_000),
+            open: Duration::from_millis(60_000),
         })
     }
 

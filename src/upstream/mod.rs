@@ -28,7 +28,7 @@ mod tests {
     #[test]
     fn hostile_tokens_stay_inside_one_segment() {
         let t = Transport::new(&UpstreamSettings {
-            base_url: "http://127.0.0.1:9/api/".into(),
+            base_url: Some("http://127.0.0.1:9/api/".parse().unwrap()),
             ..Default::default()
         })
         .unwrap();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use url::Url;
 
 use super::error::UpstreamError;
 use crate::config::{ClientAuth, UpstreamAuthSettings};
@@ -26,7 +27,7 @@ struct Token {
 /// An OAuth2 client-credentials token source.
 pub struct OAuth2 {
     http: reqwest::Client,
-    token_url: String,
+    token_url: Url,
     client_id: String,
     secret: SecretString,
     scope: Option<String>,
@@ -41,7 +42,7 @@ pub struct OAuth2 {
 impl std::fmt::Debug for OAuth2 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OAuth2")
-            .field("token_url", &self.token_url)
+            .field("token_url", &self.token_url.as_str())
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
@@ -58,10 +59,15 @@ struct TokenResponse {
 
 impl OAuth2 {
     /// A token source from validated settings and the client secret.
-    pub fn new(http: reqwest::Client, s: &UpstreamAuthSettings, secret: SecretString) -> Arc<Self> {
+    pub fn new(
+        http: reqwest::Client,
+        token_url: Url,
+        s: &UpstreamAuthSettings,
+        secret: SecretString,
+    ) -> Arc<Self> {
         Arc::new(Self {
             http,
-            token_url: s.token_url.clone().unwrap_or_default(),
+            token_url,
             client_id: s.client_id.clone().unwrap_or_default(),
             secret,
             scope: s.scope.clone(),
@@ -113,7 +119,7 @@ impl OAuth2 {
         if let Some(audience) = &self.audience {
             form.push(("audience", audience));
         }
-        let mut request = self.http.post(&self.token_url);
+        let mut request = self.http.post(self.token_url.clone());
         match self.client_auth {
             ClientAuth::Body => {
                 form.push(("client_id", &self.client_id));

@@ -95,12 +95,9 @@ impl Gate {
     }
 }
 
-fn invalid(key: &str, msg: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid(vec![(key.to_owned(), msg.into())])
-}
-
 fn read(key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
+    std::fs::read(path)
+        .map_err(|e| ConfigError::invalid(key, format!("cannot read {}: {e}", path.display())))
 }
 
 /// The CRM's TLS material (extra roots, client identity), read once and
@@ -121,10 +118,14 @@ impl TlsMaterial {
         if let Some(ca) = &tls.ca_file {
             let pem = read("upstream.tls.ca_file", ca)?;
             roots_pem = Some(pem.clone());
-            roots = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|_| invalid("upstream.tls.ca_file", "is not a PEM certificate bundle"))?;
+            roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
+                ConfigError::invalid("upstream.tls.ca_file", "is not a PEM certificate bundle")
+            })?;
             if roots.is_empty() {
-                return Err(invalid("upstream.tls.ca_file", "holds no certificate"));
+                return Err(ConfigError::invalid(
+                    "upstream.tls.ca_file",
+                    "holds no certificate",
+                ));
             }
         }
         let mut identity = None;
@@ -136,7 +137,7 @@ impl TlsMaterial {
             pem.extend(&key);
             identity_pem = Some((chain, key));
             identity = Some(reqwest::Identity::from_pem(&pem).map_err(|_| {
-                invalid(
+                ConfigError::invalid(
                     "upstream.tls.client_cert_file",
                     "client certificate and key must be PEM (certificate chain, then a PKCS#8, PKCS#1 or SEC1 key)",
                 )
@@ -180,26 +181,29 @@ impl Transport {
     /// As [`new`](Self::new), with a connection pool for each of `workers`
     /// worker threads (see [`crate::worker`]).
     pub fn with_workers(s: &UpstreamSettings, workers: usize) -> Result<Self, ConfigError> {
-        let base =
-            Url::parse(&s.base_url).map_err(|e| invalid("upstream.base_url", e.to_string()))?;
+        let base = s.base_url.clone().ok_or_else(|| {
+            ConfigError::invalid(
+                "upstream.base_url",
+                "must be set to the CRM's URL, e.g. https://crm.bank.local/api",
+            )
+        })?;
         let material = TlsMaterial::load(&s.tls)?;
         // reqwest only for the OAuth2 token endpoint (rare calls).
         let oauth_http = {
             let builder = reqwest::Client::builder()
                 .use_rustls_tls()
-                .connect_timeout(Duration::from_millis(s.connect_timeout_ms))
+                .connect_timeout(s.connect_timeout)
                 .redirect(reqwest::redirect::Policy::none())
                 .no_proxy()
                 .user_agent(concat!("authbridge/", env!("CARGO_PKG_VERSION")));
-            material
-                .apply(builder)
-                .build()
-                .map_err(|e| invalid("upstream", format!("cannot build the HTTP client: {e}")))?
+            material.apply(builder).build().map_err(|e| {
+                ConfigError::invalid("upstream", format!("cannot build the HTTP client: {e}"))
+            })?
         };
         let tls = material.rustls()?;
         let settings = ClientSettings {
-            connect_timeout: Duration::from_millis(s.connect_timeout_ms),
-            pool_idle_timeout: Duration::from_millis(s.pool_idle_timeout_ms),
+            connect_timeout: s.connect_timeout,
+            pool_idle_timeout: s.pool_idle_timeout,
             pool_max_idle: s.pool_max_idle,
             http2_prior_knowledge: s.http2_prior_knowledge,
         };
@@ -303,8 +307,8 @@ impl Transport {
         use backon::BackoffBuilder as _;
         self.budget.deposit();
         let mut delays = backon::ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(self.retry.base_delay_ms))
-            .with_max_delay(Duration::from_millis(self.retry.max_delay_ms))
+            .with_min_delay(self.retry.base_delay)
+            .with_max_delay(self.retry.max_delay)
             .with_jitter()
             .with_max_times(self.retry.max_attempts.saturating_sub(1))
             .build();

@@ -78,7 +78,7 @@ async fn the_fetch_finishes_after_its_caller_disconnects() {
 
 #[tokio::test]
 async fn not_found_is_cached_for_its_own_ttl() {
-    let app = spawn_app_with(|s| s.cache.not_found_ttl_secs = 1).await;
+    let app = spawn_app_with(|s| s.cache.not_found_ttl = Duration::from_secs(1)).await;
     Mock::given(path(crm_path("ghost")))
         .respond_with(ResponseTemplate::new(404))
         .expect(2)
@@ -99,7 +99,7 @@ async fn not_found_is_cached_for_its_own_ttl() {
 
 #[tokio::test]
 async fn found_cards_expire_after_their_ttl() {
-    let app = spawn_app_with(|s| s.cache.found_ttl_secs = 1).await;
+    let app = spawn_app_with(|s| s.cache.found_ttl = Duration::from_secs(1)).await;
     Mock::given(path(crm_path("short")))
         .respond_with(alice())
         .expect(2)

@@ -54,8 +54,8 @@ async fn control_characters_and_bad_encoding_are_400() {
 #[tokio::test]
 async fn crm_slower_than_its_timeout_is_504() {
     let app = spawn_app_with(|s| {
-        s.upstream.timeout_ms = 200;
-        s.upstream.connect_timeout_ms = 100;
+        s.upstream.timeout = Duration::from_millis(200);
+        s.upstream.connect_timeout = Duration::from_millis(100);
     })
     .await;
     Mock::given(path(crm_path("slow")))
@@ -69,8 +69,8 @@ async fn crm_slower_than_its_timeout_is_504() {
 #[tokio::test]
 async fn lookup_deadline_is_504_even_if_the_crm_timeout_is_longer() {
     let app = spawn_app_with(|s| {
-        s.upstream.timeout_ms = 5_000;
-        s.server.request_timeout_ms = 200;
+        s.upstream.timeout = Duration::from_millis(5_000);
+        s.server.request_timeout = Duration::from_millis(200);
     })
     .await;
     Mock::given(path(crm_path("slow")))
@@ -237,8 +237,8 @@ async fn crm_streaming_an_endless_body_is_cut_at_the_cap() {
 #[tokio::test]
 async fn crm_that_accepts_and_hangs_is_504() {
     let mut settings = test_settings(&raw_crm("hang").await);
-    settings.upstream.timeout_ms = 300;
-    settings.upstream.connect_timeout_ms = 100;
+    settings.upstream.timeout = Duration::from_millis(300);
+    settings.upstream.connect_timeout = Duration::from_millis(100);
     let address = start(settings).await;
     let response = reqwest::get(format!("{address}/rest/chat/client/id/t"))
         .await

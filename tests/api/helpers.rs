@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Mutex, Once};
+use std::time::Duration;
 
 use authbridge::config::LogFormat;
 use authbridge::{Application, Settings};
@@ -125,11 +126,11 @@ impl TestApp {
 /// Settings for a test: loopback port 0, the generic bank mapping, `crm_url`.
 pub fn test_settings(crm_url: &str) -> Settings {
     let mut s = Settings::default();
-    s.server.listen = "127.0.0.1:0".into();
-    s.upstream.base_url = crm_url.to_owned();
+    s.server.listen = "127.0.0.1:0".parse().unwrap();
+    s.upstream.base_url = Some(crm_url.parse().expect("the CRM URL parses"));
     s.upstream.path = "/api/v1/sessions/{token}/client".into();
-    s.upstream.timeout_ms = 1_000;
-    s.upstream.connect_timeout_ms = 500;
+    s.upstream.timeout = Duration::from_millis(1_000);
+    s.upstream.connect_timeout = Duration::from_millis(500);
     s.auth_api.mapping = repo_path("mappings/generic-bank.toml");
     // Tests that reload do so explicitly; no background file watchers.
     s.reload.watch_files = false;

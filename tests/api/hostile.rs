@@ -106,7 +106,10 @@ async fn dot_segment_tokens_are_refused_not_resolved() {
 
 #[tokio::test]
 async fn token_pattern_rejects_before_the_crm_is_called() {
-    let app = spawn_app_with(|s| s.server.token_pattern = Some("^[A-Za-z0-9_-]+$".into())).await;
+    let app = spawn_app_with(|s| {
+        s.server.token_pattern = Some(regex::Regex::new("^[A-Za-z0-9_-]+$").unwrap())
+    })
+    .await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(404))
         .mount(&app.crm)

@@ -114,12 +114,12 @@ async fn secrets_and_tokens_stay_out_of_logs_on_every_crm_failure() {
             s.upstream.auth.secret_file = Some(crm_file);
             s.server.access.kind = AccessKind::Bearer;
             s.server.access.secret_file = Some(inbound_file);
-            s.upstream.timeout_ms = 300;
-            s.upstream.connect_timeout_ms = 300;
+            s.upstream.timeout = Duration::from_millis(300);
+            s.upstream.connect_timeout = Duration::from_millis(300);
             s.upstream.retry.max_attempts = 1;
             match fault {
-                "refused" => s.upstream.base_url = "http://127.0.0.1:9".into(),
-                "reset" => s.upstream.base_url = reset_url,
+                "refused" => s.upstream.base_url = Some("http://127.0.0.1:9".parse().unwrap()),
+                "reset" => s.upstream.base_url = Some(reset_url.parse().unwrap()),
                 _ => {}
             }
         })

@@ -31,7 +31,7 @@ async fn app_with_oauth(
     let secret_path = secret.path().to_owned();
     spawn_app_with(move |s| {
         s.upstream.auth.kind = AuthKind::OAuth2;
-        s.upstream.auth.token_url = Some(token_url);
+        s.upstream.auth.token_url = Some(token_url.parse().unwrap());
         s.upstream.auth.client_id = Some("authbridge".into());
         s.upstream.auth.scope = Some("crm.read".into());
         s.upstream.auth.client_auth = client_auth;

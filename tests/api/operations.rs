@@ -75,7 +75,7 @@ async fn a_shared_secret_guards_the_auth_api_but_not_health() {
 async fn a_cidr_allowlist_and_a_per_ip_rate_limit() {
     let crm = crm().await;
     let mut settings = test_settings(&crm.uri());
-    settings.server.access.allow_cidrs = vec!["10.0.0.0/8".into()];
+    settings.server.access.allow_cidrs = vec!["10.0.0.0/8".parse().unwrap()];
     let closed = start(settings).await;
     let text = assert_error(
         http()
@@ -90,7 +90,8 @@ async fn a_cidr_allowlist_and_a_per_ip_rate_limit() {
     assert_eq!(text, "Caller network not allowed");
 
     let mut settings = test_settings(&crm.uri());
-    settings.server.access.allow_cidrs = vec!["127.0.0.0/8".into(), "::1/128".into()];
+    settings.server.access.allow_cidrs =
+        vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
     settings.server.access.rate_limit_per_ip = 1;
     settings.server.access.rate_limit_burst = 2;
     let open = start(settings).await;
@@ -105,7 +106,7 @@ async fn connections_beyond_the_cap_are_closed_and_slow_headers_cut_off() {
     let crm = crm().await;
     let mut settings = test_settings(&crm.uri());
     settings.server.max_connections = 1;
-    settings.server.header_read_timeout_ms = 300;
+    settings.server.header_read_timeout = Duration::from_millis(300);
     let address = start(settings).await;
     let addr = address.trim_start_matches("http://").to_owned();
 
@@ -146,7 +147,7 @@ async fn admin_app(
     let token = file("adm1n-token");
     let mut settings = test_settings(&crm.uri());
     settings.auth_api.mapping = mapping.to_owned();
-    settings.admin.listen = "127.0.0.1:0".into();
+    settings.admin.listen = Some("127.0.0.1:0".parse().unwrap());
     settings.admin.token_file = Some(token.path().to_owned());
     let (address, admin) = start_with_admin(settings).await;
     (address, admin.expect("admin API on"), token)

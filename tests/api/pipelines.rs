@@ -142,7 +142,7 @@ async fn spawn(
     std::io::Write::write_all(&mut mapping, MAPPING.as_bytes()).unwrap();
     let mut settings = test_settings(&url);
     settings.auth_api.mapping = mapping.path().to_owned();
-    settings.upstream.deadline_ms = 3_000;
+    settings.upstream.deadline = Duration::from_millis(3_000);
     adjust(&mut settings);
     let address = start(settings).await;
     (crm, address, mapping)
@@ -264,9 +264,9 @@ async fn the_overall_deadline_holds_even_when_each_step_is_in_time() {
     // Each answer takes 300 ms, well within its 1 s timeout; three steps in a
     // row take 900 ms, past the 600 ms deadline.
     let (crm, address, _m) = spawn(|s| {
-        s.upstream.deadline_ms = 600;
-        s.upstream.timeout_ms = 500;
-        s.server.request_timeout_ms = 5_000;
+        s.upstream.deadline = Duration::from_millis(600);
+        s.upstream.timeout = Duration::from_millis(500);
+        s.server.request_timeout = Duration::from_millis(5_000);
     })
     .await;
     crm.delay_ms.store(300, Ordering::SeqCst);

@@ -105,7 +105,7 @@ fn replica(
 ) -> authbridge::Settings {
     let mut s = test_settings(&crm.uri());
     s.redis.url = redis.url();
-    s.redis.timeout_ms = 200;
+    s.redis.timeout = Duration::from_millis(200);
     s.cache.hash_key_file = Some(hash_key.path().to_owned());
     s.redis.encryption_key_file = aes.map(|f| f.path().to_owned());
     s
@@ -249,7 +249,7 @@ async fn purge_all_clears_the_shared_level_too() {
     let hash_key = secret("a-shared-hmac-key-of-32-bytes!!!");
     let admin_token = secret("adm1n");
     let mut settings = replica(&crm, &redis, &hash_key, None);
-    settings.admin.listen = "127.0.0.1:0".into();
+    settings.admin.listen = Some("127.0.0.1:0".parse().unwrap());
     settings.admin.token_file = Some(admin_token.path().to_owned());
     let (address, admin) = crate::helpers::start_with_admin(settings).await;
 

@@ -12,8 +12,8 @@ use crate::helpers::{alice, assert_error, crm_path, fixture, spawn_app_with};
 
 /// Short TTLs, no retries, no jitter: call counts are exact.
 fn quick(s: &mut authbridge::Settings) {
-    s.cache.found_ttl_secs = 1;
-    s.cache.grace_secs = 60;
+    s.cache.found_ttl = Duration::from_secs(1);
+    s.cache.grace = Duration::from_secs(60);
     s.cache.ttl_jitter = 0.0;
     s.upstream.retry.max_attempts = 1;
 }
@@ -34,8 +34,8 @@ async fn stale_if_error_serves_the_old_card_when_the_crm_fails() {
     ] {
         let app = spawn_app_with(|s| {
             quick(s);
-            s.upstream.timeout_ms = 300;
-            s.upstream.connect_timeout_ms = 100;
+            s.upstream.timeout = Duration::from_millis(300);
+            s.upstream.connect_timeout = Duration::from_millis(100);
         })
         .await;
         Mock::given(path(crm_path("t")))
@@ -69,7 +69,7 @@ async fn stale_if_error_serves_the_old_card_when_the_crm_fails() {
 async fn without_grace_a_failing_crm_is_an_error() {
     let app = spawn_app_with(|s| {
         quick(s);
-        s.cache.grace_secs = 0;
+        s.cache.grace = Duration::from_secs(0);
     })
     .await;
     Mock::given(path(crm_path("t")))
@@ -123,7 +123,7 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_once() {
 async fn retries_cover_5xx_storms_up_to_max_attempts() {
     let app = spawn_app_with(|s| {
         s.upstream.retry.max_attempts = 3;
-        s.upstream.retry.base_delay_ms = 10;
+        s.upstream.retry.base_delay = Duration::from_millis(10);
         s.upstream.retry.budget_min_per_sec = 100;
     })
     .await;
@@ -204,9 +204,9 @@ async fn an_empty_retry_budget_stops_retries() {
 async fn the_breaker_opens_fails_fast_keeps_hits_and_recovers() {
     let app = spawn_app_with(|s| {
         quick(s);
-        s.cache.found_ttl_secs = 60;
+        s.cache.found_ttl = Duration::from_secs(60);
         s.upstream.breaker.consecutive_failures = 3;
-        s.upstream.breaker.open_ms = 400;
+        s.upstream.breaker.open = Duration::from_millis(400);
     })
     .await;
     Mock::given(path(crm_path("cached")))
@@ -254,7 +254,7 @@ async fn an_open_breaker_still_serves_stale_cards() {
     let app = spawn_app_with(|s| {
         quick(s);
         s.upstream.breaker.consecutive_failures = 1;
-        s.upstream.breaker.open_ms = 60_000;
+        s.upstream.breaker.open = Duration::from_millis(60_000);
     })
     .await;
     Mock::given(path(crm_path("t")))
@@ -367,9 +367,9 @@ async fn back_off_sleeps_without_a_crm_slot() {
         quick(s);
         s.upstream.max_in_flight = 1;
         s.upstream.retry.max_attempts = 2;
-        s.upstream.retry.base_delay_ms = 1_500;
-        s.upstream.retry.max_delay_ms = 1_500;
-        s.server.request_timeout_ms = 10_000;
+        s.upstream.retry.base_delay = Duration::from_millis(1_500);
+        s.upstream.retry.max_delay = Duration::from_millis(1_500);
+        s.server.request_timeout = Duration::from_millis(10_000);
     })
     .await;
     Mock::given(path(crm_path("retrying")))
@@ -413,9 +413,9 @@ async fn back_off_sleeps_without_a_crm_slot() {
 async fn a_slow_crm_costs_customers_with_a_stale_card_only_the_stale_wait() {
     let app = spawn_app_with(|s| {
         quick(s);
-        s.upstream.timeout_ms = 5_000;
-        s.server.request_timeout_ms = 6_000;
-        s.cache.stale_after_ms = 200;
+        s.upstream.timeout = Duration::from_millis(5_000);
+        s.server.request_timeout = Duration::from_millis(6_000);
+        s.cache.stale_after = Duration::from_millis(200);
     })
     .await;
     Mock::given(path(crm_path("t")))

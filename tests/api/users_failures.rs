@@ -190,7 +190,10 @@ async fn every_users_route_answers_every_failure_with_an_error_body() {
 
     // Failures of the request itself, against a healthy CRM.
     let healthy = MockServer::start().await;
-    let (addr, _k1) = users_app(&healthy.uri(), |s| s.server.request_timeout_ms = 1_000).await;
+    let (addr, _k1) = users_app(&healthy.uri(), |s| {
+        s.server.request_timeout = Duration::from_millis(1_000)
+    })
+    .await;
     for route in routes() {
         let (n, m, p) = (route.name, route.method, route.path);
         let big = vec![b' '; 10 * 1024 * 1024];
@@ -307,8 +310,8 @@ async fn every_users_route_answers_every_failure_with_an_error_body() {
         ("CRM down (refused)", down),
     ] {
         let (addr, _k) = users_app(&url, |s| {
-            s.upstream.timeout_ms = 300;
-            s.upstream.connect_timeout_ms = 300;
+            s.upstream.timeout = Duration::from_millis(300);
+            s.upstream.connect_timeout = Duration::from_millis(300);
         })
         .await;
         for route in routes() {
@@ -326,7 +329,7 @@ async fn every_users_route_answers_every_failure_with_an_error_body() {
     let (addr, _k2) = users_app(&held.uri(), |s| {
         s.upstream.max_in_flight = 1;
         s.upstream.max_queue = 0;
-        s.upstream.timeout_ms = 3_000;
+        s.upstream.timeout = Duration::from_millis(3_000);
         // The holders' answers (empty bodies) fail one after another; the
         // breaker must not be what refuses the row's call, the full slot is.
         s.upstream.breaker.enabled = false;

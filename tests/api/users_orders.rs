@@ -4,6 +4,8 @@
 //! caching off at 0) in a key space apart from Get User Data, and no
 //! identifier in logs or metrics.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate, Times};
@@ -155,7 +157,7 @@ async fn crm_failures_and_answers_of_another_shape_are_errors() {
 
 #[tokio::test]
 async fn a_second_request_within_the_ttl_is_served_from_the_cache() {
-    let s = shop(|u| u.users_api.orders_ttl_secs = 60).await;
+    let s = shop(|u| u.users_api.orders_ttl = Duration::from_secs(60)).await;
     s.crm_orders(ResponseTemplate::new(200).set_body_json(crm_history()), 1)
         .await;
 
@@ -169,7 +171,7 @@ async fn a_second_request_within_the_ttl_is_served_from_the_cache() {
 
 #[tokio::test]
 async fn ttl_zero_asks_the_crm_every_time() {
-    let s = shop(|u| u.users_api.orders_ttl_secs = 0).await;
+    let s = shop(|u| u.users_api.orders_ttl = Duration::from_secs(0)).await;
     s.crm_orders(ResponseTemplate::new(200).set_body_json(crm_history()), 3)
         .await;
 

@@ -32,11 +32,7 @@ pub struct Access {
 impl Access {
     /// The rules of `s`; secrets are read here.
     pub fn new(s: &AccessSettings) -> Result<Self, ConfigError> {
-        let allow = s
-            .allow_cidrs
-            .iter()
-            .filter_map(|c| c.parse().ok())
-            .collect();
+        let allow = s.allow_cidrs.clone();
         let secret = read_secret(
             ("server.access.secret_env", s.secret_env.as_deref()),
             ("server.access.secret_file", s.secret_file.as_deref()),

@@ -5,9 +5,10 @@
 use serde_json::{Map, Value};
 
 use crate::config::AuthApiSettings;
+use crate::diagnostics::LoadError;
 use crate::error::LookupError;
 use crate::lookup::CardProducer;
-use crate::mapping::{LoadError, Mapping, Options};
+use crate::mapping::{Mapping, Options};
 use crate::schema::write::write_object;
 use crate::schema::{ApiVersion, auth_api};
 

@@ -8,9 +8,10 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use crate::diagnostics::LoadError;
 use crate::error::LookupError;
 use crate::lookup::CardProducer;
-use crate::mapping::{LoadError, Mapping, Options};
+use crate::mapping::{Mapping, Options};
 use crate::schema::users_api::{
     ORDERS_RESPONSE, OTP_RESPONSE, OrdersResponse, OtpResponse, USER, USER_RESPONSE, UserResponse,
 };

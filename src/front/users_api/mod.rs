@@ -109,16 +109,16 @@ impl UsersState {
             ("users_api.api_key_file", u.api_key_file.as_deref()),
         )?
         .ok_or_else(|| {
-            ConfigError::Invalid(vec![(
-                "users_api.api_key_env".into(),
-                "the users API needs the platform's key".into(),
-            )])
+            ConfigError::invalid(
+                "users_api.api_key_env",
+                "the users API needs the platform's key",
+            )
         })?;
         let hasher = KeyHasher::from_settings(&settings.cache)?;
         let profiles = CacheSettings {
             max_bytes: u.cache_max_bytes,
-            found_ttl_secs: u.found_ttl_secs,
-            not_found_ttl_secs: u.not_found_ttl_secs,
+            found_ttl: u.found_ttl,
+            not_found_ttl: u.not_found_ttl,
             ..settings.cache.clone()
         };
         // A history is at most `orders_ttl_secs` old: no stale copy is served
@@ -126,9 +126,9 @@ impl UsersState {
         // the cache off for found and unknown users alike.
         let histories = CacheSettings {
             max_bytes: u.cache_max_bytes,
-            found_ttl_secs: u.orders_ttl_secs,
-            not_found_ttl_secs: u.orders_ttl_secs,
-            grace_secs: 0,
+            found_ttl: u.orders_ttl,
+            not_found_ttl: u.orders_ttl,
+            grace: Duration::ZERO,
             stale_while_revalidate: false,
             ..settings.cache.clone()
         };
@@ -141,7 +141,7 @@ impl UsersState {
                 policy: CachePolicy::new(cache),
                 limits: Limits {
                     max_token_bytes: u.max_identifier_bytes,
-                    request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
+                    request_timeout: settings.server.request_timeout,
                     token_pattern: None,
                 },
                 mapping_digest: loaded.digest,
@@ -172,7 +172,7 @@ impl UsersState {
                 key: digest(format!("Bearer {}", key.expose_secret()).as_bytes()),
                 messages: Arc::new(u.messages.clone()),
                 max_identifier: u.max_identifier_bytes,
-                deadline: Duration::from_millis(settings.server.request_timeout_ms),
+                deadline: settings.server.request_timeout,
             }),
         })
     }

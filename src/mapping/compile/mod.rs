@@ -1,9 +1,10 @@
 //! Compiles a mapping file (TOML) into a [`program`](super::program), checking
 //! it against the target schema.
 //!
-//! Every mistake becomes a [`Diagnostic`] with `file:line:column` and the target
-//! field, and the compiler keeps going so one run shows all of them: an
-//! integrator fixes a file in one pass, not one error at a time.
+//! Every mistake is reported to the shared [`Diagnostics`] collector with its
+//! span and the target field, and the compiler keeps going so one run shows
+//! all of them: an integrator fixes a file in one pass, not one error at a
+//! time.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -16,7 +17,6 @@ use toml::de::{DeTable, DeValue};
 use super::coerce::{coerce, kind};
 use super::condition::{Condition, key_text};
 use super::date::DateFormat;
-use super::error::{Diagnostic, LoadError, line_col};
 use super::jq::Jq;
 use super::path::Path;
 use super::program::{ListPart, Lookup, Node, ObjectProgram, Slot};
@@ -26,6 +26,7 @@ use super::template::Template;
 mod object;
 mod rule;
 mod values;
+use crate::diagnostics::{Diagnostics, LoadError};
 use crate::schema::{ApiVersion, FieldType, ObjectSchema, nearest};
 
 /// The keys a scalar rule table may hold.
@@ -72,10 +73,8 @@ pub(crate) fn compile(
     options: &Options,
 ) -> Result<ObjectProgram, LoadError> {
     let mut c = Compiler {
-        file,
-        text,
         options,
-        diagnostics: Vec::new(),
+        diagnostics: Diagnostics::new(file, text),
         uses_jq: false,
     };
     let program = match DeTable::parse(text) {
@@ -94,20 +93,13 @@ pub(crate) fn compile(
             p.uses_jq = c.uses_jq;
             Ok(p)
         }
-        _ => {
-            c.diagnostics.sort_by_key(|d| (d.line, d.column));
-            Err(LoadError {
-                diagnostics: c.diagnostics,
-            })
-        }
+        _ => Err(c.diagnostics.into_error()),
     }
 }
 
 struct Compiler<'a> {
-    file: &'a str,
-    text: &'a str,
     options: &'a Options,
-    diagnostics: Vec<Diagnostic>,
+    diagnostics: Diagnostics<'a>,
     /// Whether any rule or condition is a jq expression.
     uses_jq: bool,
 }
@@ -134,14 +126,7 @@ type Entry<'v, 'i> = (
 
 impl Compiler<'_> {
     fn error(&mut self, span: Range<usize>, field: &str, message: impl Into<String>) {
-        let (line, column) = line_col(self.text, span.start);
-        self.diagnostics.push(Diagnostic {
-            file: self.file.to_owned(),
-            line,
-            column,
-            field: field.to_owned(),
-            message: message.into(),
-        });
+        self.diagnostics.report(span, field, message);
     }
 
     fn unknown_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], what: &str, label: &str) {

@@ -173,7 +173,7 @@ impl Compiler<'_> {
         // The parent is mapped with the same fields as this object, minus this
         // one (the lookup nests it). Compiled a second time; its diagnostics
         // would repeat the first pass's, so they are dropped.
-        let before = self.diagnostics.len();
+        let before = self.diagnostics.count();
         let mut skip: Vec<&str> = reserved.to_vec();
         skip.push(name);
         let fields = self.object(

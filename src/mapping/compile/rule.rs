@@ -16,7 +16,7 @@ impl Compiler<'_> {
             self.error(value.span(), label, format!("expected {}", ty.describe()));
             return None;
         }
-        let errors_before = self.diagnostics.len();
+        let errors_before = self.diagnostics.count();
         let rule = match value.get_ref() {
             DeValue::String(_) | DeValue::Array(_) => {
                 Rule::from_source(Source::Paths(self.paths(value, label, in_item)))
@@ -27,7 +27,7 @@ impl Compiler<'_> {
                     .unwrap_or(Value::Null),
             )),
         };
-        (self.diagnostics.len() == errors_before).then_some(rule)
+        (self.diagnostics.count() == errors_before).then_some(rule)
     }
 
     pub(super) fn rule_table(

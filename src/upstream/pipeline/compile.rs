@@ -1,6 +1,7 @@
 //! Compiling a pipeline: the `[[step]]` tables of a mapping file (or the
 //! `[upstream]` request) checked and turned into steps with their
-//! dependencies, every mistake reported at its position.
+//! dependencies, every mistake reported at its position to the same
+//! [`Diagnostics`] collector the field mapping uses.
 
 use super::*;
 
@@ -74,72 +75,58 @@ fn method(m: HttpMethod) -> reqwest::Method {
     }
 }
 
-struct Checker<'a> {
-    file: &'a str,
-    text: &'a str,
-    diagnostics: Vec<Diagnostic>,
-}
-
-impl Checker<'_> {
-    pub(super) fn error(&mut self, span: Range<usize>, field: &str, message: impl Into<String>) {
-        let (line, column) = crate::mapping::line_col(self.text, span.start);
-        self.diagnostics.push(Diagnostic {
-            file: self.file.to_owned(),
-            line,
-            column,
-            field: field.to_owned(),
-            message: message.into(),
-        });
-    }
-
-    pub(super) fn template(&mut self, t: &Spanned<String>, field: &str) -> Option<Template> {
-        Template::parse(t.get_ref())
-            .map_err(|m| self.error(t.span(), field, m))
-            .ok()
-    }
+/// A template, or `None` with its problem reported.
+fn template(d: &mut Diagnostics<'_>, t: &Spanned<String>, field: &str) -> Option<Template> {
+    Template::parse(t.get_ref())
+        .map_err(|m| d.report(t.span(), field, m))
+        .ok()
 }
 
 impl Pipeline {
     /// The single request of `[upstream]` (no `[[step]]` in the mapping).
     pub fn from_settings(s: &UpstreamSettings) -> Result<Self, ConfigError> {
-        let invalid = |key: &str, msg: String| ConfigError::Invalid(vec![(key.to_owned(), msg)]);
         let mut headers = Vec::new();
         for (k, v) in &s.headers {
             let key = format!("upstream.headers.{k}");
             let name = HeaderName::try_from(k.as_str())
-                .map_err(|_| invalid(&key, "is not a valid header name".into()))?;
-            headers.push((name, Template::parse(v).map_err(|e| invalid(&key, e))?));
+                .map_err(|_| ConfigError::invalid(&key, "is not a valid header name"))?;
+            headers.push((
+                name,
+                Template::parse(v).map_err(|e| ConfigError::invalid(&key, e))?,
+            ));
         }
         let step = Step {
             name: "crm".into(),
             method: method(s.method),
-            path: Template::parse(&s.path).map_err(|e| invalid("upstream.path", e))?,
+            path: Template::parse(&s.path).map_err(|e| ConfigError::invalid("upstream.path", e))?,
             query: s
                 .query
                 .iter()
                 .map(|(k, v)| {
                     Template::parse(v)
                         .map(|t| (k.clone(), t))
-                        .map_err(|e| invalid(&format!("upstream.query.{k}"), e))
+                        .map_err(|e| ConfigError::invalid(&format!("upstream.query.{k}"), e))
                 })
                 .collect::<Result<_, _>>()?,
             headers,
             body: s
                 .body
                 .as_deref()
-                .map(|b| BodyTemplate::parse(b).map_err(|e| invalid("upstream.body", e)))
+                .map(|b| {
+                    BodyTemplate::parse(b).map_err(|e| ConfigError::invalid("upstream.body", e))
+                })
                 .transpose()?,
             for_each: None,
             concurrency: 1,
             required: true,
-            timeout: Duration::from_millis(s.timeout_ms),
+            timeout: s.timeout,
             max_body_bytes: s.max_body_bytes,
             not_found: NotFoundRule::new(&s.not_found)?,
             deps: Vec::new(),
         };
         Ok(Self {
             steps: vec![step],
-            deadline: Duration::from_millis(s.deadline_ms),
+            deadline: s.deadline,
             max_fan_out: s.max_fan_out,
             bare: true,
         })
@@ -152,29 +139,19 @@ impl Pipeline {
         text: &str,
         s: &UpstreamSettings,
     ) -> Result<Option<Self>, LoadError> {
-        let spec: FileSpec = toml::from_str(text).map_err(|e| LoadError {
-            diagnostics: vec![{
-                let (line, column) =
-                    crate::mapping::line_col(text, e.span().map_or(0, |r| r.start));
-                Diagnostic {
-                    file: file.to_owned(),
-                    line,
-                    column,
-                    field: "step".into(),
-                    message: e.message().to_owned(),
-                }
-            }],
-        })?;
+        let mut c = Diagnostics::new(file, text);
+        let spec: FileSpec = match toml::from_str(text) {
+            Ok(spec) => spec,
+            Err(e) => {
+                c.report(e.span().unwrap_or(0..0), "step", e.message());
+                return Err(c.into_error());
+            }
+        };
         if spec.step.is_empty() {
             return Ok(None);
         }
-        let mut c = Checker {
-            file,
-            text,
-            diagnostics: Vec::new(),
-        };
         if spec.step.len() > s.max_steps {
-            c.error(
+            c.report(
                 spec.step[s.max_steps].span(),
                 "step",
                 format!(
@@ -202,39 +179,38 @@ impl Pipeline {
                     .chars()
                     .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
             {
-                c.error(
+                c.report(
                     st.name.span(),
                     &field,
                     "a step name is letters, digits and `_`, starting with a letter",
                 );
             }
             if names[..i].contains(name) {
-                c.error(st.name.span(), &field, "two steps have this name");
+                c.report(st.name.span(), &field, "two steps have this name");
             }
-            let path = c.template(&st.path, &format!("{field}.path"));
+            let path = template(&mut c, &st.path, &format!("{field}.path"));
             let query: Vec<_> = st
                 .query
                 .iter()
                 .filter_map(|(k, v)| {
-                    c.template(v, &format!("{field}.query.{k}"))
-                        .map(|t| (k.clone(), t))
+                    template(&mut c, v, &format!("{field}.query.{k}")).map(|t| (k.clone(), t))
                 })
                 .collect();
             let mut headers = Vec::new();
             for (k, v) in &st.headers {
                 let hf = format!("{field}.headers.{k}");
                 match HeaderName::try_from(k.as_str()) {
-                    Ok(h) => headers.extend(c.template(v, &hf).map(|t| (h, t))),
-                    Err(_) => c.error(v.span(), &hf, "is not a valid header name"),
+                    Ok(h) => headers.extend(template(&mut c, v, &hf).map(|t| (h, t))),
+                    Err(_) => c.report(v.span(), &hf, "is not a valid header name"),
                 }
             }
             let body = st.body.as_ref().and_then(|b| {
                 BodyTemplate::parse(b.get_ref())
-                    .map_err(|m| c.error(b.span(), &format!("{field}.body"), m))
+                    .map_err(|m| c.report(b.span(), &format!("{field}.body"), m))
                     .ok()
             });
             if body.is_some() && st.method == HttpMethod::GET {
-                c.error(
+                c.report(
                     spanned.span(),
                     &format!("{field}.body"),
                     "a body is not sent with GET: use POST, PUT or PATCH",
@@ -245,7 +221,7 @@ impl Pipeline {
                 .as_ref()
                 .and_then(|f| match Path::parse(f.get_ref()) {
                     Ok(p) if p.is_relative() => {
-                        c.error(
+                        c.report(
                             f.span(),
                             &format!("{field}.for_each"),
                             "`for_each` reads earlier answers: start it with `$`",
@@ -254,7 +230,7 @@ impl Pipeline {
                     }
                     Ok(p) => Some(p),
                     Err(m) => {
-                        c.error(f.span(), &format!("{field}.for_each"), m);
+                        c.report(f.span(), &format!("{field}.for_each"), m);
                         None
                     }
                 });
@@ -294,7 +270,7 @@ impl Pipeline {
                             deps.push(d);
                         }
                     }
-                    None if names.contains(&dep) => c.error(
+                    None if names.contains(&dep) => c.report(
                         span,
                         &field,
                         format!("reads step `{dep}`, which is declared after it: declare steps in the order they run"),
@@ -303,20 +279,20 @@ impl Pipeline {
                         let hint = crate::schema::nearest(&dep, names.iter().map(String::as_str))
                             .map(|n| format!("; did you mean `{n}`?"))
                             .unwrap_or_default();
-                        c.error(span, &field, format!("reads step `{dep}`, but no step has that name{hint}"));
+                        c.report(span, &field, format!("reads step `{dep}`, but no step has that name{hint}"));
                     }
                 }
             }
             let not_found = match st.not_found.as_ref().map(NotFoundRule::new).transpose() {
                 Ok(rule) => rule,
                 Err(e) => {
-                    c.error(spanned.span(), &format!("{field}.not_found"), e.to_string());
+                    c.report(spanned.span(), &format!("{field}.not_found"), e.to_string());
                     None
                 }
             };
             let concurrency = st.concurrency.unwrap_or(4);
             if concurrency == 0 || concurrency > s.max_concurrency {
-                c.error(
+                c.report(
                     spanned.span(),
                     &format!("{field}.concurrency"),
                     format!(
@@ -326,18 +302,21 @@ impl Pipeline {
                 );
             }
             if st.for_each.is_none() && st.concurrency.is_some() {
-                c.error(
+                c.report(
                     spanned.span(),
                     &format!("{field}.concurrency"),
                     "only a `for_each` step fans out",
                 );
             }
-            let timeout = st.timeout_ms.unwrap_or(s.timeout_ms);
-            if timeout == 0 || timeout > s.deadline_ms {
-                c.error(
+            let timeout = st.timeout_ms.map_or(s.timeout, Duration::from_millis);
+            if timeout.is_zero() || timeout > s.deadline {
+                c.report(
                     spanned.span(),
                     &format!("{field}.timeout_ms"),
-                    format!("must be 1 to upstream.deadline_ms = {}", s.deadline_ms),
+                    format!(
+                        "must be 1 to upstream.deadline_ms = {}",
+                        s.deadline.as_millis()
+                    ),
                 );
             }
             if let (Some(path), Some(not_found)) = (
@@ -354,7 +333,7 @@ impl Pipeline {
                     for_each,
                     concurrency: concurrency.clamp(1, s.max_concurrency),
                     required: st.required,
-                    timeout: Duration::from_millis(timeout),
+                    timeout,
                     max_body_bytes: st
                         .max_body_bytes
                         .unwrap_or(s.max_body_bytes)
@@ -364,15 +343,10 @@ impl Pipeline {
                 });
             }
         }
-        if !c.diagnostics.is_empty() {
-            c.diagnostics.sort_by_key(|d| (d.line, d.column));
-            return Err(LoadError {
-                diagnostics: c.diagnostics,
-            });
-        }
+        c.finish()?;
         Ok(Some(Self {
             steps,
-            deadline: Duration::from_millis(s.deadline_ms),
+            deadline: s.deadline,
             max_fan_out: s.max_fan_out,
             bare: false,
         }))

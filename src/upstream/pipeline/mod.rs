@@ -33,8 +33,8 @@ use super::outcome::NotFoundRule;
 use super::template::{BodyTemplate, Template, Vars};
 use super::transport::{Fetched, Request, Transport};
 use crate::config::{ConfigError, HttpMethod, NotFoundSettings, UpstreamSettings};
+use crate::diagnostics::{Diagnostics, LoadError};
 use crate::mapping::path::{Path, Scope};
-use crate::mapping::{Diagnostic, LoadError};
 
 mod compile;
 mod run;

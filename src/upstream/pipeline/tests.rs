@@ -3,7 +3,7 @@ use super::*;
 
 fn settings() -> UpstreamSettings {
     UpstreamSettings {
-        base_url: "http://127.0.0.1:9".into(),
+        base_url: Some("http://127.0.0.1:9".parse().unwrap()),
         ..Default::default()
     }
 }
