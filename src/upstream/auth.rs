@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::oauth2::OAuth2;
 use crate::config::{AuthKind, ConfigError, UpstreamAuthSettings, read_secret};
+use crate::metrics::Metrics;
 
 /// How every CRM request is authenticated.
 #[derive(Debug, Clone)]
@@ -30,10 +31,12 @@ fn invalid(key: &str, msg: &str) -> ConfigError {
 }
 
 impl Auth {
-    /// The auth of `settings`; `http` is used for OAuth2 token requests.
+    /// The auth of `settings`; `http` is used for OAuth2 token requests,
+    /// counted in `metrics`.
     pub fn new(
         settings: &UpstreamAuthSettings,
         http: &reqwest::Client,
+        metrics: &Metrics,
     ) -> Result<Self, ConfigError> {
         let secret = read_secret(
             ("upstream.auth.secret_env", settings.secret_env.as_deref()),
@@ -77,7 +80,9 @@ impl Auth {
                     Auth::Header(name, sensitive(secret.expose_secret().to_owned())?)
                 }
             },
-            AuthKind::OAuth2 => Auth::OAuth2(OAuth2::new(http.clone(), settings, secret)),
+            AuthKind::OAuth2 => {
+                Auth::OAuth2(OAuth2::new(http.clone(), settings, secret, metrics.clone()))
+            }
         })
     }
 }

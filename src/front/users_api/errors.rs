@@ -16,6 +16,7 @@ use axum::response::Response;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::UsersMessages;
+use crate::metrics::Metrics;
 
 /// Marks an answer that is already in the platform's shape.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +35,32 @@ pub fn error(status: StatusCode, message: &str) -> Response {
     answer(status, body.to_string().into_bytes())
 }
 
+/// Why a request is refused before anything is forwarded.
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal {
+    BadRequest,
+    Unauthorized,
+    /// A `Content-Type` that is not JSON (none at all is read as JSON).
+    NotJson,
+    /// Over `users_api.max_body_bytes`.
+    TooLarge,
+    /// The body did not arrive within the request deadline.
+    SlowBody,
+}
+
+impl Refusal {
+    /// The status this refusal is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Refusal::BadRequest => StatusCode::BAD_REQUEST,
+            Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
+            Refusal::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::SlowBody => StatusCode::REQUEST_TIMEOUT,
+        }
+    }
+}
+
 /// The message shown for a status that no handler chose a text for.
 fn message_for(messages: &UsersMessages, status: StatusCode) -> &str {
     match status {
@@ -46,7 +73,8 @@ fn message_for(messages: &UsersMessages, status: StatusCode) -> &str {
 /// Wraps the front so that no answer of it can leave without `error` unless
 /// it is a success: panics become 500, and any unshaped non-2xx answer
 /// (whoever produced it) is replaced by the shaped one with the same status.
-pub fn guard<S>(router: Router<S>, messages: Arc<UsersMessages>) -> Router<S>
+/// Panics count in `metrics`.
+pub fn guard<S>(router: Router<S>, messages: Arc<UsersMessages>, metrics: Metrics) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
@@ -54,7 +82,9 @@ where
     router
         .layer(CatchPanicLayer::custom(move |_panic| {
             // The panic text may hold request data: it is never shown.
-            metrics::counter!("authbridge_users_panics_total").increment(1);
+            metrics
+                .counter("authbridge_users_panics_total")
+                .increment(1);
             error(StatusCode::INTERNAL_SERVER_ERROR, &on_panic.unavailable)
         }))
         .layer(axum::middleware::map_response_with_state(
