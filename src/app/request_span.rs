@@ -27,8 +27,7 @@ use futures_util::future::CatchUnwind;
 use tower::{Layer, Service};
 use tracing::instrument::{Instrument, Instrumented};
 
-use crate::error::codes;
-use crate::front::auth_api::error_body;
+use crate::front::auth_api::{codes, error_body};
 use crate::metrics::Metrics;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

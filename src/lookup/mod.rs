@@ -353,7 +353,7 @@ impl Lookup {
             let result = inner.fetch(&engine, &token).await;
             if let Err(e) = &result {
                 // Logged once per fetch, however many callers wait for it.
-                tracing::warn!(error = %e, outcome = e.answer().outcome, "CRM lookup failed");
+                tracing::warn!(error = %e, outcome = e.outcome(), "CRM lookup failed");
             }
             if let Ok(answer) = &result
                 && let Some(entry) = engine.policy.entry(answer.clone(), generation)

@@ -16,9 +16,8 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 use secrecy::ExposeSecret;
 
-use super::error_body;
+use super::{codes, error_body};
 use crate::config::{AccessKind, AccessSettings, ConfigError, read_secret};
-use crate::error::codes;
 use crate::metrics::Metrics;
 use crate::secrets::{digest, matches};
 

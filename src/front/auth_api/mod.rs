@@ -14,7 +14,7 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use bytes::Bytes;
 
-use crate::error::{LookupError, codes};
+use crate::error::LookupError;
 use crate::json_response::json;
 use crate::lookup::Source;
 use crate::lookup::cache::Answer;
@@ -25,7 +25,7 @@ pub mod access;
 pub mod card;
 mod error;
 
-pub use error::{ApiError, error_body};
+pub use error::{ApiError, codes, error_body};
 
 /// This front's cache key space.
 pub const NAMESPACE: &str = "auth-api";
@@ -149,9 +149,9 @@ async fn client_by_token(
             json(StatusCode::NOT_FOUND, Bytes::from_static(NOT_FOUND_BODY))
         }
         Err(err) => {
-            let answer = err.answer();
-            record(auth.metrics(), answer.outcome, started);
-            tracing::debug!(outcome = answer.outcome, "lookup failed");
+            let outcome = err.outcome();
+            record(auth.metrics(), outcome, started);
+            tracing::debug!(outcome, "lookup failed");
             ApiError::from(&err).into_response()
         }
     }

@@ -16,6 +16,7 @@ use axum::response::Response;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::UsersMessages;
+use crate::error::LookupError;
 use crate::metrics::Metrics;
 
 /// Marks an answer that is already in the platform's shape.
@@ -33,6 +34,22 @@ pub fn answer(status: StatusCode, body: Vec<u8>) -> Response {
 pub fn error(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({"error": {"message": message}});
     answer(status, body.to_string().into_bytes())
+}
+
+/// This front's status for a failed lookup or forward: a 400 when the
+/// identifier cannot be asked for, else a 5xx naming whose side failed
+/// (timeout 504, paused or overloaded 503, the CRM 502, ours 500).
+pub fn status_for(e: &LookupError) -> StatusCode {
+    use crate::upstream::UpstreamError as U;
+    match e {
+        LookupError::BadToken(_) | LookupError::Upstream(U::Unrepresentable(_)) => {
+            StatusCode::BAD_REQUEST
+        }
+        LookupError::Upstream(U::Timeout) | LookupError::Deadline => StatusCode::GATEWAY_TIMEOUT,
+        LookupError::Upstream(U::CircuitOpen | U::Overloaded) => StatusCode::SERVICE_UNAVAILABLE,
+        LookupError::Upstream(_) => StatusCode::BAD_GATEWAY,
+        LookupError::Mapping(_) | LookupError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 /// Why a request is refused before anything is forwarded.

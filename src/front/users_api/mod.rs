@@ -377,14 +377,13 @@ impl Inner {
     }
 
     fn failure(&self, e: &LookupError) -> Response {
-        let status = match e.answer().status {
-            StatusCode::BAD_REQUEST => {
-                return error(StatusCode::BAD_REQUEST, &self.messages.bad_request);
-            }
-            s if s.is_server_error() => s,
-            _ => StatusCode::BAD_GATEWAY,
+        let status = errors::status_for(e);
+        let message = if status == StatusCode::BAD_REQUEST {
+            &self.messages.bad_request
+        } else {
+            &self.messages.unavailable
         };
-        error(status, &self.messages.unavailable)
+        error(status, message)
     }
 
     /// Runs a forwarded (never cached) operation.
@@ -435,7 +434,7 @@ async fn get_user(State(s): State<UsersState>, Admitted(call): Admitted) -> Resp
             )
         }
         Ok(Err(e)) => {
-            s.record("get", e.answer().outcome, started);
+            s.record("get", e.outcome(), started);
             s.failure(&e)
         }
         Err(_) => {
@@ -465,7 +464,7 @@ async fn order_history(State(s): State<UsersState>, Admitted(call): Admitted) ->
             error(StatusCode::NOT_FOUND, &s.messages.unknown_user)
         }
         Ok(Err(e)) => {
-            s.record("orders", e.answer().outcome, started);
+            s.record("orders", e.outcome(), started);
             s.failure(&e)
         }
         Err(_) => {
@@ -564,7 +563,7 @@ async fn forward(s: &Inner, kind: Forwarded, call: Call) -> Response {
             error(status, message)
         }
         Err(e) => {
-            s.record(kind.name(), e.answer().outcome, started);
+            s.record(kind.name(), e.outcome(), started);
             s.failure(&e)
         }
     }
