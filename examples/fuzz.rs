@@ -164,7 +164,8 @@ fn setup() -> (Vec<Fuzzed>, World) {
         base_url: Some(BASE_URL.parse().unwrap()),
         ..Default::default()
     };
-    let transport = Transport::new(&upstream).expect("a transport for 127.0.0.1");
+    let transport = Transport::new(&upstream, authbridge::metrics::Metrics::new())
+        .expect("a transport for 127.0.0.1");
     let mut targets = Vec::new();
     let mut pipelines = Vec::new();
     let mut all_fixtures = Vec::new();

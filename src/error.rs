@@ -1,10 +1,10 @@
-//! The one place where failures become caller answers: HTTP status, error code
-//! and text. Each front renders these in its own body shape.
+//! Why a lookup produced no card: the core's error, shared by every front.
+//! It knows nothing of HTTP; each front decides how to answer it (the Auth
+//! API in `front::auth_api::error`, the users front in
+//! `front::users_api::errors`).
 //!
 //! Texts are fixed or built from field names and statuses only; the token and
 //! CRM values never reach them.
-
-use axum::http::StatusCode;
 
 use crate::mapping::ApplyError;
 use crate::upstream::UpstreamError;
@@ -29,53 +29,18 @@ pub enum LookupError {
     Internal(String),
 }
 
-/// How an error is answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ErrorAnswer {
-    pub status: StatusCode,
-    /// The `errorCode` of the Auth API.
-    pub code: &'static str,
-    /// A fixed, low-cardinality label for metrics and logs.
-    pub outcome: &'static str,
-}
-
-/// Error codes; the README's error table lists the same rows.
-pub mod codes {
-    pub const NOT_FOUND: &str = "1001";
-    pub const BAD_TOKEN: &str = "1002";
-    pub const MAPPING: &str = "1003";
-    pub const TIMEOUT: &str = "1004";
-    pub const UNREACHABLE: &str = "1005";
-    pub const BAD_STATUS: &str = "1006";
-    pub const BAD_RESPONSE: &str = "1007";
-    pub const CRM_AUTH: &str = "1008";
-    pub const CIRCUIT_OPEN: &str = "1009";
-    pub const OVERLOADED: &str = "1010";
-    pub const RATE_LIMITED: &str = "1011";
-    pub const UNAUTHORIZED: &str = "1012";
-    pub const FORBIDDEN: &str = "1013";
-    pub const INTERNAL: &str = "1000";
-    pub const NO_ROUTE: &str = "1404";
-    pub const BAD_METHOD: &str = "1405";
-}
-
 impl LookupError {
-    /// Status, code and metric label for this error.
-    pub fn answer(&self) -> ErrorAnswer {
-        use codes::*;
-        let (status, code, outcome) = match self {
-            LookupError::BadToken(_) => (StatusCode::BAD_REQUEST, BAD_TOKEN, "bad_token"),
-            LookupError::Upstream(UpstreamError::Unrepresentable(_)) => {
-                (StatusCode::BAD_REQUEST, BAD_TOKEN, "bad_token")
+    /// A fixed, low-cardinality name of this failure, for metric labels and
+    /// logs (the same for every front).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            LookupError::BadToken(_) | LookupError::Upstream(UpstreamError::Unrepresentable(_)) => {
+                "bad_token"
             }
-            LookupError::Upstream(UpstreamError::Timeout) | LookupError::Deadline => {
-                (StatusCode::GATEWAY_TIMEOUT, TIMEOUT, "crm_timeout")
-            }
-            LookupError::Upstream(UpstreamError::Unreachable) => {
-                (StatusCode::BAD_GATEWAY, UNREACHABLE, "crm_unreachable")
-            }
+            LookupError::Upstream(UpstreamError::Timeout) | LookupError::Deadline => "crm_timeout",
+            LookupError::Upstream(UpstreamError::Unreachable) => "crm_unreachable",
             LookupError::Upstream(UpstreamError::Status(_) | UpstreamError::Redirect(_)) => {
-                (StatusCode::BAD_GATEWAY, BAD_STATUS, "crm_bad_status")
+                "crm_bad_status"
             }
             LookupError::Upstream(
                 UpstreamError::TooLarge(_)
@@ -83,31 +48,12 @@ impl LookupError {
                 | UpstreamError::Body
                 | UpstreamError::MissingValue(_)
                 | UpstreamError::FanOutTooLarge(_),
-            ) => (StatusCode::BAD_GATEWAY, BAD_RESPONSE, "crm_bad_response"),
-            LookupError::Upstream(UpstreamError::CircuitOpen) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                CIRCUIT_OPEN,
-                "circuit_open",
-            ),
-            LookupError::Upstream(UpstreamError::Overloaded) => {
-                (StatusCode::SERVICE_UNAVAILABLE, OVERLOADED, "overloaded")
-            }
-            LookupError::Upstream(UpstreamError::Auth(_)) => {
-                (StatusCode::BAD_GATEWAY, CRM_AUTH, "crm_auth_failed")
-            }
-            LookupError::Mapping(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, MAPPING, "mapping_error")
-            }
-            LookupError::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                INTERNAL,
-                "internal_error",
-            ),
-        };
-        ErrorAnswer {
-            status,
-            code,
-            outcome,
+            ) => "crm_bad_response",
+            LookupError::Upstream(UpstreamError::CircuitOpen) => "circuit_open",
+            LookupError::Upstream(UpstreamError::Overloaded) => "overloaded",
+            LookupError::Upstream(UpstreamError::Auth(_)) => "crm_auth_failed",
+            LookupError::Mapping(_) => "mapping_error",
+            LookupError::Internal(_) => "internal_error",
         }
     }
 }

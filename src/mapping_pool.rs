@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::MappingSettings;
 use crate::error::LookupError;
+use crate::metrics::Metrics;
 
 /// The process's mapping pool.
 #[derive(Debug)]
@@ -47,11 +48,13 @@ impl MappingPool {
         uses_jq || larger_than(crm, self.offload_bytes)
     }
 
-    /// Runs `f` inline, or on the pool when `offload`; a panic in `f` is an
-    /// internal error of this lookup.
+    /// Runs `f` inline, or on the pool when `offload`, counted in the
+    /// caller's `metrics` (the pool is the process's, the count the
+    /// application's); a panic in `f` is an internal error of this lookup.
     pub async fn run<T: Send + 'static>(
         &self,
         offload: bool,
+        metrics: &Metrics,
         f: impl FnOnce() -> Result<T, LookupError> + Send + 'static,
     ) -> Result<T, LookupError> {
         if !offload {
@@ -62,7 +65,9 @@ impl MappingPool {
             .acquire()
             .await
             .map_err(|_| LookupError::Internal("the mapping pool is closed".into()))?;
-        metrics::counter!("authbridge_mapping_offloaded_total").increment(1);
+        metrics
+            .counter("authbridge_mapping_offloaded_total")
+            .increment(1);
         tokio::task::spawn_blocking(f)
             .await
             .unwrap_or_else(|_| Err(LookupError::Internal("the mapping task failed".into())))

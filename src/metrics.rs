@@ -1,88 +1,202 @@
-//! Prometheus metrics through the `metrics` facade. Labels are fixed sets
-//! (outcomes, status classes), never tokens or personal data.
+//! One application's Prometheus metrics: its own registry, rendered by its own
+//! `/metrics`. Labels are fixed sets (outcomes, status classes, configured
+//! step names), never tokens or personal data.
+//!
+//! Not the `metrics` facade's process-global recorder: two applications in
+//! one process (the integration tests run dozens at once) would count into
+//! one registry and read each other's numbers. So the application builds a
+//! [`Metrics`] and hands a clone to each component that records (the lookup,
+//! the CRM transport and its breaker, the server, the fronts); nothing
+//! records through the facade's macros (`clippy.toml` forbids them).
+//!
+//! What every lookup records is resolved once per application ([`Hot`]): a
+//! handle is one atomic add, where a lookup by name hashes the key (labels
+//! included) and searches the registry. Rarer events look their series up
+//! when they happen, as the facade's macros do.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+use metrics::{Counter, Gauge, Histogram, IntoLabels, Key, KeyName, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
 
-/// The process-wide recorder's handle, installing the recorder on first use
-/// (the `metrics` facade has one global recorder per process).
-pub fn handle() -> PrometheusHandle {
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-                .expect("bucket list is not empty")
-                .build_recorder();
-            let handle = recorder.handle();
-            // Fails only if another recorder is installed; then ours renders empty.
-            let _ = metrics::set_global_recorder(recorder);
-            describe();
-            handle
-        })
-        .clone()
+/// Where a series was registered from; the Prometheus recorder ignores it.
+const METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+/// An application's registry and its pre-resolved handles; cloning shares
+/// them.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
 }
 
-fn describe() {
-    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!("authbridge_requests_total", "Lookups answered, by outcome");
-    describe_counter!(
-        "authbridge_upstream_requests_total",
-        "CRM requests, by status class or failure"
-    );
-    describe_counter!("authbridge_cache_hits_total", "Lookups answered from cache");
-    describe_counter!("authbridge_cache_misses_total", "Lookups not in cache");
-    describe_histogram!(
-        "authbridge_request_duration_seconds",
-        Unit::Seconds,
-        "Lookup latency"
-    );
-    describe_histogram!(
-        "authbridge_upstream_duration_seconds",
-        Unit::Seconds,
-        "CRM request latency"
-    );
-    describe_gauge!("authbridge_cache_entries", "Entries in the answer cache");
-    describe_gauge!(
-        "authbridge_cache_bytes",
-        "Bytes charged to the answer cache"
-    );
+struct Inner {
+    recorder: PrometheusRecorder,
+    hot: OnceLock<Hot>,
 }
 
-/// Handles of the metrics every lookup touches, resolved once. The
-/// `counter!` macro builds its key (labels included) and looks it up in the
-/// registry on every call; a handle is one atomic add.
-pub struct Hot {
-    pub found_cached: metrics::Counter,
-    pub found: metrics::Counter,
-    pub not_found: metrics::Counter,
-    pub duration: metrics::Histogram,
-    pub cache_hits: metrics::Counter,
-    pub cache_misses: metrics::Counter,
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
-static HOT: OnceLock<Hot> = OnceLock::new();
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
 
-/// The hot-path handles (registered with the recorder installed by
-/// [`handle`], which the application calls before it serves).
-pub fn hot() -> &'static Hot {
-    HOT.get_or_init(|| {
-        let outcome =
-            |o: &'static str| metrics::counter!("authbridge_requests_total", "outcome" => o);
-        Hot {
-            found_cached: outcome("found_cached"),
-            found: outcome("found"),
-            not_found: outcome("not_found"),
-            duration: metrics::histogram!("authbridge_request_duration_seconds"),
-            cache_hits: metrics::counter!("authbridge_cache_hits_total"),
-            cache_misses: metrics::counter!("authbridge_cache_misses_total"),
+impl Metrics {
+    /// An empty registry with the HELP texts and latency buckets.
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .expect("bucket list is not empty")
+            .build_recorder();
+        describe(&recorder);
+        Self {
+            inner: Arc::new(Inner {
+                recorder,
+                hot: OnceLock::new(),
+            }),
         }
-    })
+    }
+
+    /// The registry in Prometheus' text format.
+    pub fn render(&self) -> String {
+        self.inner.recorder.handle().render()
+    }
+
+    /// The handles every lookup touches, registered on first use (so they
+    /// appear in `/metrics` once the first lookup ran, as they always did).
+    pub fn hot(&self) -> &Hot {
+        self.inner.hot.get_or_init(|| {
+            let outcome =
+                |o: &'static str| self.counter_with("authbridge_requests_total", &[("outcome", o)]);
+            Hot {
+                found_cached: outcome("found_cached"),
+                found: outcome("found"),
+                not_found: outcome("not_found"),
+                duration: self.histogram("authbridge_request_duration_seconds"),
+                cache_hits: self.counter("authbridge_cache_hits_total"),
+                cache_misses: self.counter("authbridge_cache_misses_total"),
+            }
+        })
+    }
+
+    /// The unlabelled counter `name`, looked up now (for rare events).
+    pub fn counter(&self, name: &'static str) -> Counter {
+        self.inner
+            .recorder
+            .register_counter(&Key::from_static_name(name), &METADATA)
+    }
+
+    /// The counter `name` with `labels`, looked up now (for rare events).
+    pub fn counter_with(&self, name: &'static str, labels: impl IntoLabels) -> Counter {
+        self.inner
+            .recorder
+            .register_counter(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    /// The unlabelled gauge `name`, looked up now.
+    pub fn gauge(&self, name: &'static str) -> Gauge {
+        self.inner
+            .recorder
+            .register_gauge(&Key::from_static_name(name), &METADATA)
+    }
+
+    /// The unlabelled histogram `name`, looked up now.
+    pub fn histogram(&self, name: &'static str) -> Histogram {
+        self.inner
+            .recorder
+            .register_histogram(&Key::from_static_name(name), &METADATA)
+    }
+
+    /// The histogram `name` with `labels`, looked up now.
+    pub fn histogram_with(&self, name: &'static str, labels: impl IntoLabels) -> Histogram {
+        self.inner
+            .recorder
+            .register_histogram(&Key::from_parts(name, labels), &METADATA)
+    }
+}
+
+/// The HELP texts (and the unit of the latency histograms).
+fn describe(recorder: &PrometheusRecorder) {
+    let counter = |name, help| {
+        recorder.describe_counter(KeyName::from_const_str(name), None, help);
+    };
+    counter(
+        "authbridge_requests_total",
+        "Lookups answered, by outcome".into(),
+    );
+    counter(
+        "authbridge_upstream_requests_total",
+        "CRM requests, by status class or failure".into(),
+    );
+    counter(
+        "authbridge_cache_hits_total",
+        "Lookups answered from cache".into(),
+    );
+    counter(
+        "authbridge_cache_misses_total",
+        "Lookups not in cache".into(),
+    );
+    let histogram = |name, help: &'static str| {
+        recorder.describe_histogram(
+            KeyName::from_const_str(name),
+            Some(Unit::Seconds),
+            help.into(),
+        );
+    };
+    histogram("authbridge_request_duration_seconds", "Lookup latency");
+    histogram(
+        "authbridge_upstream_duration_seconds",
+        "CRM request latency",
+    );
+    let gauge = |name, help: &'static str| {
+        recorder.describe_gauge(KeyName::from_const_str(name), None, help.into());
+    };
+    gauge("authbridge_cache_entries", "Entries in the answer cache");
+    gauge(
+        "authbridge_cache_bytes",
+        "Bytes charged to the answer cache",
+    );
+}
+
+/// Handles of the metrics every lookup touches, resolved once per
+/// application: a handle is one atomic add.
+pub struct Hot {
+    pub found_cached: Counter,
+    pub found: Counter,
+    pub not_found: Counter,
+    pub duration: Histogram,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_registries_count_apart() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        a.hot().found.increment(2);
+        a.counter_with("authbridge_shed_total", &[("reason", "rate_limited")])
+            .increment(1);
+        let text = a.render();
+        assert!(
+            text.contains("authbridge_requests_total{outcome=\"found\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP authbridge_requests_total Lookups answered, by outcome"));
+        assert!(text.contains("authbridge_shed_total{reason=\"rate_limited\"} 1"));
+        assert!(!b.render().contains("authbridge_"), "{}", b.render());
+    }
 }

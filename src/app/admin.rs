@@ -72,7 +72,11 @@ async fn guard(State(state): State<AdminState>, request: Request, next: Next) ->
     if presented.is_some_and(|p| matches(p, &state.token)) {
         next.run(request).await
     } else {
-        metrics::counter!("authbridge_access_denied_total", "reason" => "admin").increment(1);
+        state
+            .lookup
+            .metrics()
+            .counter_with("authbridge_access_denied_total", &[("reason", "admin")])
+            .increment(1);
         (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": "missing or wrong admin token"})),

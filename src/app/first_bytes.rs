@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::metrics::Metrics;
+
 /// A connection's stream with a deadline on its first bytes (see the module
 /// docs).
 pub struct FirstBytes<S> {
@@ -22,16 +24,19 @@ pub struct FirstBytes<S> {
     /// `None` once the version detection has what it needs.
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     seen: usize,
+    /// Where a cut connection is counted.
+    metrics: Metrics,
 }
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 impl<S> FirstBytes<S> {
-    pub fn new(inner: S, deadline: Duration) -> Self {
+    pub fn new(inner: S, deadline: Duration, metrics: Metrics) -> Self {
         Self {
             inner,
             deadline: Some(Box::pin(tokio::time::sleep(deadline))),
             seen: 0,
+            metrics,
         }
     }
 
@@ -66,7 +71,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstBytes<S> {
             }
             Poll::Pending => match self.deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
                 Some(Poll::Ready(())) => {
-                    metrics::counter!("authbridge_connections_timed_out_total").increment(1);
+                    self.metrics
+                        .counter("authbridge_connections_timed_out_total")
+                        .increment(1);
                     Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()))
                 }
                 _ => Poll::Pending,

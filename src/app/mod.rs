@@ -14,20 +14,19 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
 use crate::app::reload::Reloader;
 use crate::app::request_span::RequestSpanLayer;
 use crate::config::{Settings, UsersApiSettings};
-use crate::error::codes;
-use crate::front::auth_api;
 use crate::front::auth_api::access::{self, Access};
+use crate::front::auth_api::{self, codes};
 use crate::front::users_api::{self, UsersState};
 use crate::json_response::json;
 use crate::lookup::Lookup;
 use crate::lookup::cache::{AnswerCache, KeyHasher};
 use crate::lookup::shared_cache::SharedCache;
+use crate::metrics::Metrics;
 use crate::upstream::Transport;
 use admin::AdminState;
 use server::{ConnLimits, ReloadableCert};
@@ -54,21 +53,25 @@ pub struct AppState {
     pub users: Option<(Arc<UsersApiSettings>, UsersState)>,
     pub access: Arc<Access>,
     pub ready: Arc<AtomicBool>,
-    pub metrics: PrometheusHandle,
+    /// This application's own registry: everything it serves, fetches and
+    /// runs in the background counts here, and only here.
+    pub metrics: Metrics,
 }
 
 impl AppState {
     /// Loads the mapping, reads secrets and builds the clients; everything
     /// that can be wrong with the configuration fails here, before listening.
     pub fn from_settings(settings: &Settings) -> Result<Self, StartupError> {
+        let metrics = Metrics::new();
         let engine = build_engine(settings)?;
         let transport = Arc::new(Transport::with_workers(
             &settings.upstream,
             crate::worker::count(settings.server.workers),
+            metrics.clone(),
         )?);
         let hasher = KeyHasher::from_settings(&settings.cache)?;
         let cache = AnswerCache::new(&settings.cache);
-        let shared = SharedCache::new(&settings.redis)?;
+        let shared = SharedCache::new(&settings.redis, &metrics)?;
         let users = if settings.users_api.enabled {
             Some((
                 Arc::new(settings.users_api.clone()),
@@ -88,9 +91,9 @@ impl AppState {
         Ok(Self {
             auth,
             users,
-            access: Arc::new(Access::new(&settings.server.access)?),
+            access: Arc::new(Access::new(&settings.server.access, metrics.clone())?),
             ready: Arc::new(AtomicBool::new(false)),
-            metrics: crate::metrics::handle(),
+            metrics,
         })
     }
 }
@@ -121,9 +124,9 @@ pub fn router(state: AppState) -> Router {
 /// request its id (the caller's `x-request-id` or a new one, set on the
 /// answer) and its DEBUG span (named by the matched route, never the URI,
 /// which holds the token), and answers a panic with a JSON 500 without the
-/// panic text.
-pub fn with_middleware(router: Router) -> Router {
-    router.layer(RequestSpanLayer)
+/// panic text (counted in `metrics`).
+pub fn with_middleware(router: Router, metrics: Metrics) -> Router {
+    router.layer(RequestSpanLayer::new(metrics))
 }
 
 async fn healthz() -> Response {
@@ -141,8 +144,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let cache = state.auth.cache();
     cache.sync().await;
-    metrics::gauge!("authbridge_cache_entries").set(cache.entry_count() as f64);
-    metrics::gauge!("authbridge_cache_bytes").set(cache.weighted_size() as f64);
+    let metrics = &state.metrics;
+    metrics
+        .gauge("authbridge_cache_entries")
+        .set(cache.entry_count() as f64);
+    metrics
+        .gauge("authbridge_cache_bytes")
+        .set(cache.weighted_size() as f64);
     let mut response = state.metrics.render().into_response();
     response.headers_mut().insert(
         CONTENT_TYPE,
@@ -284,7 +292,8 @@ impl Application {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let ready = Arc::clone(&self.state.ready);
-        let app = with_middleware(router(self.state));
+        let metrics = self.state.metrics.clone();
+        let app = with_middleware(router(self.state), metrics.clone());
         let _watcher = self
             .watch_files
             .and_then(|debounce| self.reloader.watch_files(debounce));
@@ -308,6 +317,7 @@ impl Application {
             self.limits,
             self.cert.clone(),
             stopped,
+            metrics,
         )?;
         ready.store(true, Ordering::Release);
         tracing::info!(

@@ -160,7 +160,7 @@ impl Reloader {
             return None;
         }
         if running {
-            metrics::counter!("authbridge_reloads_total", "result" => "unchanged").increment(1);
+            self.count("unchanged");
             tracing::info!("reload: the files hold the running version; nothing to do");
             return Some(Ok(Reloaded::default()));
         }
@@ -170,11 +170,11 @@ impl Reloader {
             Ok(r) => {
                 versions.running = Some(digest);
                 versions.rejected = None;
-                metrics::counter!("authbridge_reloads_total", "result" => "ok").increment(1);
+                self.count("ok");
                 tracing::info!(mapping_changed = r.mapping_changed, needs_restart = ?r.needs_restart, "reloaded");
             }
             Err(e) => {
-                metrics::counter!("authbridge_reloads_total", "result" => "failed").increment(1);
+                self.count("failed");
                 if versions.rejected == Some(digest) {
                     tracing::debug!("reload rejected again: the same version as before");
                 } else {
@@ -184,6 +184,14 @@ impl Reloader {
             }
         }
         Some(result)
+    }
+
+    /// Counts one reload in the application's registry.
+    fn count(&self, result: &'static str) {
+        self.lookup
+            .metrics()
+            .counter_with("authbridge_reloads_total", &[("result", result)])
+            .increment(1);
     }
 
     fn try_reload(&self, settings: Settings) -> Result<Reloaded, String> {

@@ -27,20 +27,33 @@ use futures_util::future::CatchUnwind;
 use tower::{Layer, Service};
 use tracing::instrument::{Instrument, Instrumented};
 
-use crate::error::codes;
-use crate::front::auth_api::error_body;
+use crate::front::auth_api::{codes, error_body};
+use crate::metrics::Metrics;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Gives each request its id and span.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequestSpanLayer;
+#[derive(Debug, Clone)]
+pub struct RequestSpanLayer {
+    /// The application's registry, where panics are counted.
+    metrics: Metrics,
+}
+
+impl RequestSpanLayer {
+    /// The layer of the application that records into `metrics`.
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics }
+    }
+}
 
 impl<S> Layer<S> for RequestSpanLayer {
     type Service = RequestSpan<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequestSpan { inner }
+        RequestSpan {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -48,11 +61,12 @@ impl<S> Layer<S> for RequestSpanLayer {
 #[derive(Debug, Clone)]
 pub struct RequestSpan<S> {
     inner: S,
+    metrics: Metrics,
 }
 
 /// The answer to a request whose handler panicked.
-fn panicked() -> Response<Body> {
-    metrics::counter!("authbridge_panics_total").increment(1);
+fn panicked(metrics: &Metrics) -> Response<Body> {
+    metrics.counter("authbridge_panics_total").increment(1);
     error_body(
         StatusCode::INTERNAL_SERVER_ERROR,
         codes::INTERNAL,
@@ -90,14 +104,20 @@ where
         let inner = &mut self.inner;
         let future =
             span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req))));
+        // The future counts a panic of its own; the service is cloned for
+        // each request anyway (axum's routes are), so this is one more
+        // reference count, no lookup.
+        let metrics = self.metrics.clone();
         match future {
             Ok(future) => WithId {
                 inner: Some(AssertUnwindSafe(future).catch_unwind().instrument(span)),
                 id: Some(id),
+                metrics,
             },
             Err(_) => WithId {
                 inner: None,
                 id: Some(id),
+                metrics,
             },
         }
     }
@@ -110,6 +130,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Option<Instrumented<CatchUnwind<AssertUnwindSafe<F>>>>,
         id: Option<HeaderValue>,
+        metrics: Metrics,
     }
 }
 
@@ -122,10 +143,10 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut result = match this.inner.as_pin_mut() {
-            None => Ok(panicked()),
+            None => Ok(panicked(this.metrics)),
             Some(inner) => match ready!(inner.poll(cx)) {
                 Ok(result) => result,
-                Err(_panic) => Ok(panicked()),
+                Err(_panic) => Ok(panicked(this.metrics)),
             },
         };
         if let (Ok(response), Some(id)) = (&mut result, this.id.take()) {
@@ -146,7 +167,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_handler_gets_a_json_500_with_an_id_and_no_panic_text() {
-        let service = RequestSpanLayer.layer(tower::service_fn(boom));
+        let metrics = Metrics::new();
+        let service = RequestSpanLayer::new(metrics.clone()).layer(tower::service_fn(boom));
         let response = service.oneshot(Request::new(Body::empty())).await.unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(response.headers().contains_key(X_REQUEST_ID));
@@ -157,5 +179,6 @@ mod tests {
             &body[..],
             br#"{"errorCode":"1000","errorText":"Internal error"}"#
         );
+        assert!(metrics.render().contains("authbridge_panics_total 1"));
     }
 }

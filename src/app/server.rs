@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::app::first_bytes::FirstBytes;
 use crate::app::http_refusals::ShapedRefusals;
+use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
@@ -143,7 +144,7 @@ pub fn bind_shared(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// Starts `workers` accept loops (see [`crate::worker`]): the first on
 /// `first`, the others on new sockets bound to the same address. Each runs
 /// until `stop` turns true, then drains its connections. The connection cap
-/// is shared by all.
+/// is shared by all; refused and timed-out connections count in `metrics`.
 pub fn spawn_workers(
     first: std::net::TcpListener,
     workers: usize,
@@ -151,6 +152,7 @@ pub fn spawn_workers(
     limits: ConnLimits,
     tls: Option<Arc<ReloadableCert>>,
     stop: tokio::sync::watch::Receiver<bool>,
+    metrics: Metrics,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let addr = first.local_addr()?;
     let mut listeners = vec![first];
@@ -161,6 +163,7 @@ pub fn spawn_workers(
     let mut handles = Vec::with_capacity(listeners.len());
     for (i, listener) in listeners.into_iter().enumerate() {
         let (app, limits, tls, slots) = (app.clone(), limits.clone(), tls.clone(), slots.clone());
+        let metrics = metrics.clone();
         let mut stop = stop.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -180,7 +183,8 @@ pub fn spawn_workers(
                     let stopped = async move {
                         let _ = stop.wait_for(|s| *s).await;
                     };
-                    if let Err(e) = serve(listener, app, limits, tls, slots, stopped).await {
+                    if let Err(e) = serve(listener, app, limits, tls, slots, metrics, stopped).await
+                    {
                         tracing::error!(error = %e, "worker stopped");
                     }
                 });
@@ -191,13 +195,15 @@ pub fn spawn_workers(
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets in-flight
-/// requests finish (up to `limits.drain`). `slots` caps open connections.
+/// requests finish (up to `limits.drain`). `slots` caps open connections;
+/// refused, cut and failed ones count in `metrics`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnLimits,
     tls: Option<Arc<ReloadableCert>>,
     slots: Arc<Semaphore>,
+    metrics: Metrics,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let acceptor = match &tls {
@@ -230,7 +236,9 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            metrics::counter!("authbridge_connections_refused_total").increment(1);
+            metrics
+                .counter("authbridge_connections_refused_total")
+                .increment(1);
             drop(tcp);
             continue;
         };
@@ -245,10 +253,14 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let header_read_timeout = limits.header_read_timeout;
         let watcher = graceful.watcher();
+        // One clone per connection, not per request: for the rare cut or
+        // failed one.
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             match acceptor {
                 None => {
-                    let io = ShapedRefusals::new(FirstBytes::new(tcp, header_read_timeout));
+                    let io =
+                        ShapedRefusals::new(FirstBytes::new(tcp, header_read_timeout, metrics));
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
@@ -257,10 +269,13 @@ pub async fn serve(
                     let Ok(Ok(stream)) =
                         tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
                     else {
-                        metrics::counter!("authbridge_tls_handshake_failures_total").increment(1);
+                        metrics
+                            .counter("authbridge_tls_handshake_failures_total")
+                            .increment(1);
                         return;
                     };
-                    let io = ShapedRefusals::new(FirstBytes::new(stream, header_read_timeout));
+                    let io =
+                        ShapedRefusals::new(FirstBytes::new(stream, header_read_timeout, metrics));
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }

@@ -29,6 +29,7 @@ use crate::lookup::cache::{
     Answer, AnswerCache, CacheKey, CachePolicy, Entry, KeyBuildHasher, KeyHasher,
 };
 use crate::lookup::shared_cache::{Lock, SharedCache};
+use crate::metrics::Metrics;
 use crate::upstream::{Fetched, Pipeline, Transport};
 
 pub mod cache;
@@ -104,10 +105,13 @@ struct Inner {
     engine: ArcSwap<Engine>,
     shared: Option<SharedCache>,
     in_flight: Mutex<HashMap<CacheKey, InFlight, KeyBuildHasher>>,
+    /// The application's registry (its hot handles resolved there).
+    metrics: Metrics,
 }
 
 impl Lookup {
-    /// A lookup service; `namespace` separates this front's cache keys.
+    /// A lookup service; `namespace` separates this front's cache keys. It
+    /// records into the transport's registry: one per application.
     pub fn new(
         namespace: &'static str,
         hasher: KeyHasher,
@@ -116,6 +120,7 @@ impl Lookup {
         engine: Engine,
         shared: Option<SharedCache>,
     ) -> Self {
+        let metrics = transport.metrics().clone();
         Self {
             inner: Arc::new(Inner {
                 namespace,
@@ -125,6 +130,7 @@ impl Lookup {
                 engine: ArcSwap::from_pointee(engine),
                 shared,
                 in_flight: Mutex::new(HashMap::with_hasher(KeyBuildHasher)),
+                metrics,
             }),
         }
     }
@@ -132,6 +138,11 @@ impl Lookup {
     /// The cache, for stats.
     pub fn cache(&self) -> &AnswerCache {
         &self.inner.cache
+    }
+
+    /// The application's registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// The CRM transport, for stats.
@@ -204,7 +215,7 @@ impl Lookup {
         if let Some(entry) = &cached
             && entry.is_fresh()
         {
-            crate::metrics::hot().cache_hits.increment(1);
+            self.inner.metrics.hot().cache_hits.increment(1);
             return Ok((entry.answer.clone(), Source::Cache));
         }
         let deadline = engine.limits.request_timeout;
@@ -228,11 +239,15 @@ impl Lookup {
         {
             cached = shared.get(&key, &engine.mapping_digest, generation).await;
             if let Some(entry) = &cached {
-                metrics::counter!("authbridge_cache_shared_hits_total").increment(1);
+                self.inner
+                    .metrics
+                    .counter("authbridge_cache_shared_hits_total")
+                    .increment(1);
                 self.inner.cache.insert(key, entry.clone()).await;
             }
         }
-        let hot = crate::metrics::hot();
+        let metrics = &self.inner.metrics;
+        let hot = metrics.hot();
         let Some(entry) = cached else {
             hot.cache_misses.increment(1);
             return self
@@ -253,9 +268,10 @@ impl Lookup {
                 .map(|a| (a, Source::Crm));
         }
         if engine.policy.stale_while_revalidate {
-            metrics::counter!("authbridge_stale_served_total", "reason" => "revalidate")
+            metrics
+                .counter_with("authbridge_stale_served_total", &[("reason", "revalidate")])
                 .increment(1);
-            metrics::counter!("authbridge_refreshes_total").increment(1);
+            metrics.counter("authbridge_refreshes_total").increment(1);
             // Joins the refresh already running for this key, if any.
             drop(self.start_fetch(engine, key, token));
             return Ok((entry.answer, Source::StaleWhileRevalidate));
@@ -268,7 +284,8 @@ impl Lookup {
             Some(wait) => match tokio::time::timeout(wait, fetch).await {
                 Ok(fetched) => fetched,
                 Err(_) => {
-                    metrics::counter!("authbridge_stale_served_total", "reason" => "slow")
+                    metrics
+                        .counter_with("authbridge_stale_served_total", &[("reason", "slow")])
                         .increment(1);
                     return Ok((entry.answer, Source::StaleIfSlow));
                 }
@@ -278,7 +295,8 @@ impl Lookup {
         match fetched {
             Ok(answer) => Ok((answer, Source::Crm)),
             Err(LookupError::Upstream(e)) if e.is_crm_failure() => {
-                metrics::counter!("authbridge_stale_served_total", "reason" => "error")
+                metrics
+                    .counter_with("authbridge_stale_served_total", &[("reason", "error")])
                     .increment(1);
                 tracing::info!(kind = e.label(), "CRM failed: serving a stale card");
                 Ok((entry.answer, Source::StaleIfError))
@@ -335,7 +353,7 @@ impl Lookup {
             let result = inner.fetch(&engine, &token).await;
             if let Err(e) = &result {
                 // Logged once per fetch, however many callers wait for it.
-                tracing::warn!(error = %e, outcome = e.answer().outcome, "CRM lookup failed");
+                tracing::warn!(error = %e, outcome = e.outcome(), "CRM lookup failed");
             }
             if let Ok(answer) = &result
                 && let Some(entry) = engine.policy.entry(answer.clone(), generation)
@@ -385,7 +403,7 @@ impl Inner {
                 let producer = Arc::clone(&engine.producer);
                 let card = engine
                     .pool
-                    .run(offload, move || producer.produce(&crm))
+                    .run(offload, &self.metrics, move || producer.produce(&crm))
                     .await?;
                 Ok(Answer::Card(Bytes::from(card)))
             }

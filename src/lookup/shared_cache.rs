@@ -22,6 +22,7 @@ use secrecy::ExposeSecret;
 
 use crate::config::{ConfigError, RedisSettings, read_secret};
 use crate::lookup::cache::{Answer, CacheKey, Entry};
+use crate::metrics::Metrics;
 
 const FORMAT: u8 = 1;
 /// How long Redis is left alone after a failed call.
@@ -47,6 +48,8 @@ pub struct SharedCache {
     lock: Duration,
     cipher: Option<Aes256Gcm>,
     down_until: std::sync::Mutex<Option<Instant>>,
+    /// Where Redis errors are counted.
+    metrics: Metrics,
 }
 
 fn invalid(key: &str, msg: &str) -> ConfigError {
@@ -60,9 +63,10 @@ fn now_ms() -> u64 {
 }
 
 impl SharedCache {
-    /// The shared cache of `s`, or `None` when `redis.url` is empty. Does not
-    /// connect: Redis may come up after authbridge.
-    pub fn new(s: &RedisSettings) -> Result<Option<Self>, ConfigError> {
+    /// The shared cache of `s`, or `None` when `redis.url` is empty; its
+    /// errors are counted in `metrics`. Does not connect: Redis may come up
+    /// after authbridge.
+    pub fn new(s: &RedisSettings, metrics: &Metrics) -> Result<Option<Self>, ConfigError> {
         if !s.enabled() {
             return Ok(None);
         }
@@ -104,6 +108,7 @@ impl SharedCache {
             lock: s.lock,
             cipher,
             down_until: std::sync::Mutex::new(None),
+            metrics: metrics.clone(),
         }))
     }
 
@@ -124,7 +129,9 @@ impl SharedCache {
     }
 
     fn failed(&self, op: &'static str) {
-        metrics::counter!("authbridge_redis_errors_total", "op" => op).increment(1);
+        self.metrics
+            .counter_with("authbridge_redis_errors_total", &[("op", op)])
+            .increment(1);
         let mut down = self.down_until.lock().expect("redis state lock");
         if down.is_none() {
             tracing::warn!(

@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::oauth2::OAuth2;
 use crate::config::{AuthKind, ConfigError, UpstreamAuthSettings, read_secret};
+use crate::metrics::Metrics;
 
 /// How every CRM request is authenticated.
 #[derive(Debug, Clone)]
@@ -26,10 +27,12 @@ pub enum Auth {
 }
 
 impl Auth {
-    /// The auth of `settings`; `http` is used for OAuth2 token requests.
+    /// The auth of `settings`; `http` is used for OAuth2 token requests,
+    /// counted in `metrics`.
     pub fn new(
         settings: &UpstreamAuthSettings,
         http: &reqwest::Client,
+        metrics: &Metrics,
     ) -> Result<Self, ConfigError> {
         let secret = read_secret(
             ("upstream.auth.secret_env", settings.secret_env.as_deref()),
@@ -83,7 +86,13 @@ impl Auth {
                         "oauth2 needs the token endpoint as an http(s) URL",
                     )
                 })?;
-                Auth::OAuth2(OAuth2::new(http.clone(), token_url, settings, secret))
+                Auth::OAuth2(OAuth2::new(
+                    http.clone(),
+                    token_url,
+                    settings,
+                    secret,
+                    metrics.clone(),
+                ))
             }
         })
     }

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::BreakerSettings;
+use crate::metrics::Metrics;
 
 /// The breaker's state, as exported (`authbridge_breaker_state`: 0, 1, 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,8 @@ struct Inner {
 #[derive(Debug)]
 pub struct Breaker {
     settings: BreakerSettings,
+    /// Where the state gauge and the transitions are counted.
+    metrics: Metrics,
     started: Instant,
     slice: Duration,
     inner: Mutex<Inner>,
@@ -106,10 +109,11 @@ impl Drop for Permit<'_> {
 
 impl Breaker {
     /// A closed breaker.
-    pub fn new(settings: &BreakerSettings) -> Self {
-        metrics::gauge!("authbridge_breaker_state").set(0.0);
+    pub fn new(settings: &BreakerSettings, metrics: Metrics) -> Self {
+        metrics.gauge("authbridge_breaker_state").set(0.0);
         Self {
             settings: settings.clone(),
+            metrics,
             started: Instant::now(),
             slice: (settings.window / BUCKETS as u32).max(Duration::from_millis(1)),
             inner: Mutex::new(Inner {
@@ -127,16 +131,19 @@ impl Breaker {
         self.inner.lock().expect("breaker lock").state
     }
 
-    fn transition(inner: &mut Inner, to: State) {
+    fn transition(&self, inner: &mut Inner, to: State) {
         if inner.state != to {
             tracing::warn!(
                 from = inner.state.name(),
                 to = to.name(),
                 "CRM circuit breaker"
             );
-            metrics::counter!("authbridge_breaker_transitions_total", "to" => to.name())
+            self.metrics
+                .counter_with("authbridge_breaker_transitions_total", &[("to", to.name())])
                 .increment(1);
-            metrics::gauge!("authbridge_breaker_state").set(to.gauge());
+            self.metrics
+                .gauge("authbridge_breaker_state")
+                .set(to.gauge());
             inner.state = to;
         }
     }
@@ -158,7 +165,7 @@ impl Breaker {
                 reported: false,
             }),
             State::Open if inner.opened_at.elapsed() >= self.settings.open => {
-                Self::transition(&mut inner, State::HalfOpen);
+                self.transition(&mut inner, State::HalfOpen);
                 inner.probe_in_flight = true;
                 Some(Permit {
                     breaker: self,
@@ -191,10 +198,10 @@ impl Breaker {
             if success {
                 inner.consecutive = 0;
                 inner.buckets = [Bucket::default(); BUCKETS];
-                Self::transition(&mut inner, State::Closed);
+                self.transition(&mut inner, State::Closed);
             } else {
                 inner.opened_at = Instant::now();
-                Self::transition(&mut inner, State::Open);
+                self.transition(&mut inner, State::Open);
             }
             return;
         }
@@ -232,7 +239,7 @@ impl Breaker {
             && inner.consecutive >= self.settings.consecutive_failures;
         if ratio_tripped || consecutive_tripped {
             inner.opened_at = Instant::now();
-            Self::transition(&mut inner, State::Open);
+            self.transition(&mut inner, State::Open);
         }
     }
 }
@@ -242,25 +249,31 @@ mod tests {
     use super::*;
 
     fn breaker(open_ms: u64) -> Breaker {
-        Breaker::new(&BreakerSettings {
-            enabled: true,
-            consecutive_failures: 3,
-            failure_ratio: 0.5,
-            min_requests: 10,
-            window: Duration::from_millis(60_000),
-            open: Duration::from_millis(open_ms),
-        })
+        Breaker::new(
+            &BreakerSettings {
+                enabled: true,
+                consecutive_failures: 3,
+                failure_ratio: 0.5,
+                min_requests: 10,
+                window: Duration::from_millis(60_000),
+                open: Duration::from_millis(open_ms),
+            },
+            Metrics::new(),
+        )
     }
 
     fn ratio_only() -> Breaker {
-        Breaker::new(&BreakerSettings {
-            enabled: true,
-            consecutive_failures: 0,
-            failure_ratio: 0.5,
-            min_requests: 20,
-            window: Duration::from_millis(10_000),
-            open: Duration::from_millis(60_000),
-        })
+        Breaker::new(
+            &BreakerSettings {
+                enabled: true,
+                consecutive_failures: 0,
+                failure_ratio: 0.5,
+                min_requests: 20,
+                window: Duration::from_millis(10_000),
+                open: Duration::from_millis(60_000),
+            },
+            Metrics::new(),
+        )
     }
 
     fn outcome(b: &Breaker, ok: bool) {

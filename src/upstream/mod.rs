@@ -27,10 +27,13 @@ mod tests {
 
     #[test]
     fn hostile_tokens_stay_inside_one_segment() {
-        let t = Transport::new(&UpstreamSettings {
-            base_url: Some("http://127.0.0.1:9/api/".parse().unwrap()),
-            ..Default::default()
-        })
+        let t = Transport::new(
+            &UpstreamSettings {
+                base_url: Some("http://127.0.0.1:9/api/".parse().unwrap()),
+                ..Default::default()
+            },
+            crate::metrics::Metrics::new(),
+        )
         .unwrap();
         let doc = json!({});
         let vars = |token| Vars {

@@ -12,6 +12,7 @@ use url::Url;
 
 use super::error::UpstreamError;
 use crate::config::{ClientAuth, UpstreamAuthSettings};
+use crate::metrics::Metrics;
 
 /// Lifetime assumed when the token endpoint does not say (`expires_in`).
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
@@ -37,6 +38,8 @@ pub struct OAuth2 {
     /// Held while a token is fetched, so concurrent callers wait for that
     /// one request instead of each starting their own.
     refresh: tokio::sync::Mutex<()>,
+    /// Where token requests are counted.
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for OAuth2 {
@@ -64,6 +67,7 @@ impl OAuth2 {
         token_url: Url,
         s: &UpstreamAuthSettings,
         secret: SecretString,
+        metrics: Metrics,
     ) -> Arc<Self> {
         Arc::new(Self {
             http,
@@ -75,6 +79,7 @@ impl OAuth2 {
             client_auth: s.client_auth,
             current: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(()),
+            metrics,
         })
     }
 
@@ -131,7 +136,12 @@ impl OAuth2 {
         }
         let result = self.exchange(request.form(&form)).await;
         let label = if result.is_ok() { "ok" } else { "failed" };
-        metrics::counter!("authbridge_oauth2_token_requests_total", "result" => label).increment(1);
+        self.metrics
+            .counter_with(
+                "authbridge_oauth2_token_requests_total",
+                &[("result", label)],
+            )
+            .increment(1);
         let (header, lifetime) = result?;
         let renew_before = RENEW_BEFORE.min(lifetime / 10);
         *self.current.write().expect("token lock") = Some(Token {

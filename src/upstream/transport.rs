@@ -23,6 +23,7 @@ use super::client::{self, ClientSettings, CrmClient};
 use super::error::UpstreamError;
 use super::outcome::NotFoundRule;
 use crate::config::{ConfigError, RetrySettings, TlsSettings, UpstreamSettings};
+use crate::metrics::Metrics;
 
 /// What the CRM said.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +58,8 @@ pub struct Transport {
     gate: Gate,
     retry: RetrySettings,
     budget: TpsBudget,
+    /// The application's registry: CRM requests, retries and sheds.
+    metrics: Metrics,
 }
 
 /// A cap on CRM requests in flight with a bounded queue in front of it:
@@ -66,6 +69,7 @@ struct Gate {
     slots: Semaphore,
     waiting: AtomicUsize,
     max_queue: usize,
+    metrics: Metrics,
 }
 
 /// Decrements the queue length however the wait ends (cancelled included).
@@ -84,7 +88,9 @@ impl Gate {
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_queue {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
-            metrics::counter!("authbridge_shed_total", "reason" => "crm_queue_full").increment(1);
+            self.metrics
+                .counter_with("authbridge_shed_total", &[("reason", "crm_queue_full")])
+                .increment(1);
             return Err(UpstreamError::Overloaded);
         }
         let _waiting = Waiting(&self.waiting);
@@ -173,14 +179,19 @@ impl TlsMaterial {
 }
 
 impl Transport {
-    /// The client for `s`; certificates, keys and secrets are read here.
-    pub fn new(s: &UpstreamSettings) -> Result<Self, ConfigError> {
-        Self::with_workers(s, 0)
+    /// The client for `s`, recording into `metrics`; certificates, keys and
+    /// secrets are read here.
+    pub fn new(s: &UpstreamSettings, metrics: Metrics) -> Result<Self, ConfigError> {
+        Self::with_workers(s, 0, metrics)
     }
 
     /// As [`new`](Self::new), with a connection pool for each of `workers`
     /// worker threads (see [`crate::worker`]).
-    pub fn with_workers(s: &UpstreamSettings, workers: usize) -> Result<Self, ConfigError> {
+    pub fn with_workers(
+        s: &UpstreamSettings,
+        workers: usize,
+        metrics: Metrics,
+    ) -> Result<Self, ConfigError> {
         let base = s.base_url.clone().ok_or_else(|| {
             ConfigError::invalid(
                 "upstream.base_url",
@@ -210,16 +221,17 @@ impl Transport {
         let clients = (0..=workers)
             .map(|_| client::build(tls.clone(), &settings))
             .collect::<Vec<_>>();
-        let auth = Auth::new(&s.auth, &oauth_http)?;
+        let auth = Auth::new(&s.auth, &oauth_http, &metrics)?;
         Ok(Self {
             base,
             clients,
             auth,
-            breaker: Breaker::new(&s.breaker),
+            breaker: Breaker::new(&s.breaker, metrics.clone()),
             gate: Gate {
                 slots: Semaphore::new(s.max_in_flight),
                 waiting: AtomicUsize::new(0),
                 max_queue: s.max_queue,
+                metrics: metrics.clone(),
             },
             retry: s.retry.clone(),
             budget: TpsBudget::new(
@@ -227,6 +239,7 @@ impl Transport {
                 s.retry.budget_min_per_sec,
                 s.retry.budget_percent / 100.0,
             ),
+            metrics,
         })
     }
 
@@ -267,8 +280,11 @@ impl Transport {
             Ok((status, _)) => status_label(*status),
             Err(e) => e.label(),
         };
-        metrics::counter!("authbridge_upstream_requests_total", "status" => label).increment(1);
-        metrics::histogram!("authbridge_upstream_duration_seconds")
+        self.metrics
+            .counter_with("authbridge_upstream_requests_total", &[("status", label)])
+            .increment(1);
+        self.metrics
+            .histogram("authbridge_upstream_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         result.map(|(_, fetched)| fetched)
     }
@@ -278,6 +294,11 @@ impl Transport {
         self.clients
             .get(crate::worker::current())
             .unwrap_or(&self.clients[0])
+    }
+
+    /// The application's registry (the pipeline counts its steps there).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The breaker's state, for the admin API.
@@ -318,7 +339,8 @@ impl Transport {
                 // one, so a struggling CRM's retries do not starve lookups.
                 let _slot = self.gate.enter().await?;
                 let Some(permit) = self.breaker.allow() else {
-                    metrics::counter!("authbridge_shed_total", "reason" => "circuit_open")
+                    self.metrics
+                        .counter_with("authbridge_shed_total", &[("reason", "circuit_open")])
                         .increment(1);
                     return Err(UpstreamError::CircuitOpen);
                 };
@@ -336,10 +358,16 @@ impl Transport {
                         return Err(e);
                     };
                     if !self.budget.withdraw() {
-                        metrics::counter!("authbridge_retries_total", "result" => "budget_exhausted").increment(1);
+                        self.metrics
+                            .counter_with(
+                                "authbridge_retries_total",
+                                &[("result", "budget_exhausted")],
+                            )
+                            .increment(1);
                         return Err(e);
                     }
-                    metrics::counter!("authbridge_retries_total", "result" => "retried")
+                    self.metrics
+                        .counter_with("authbridge_retries_total", &[("result", "retried")])
                         .increment(1);
                     tracing::debug!(
                         kind = e.label(),

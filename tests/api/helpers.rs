@@ -111,6 +111,12 @@ impl TestApp {
             .expect("authbridge answers")
     }
 
+    /// This app's `/metrics` text: its own registry, untouched by the other
+    /// apps the parallel tests run.
+    pub async fn metrics(&self) -> String {
+        metrics_of(&self.address).await
+    }
+
     /// How many requests the CRM received.
     pub async fn crm_calls(&self) -> usize {
         // Recording is on for every mock here; off would make every count 0
@@ -121,6 +127,29 @@ impl TestApp {
             .expect("the mock CRM records requests")
             .len()
     }
+}
+
+/// The `/metrics` text of the app at `address` (for tests that start apps
+/// without a [`TestApp`]).
+pub async fn metrics_of(address: &str) -> String {
+    let response = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(format!("{address}/metrics"))
+        .send()
+        .await
+        .expect("authbridge answers");
+    assert_eq!(response.status(), 200, "GET /metrics");
+    response.text().await.expect("a text body")
+}
+
+/// The value of `sample` (name with labels, as printed) in a Prometheus text;
+/// 0 when absent.
+pub fn metric_in(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Settings for a test: loopback port 0, the generic bank mapping, `crm_url`.

@@ -10,7 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{assert_error, fixture, repo_path, start, start_with_admin, test_settings};
+use crate::helpers::{
+    assert_error, fixture, metrics_of, repo_path, start, start_with_admin, test_settings,
+};
 use authbridge::config::AccessKind;
 
 use crate::helpers::file;
@@ -351,14 +353,7 @@ async fn reloading_under_load_loses_no_request() {
         .await
         .unwrap();
     assert_eq!(card["client"]["type"], "1", "still the last valid mapping");
-    let metrics = http()
-        .get(format!("{address}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&address).await;
     assert!(metrics.contains("authbridge_reloads_total{result=\"failed\"}"));
     assert!(metrics.contains("authbridge_reloads_total{result=\"ok\"}"));
 }

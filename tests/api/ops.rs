@@ -6,7 +6,7 @@ use authbridge::Application;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer};
 
-use crate::helpers::{alice, crm_path, init_logs, spawn_app, test_settings};
+use crate::helpers::{alice, crm_path, init_logs, metric_in, spawn_app, test_settings};
 
 #[tokio::test]
 async fn health_and_readiness() {
@@ -34,22 +34,82 @@ async fn metrics_count_requests_cache_and_crm_without_tokens() {
     assert_eq!(second.headers()["x-authbridge-cache"], "hit");
     assert_eq!(app.crm_calls().await, 1);
 
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.metrics().await;
 
+    // This app's own registry: exact counts, whatever other tests run.
+    for (sample, value) in [
+        ("authbridge_requests_total{outcome=\"found\"}", 1.0),
+        ("authbridge_requests_total{outcome=\"found_cached\"}", 1.0),
+        ("authbridge_upstream_requests_total{status=\"200\"}", 1.0),
+        ("authbridge_cache_hits_total", 1.0),
+        ("authbridge_cache_misses_total", 1.0),
+        ("authbridge_request_duration_seconds_count", 2.0),
+        ("authbridge_upstream_duration_seconds_count", 1.0),
+        ("authbridge_cache_entries", 1.0),
+    ] {
+        assert_eq!(metric_in(&text, sample), value, "{sample} in:\n{text}");
+    }
     for name in [
-        "authbridge_requests_total{outcome=\"found\"}",
-        "authbridge_requests_total{outcome=\"found_cached\"}",
-        "authbridge_upstream_requests_total{status=\"200\"}",
-        "authbridge_cache_hits_total",
-        "authbridge_cache_misses_total",
         "authbridge_request_duration_seconds_bucket",
         "authbridge_upstream_duration_seconds_bucket",
-        "authbridge_cache_entries",
         "authbridge_cache_bytes",
+        "# HELP authbridge_requests_total Lookups answered, by outcome",
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
     assert!(!text.contains("metric-token-abc"));
+}
+
+#[tokio::test]
+async fn each_app_counts_only_its_own_requests() {
+    // Two apps in one process, each in front of its own CRM: one finds a
+    // customer, the other does not.
+    let finds = spawn_app().await;
+    Mock::given(path(crm_path("known")))
+        .respond_with(alice())
+        .mount(&finds.crm)
+        .await;
+    let misses = spawn_app().await;
+
+    assert_eq!(finds.lookup("known").await.status(), 200);
+    assert_eq!(finds.lookup("known").await.status(), 200);
+    assert_eq!(misses.lookup("stranger").await.status(), 404);
+
+    let (found, missed) = (finds.metrics().await, misses.metrics().await);
+    let pairs = [
+        ("authbridge_requests_total{outcome=\"found\"}", 1.0, 0.0),
+        (
+            "authbridge_requests_total{outcome=\"found_cached\"}",
+            1.0,
+            0.0,
+        ),
+        ("authbridge_requests_total{outcome=\"not_found\"}", 0.0, 1.0),
+        (
+            "authbridge_upstream_requests_total{status=\"200\"}",
+            1.0,
+            0.0,
+        ),
+        (
+            "authbridge_upstream_requests_total{status=\"404\"}",
+            0.0,
+            1.0,
+        ),
+        ("authbridge_cache_hits_total", 1.0, 0.0),
+        ("authbridge_cache_misses_total", 1.0, 1.0),
+        ("authbridge_request_duration_seconds_count", 2.0, 1.0),
+        ("authbridge_cache_entries", 1.0, 1.0),
+    ];
+    for (sample, in_finds, in_misses) in pairs {
+        assert_eq!(metric_in(&found, sample), in_finds, "{sample} in:\n{found}");
+        assert_eq!(
+            metric_in(&missed, sample),
+            in_misses,
+            "{sample} in:\n{missed}"
+        );
+    }
+    // Series the other app created are not even listed.
+    assert!(!missed.contains("status=\"200\""), "{missed}");
+    assert!(!found.contains("status=\"404\""), "{found}");
 }
 
 #[tokio::test]

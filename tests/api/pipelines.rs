@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, init_logs, start, test_settings};
+use crate::helpers::{assert_error, init_logs, metrics_of, start, test_settings};
 
 /// A bank CRM spread over three endpoints, with knobs for failure injection.
 #[derive(Default)]
@@ -222,12 +222,7 @@ async fn a_failing_optional_step_leaves_its_fields_out() {
     let card: Value = response.json().await.unwrap();
     assert!(card["client"].get("fieldList").is_none(), "{card}");
     assert_eq!(card["companyList"].as_array().unwrap().len(), 4);
-    let metrics = reqwest::get(format!("{address}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&address).await;
     assert!(
         metrics.contains("authbridge_pipeline_optional_failures_total{step=\"limits\"}"),
         "{metrics}"

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::helpers::{metric_in, metrics_of};
+
 /// Sends signal `name` to `pid` with the shell's own `kill` (no package
 /// needed beyond `sh`).
 pub fn signal(pid: u32, name: &str) {
@@ -135,13 +137,7 @@ impl Served {
 
     /// The value of one sample of `/metrics` (0 when absent).
     pub async fn metric(&self, sample: &str) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", self.base))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        metric_in(&text, sample)
+        metric_in(&metrics_of(&self.base).await, sample)
     }
 
     /// Waits for the process to exit (at most `limit`), returning its status.
@@ -155,13 +151,6 @@ impl Served {
         }
         None
     }
-}
-
-/// The value of `sample` (name with labels, as printed) in a Prometheus text.
-pub fn metric_in(text: &str, sample: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 impl Drop for Served {

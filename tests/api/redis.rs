@@ -10,7 +10,7 @@ use serde_json::Value;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{crm_path, fixture, start, test_settings};
+use crate::helpers::{crm_path, fixture, metrics_of, start, test_settings};
 
 /// A redis-server on a free loopback port, killed when dropped.
 struct RedisServer {
@@ -208,12 +208,7 @@ async fn killing_redis_mid_test_fails_no_lookup() {
     }
     // Cached cards are still served from memory.
     assert_eq!(card(&address, "before-0").await.0, 200);
-    let metrics = reqwest::get(format!("{address}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&address).await;
     assert!(
         metrics.contains("authbridge_redis_errors_total"),
         "the outage is visible"

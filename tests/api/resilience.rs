@@ -8,7 +8,7 @@ use serde_json::Value;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::helpers::{alice, assert_error, crm_path, fixture, spawn_app_with};
+use crate::helpers::{alice, assert_error, crm_path, fixture, metric_in, spawn_app_with};
 
 /// Short TTLs, no retries, no jitter: call counts are exact.
 fn quick(s: &mut authbridge::Settings) {
@@ -196,8 +196,9 @@ async fn an_empty_retry_budget_stops_retries() {
         .await;
 
     assert_error(app.lookup("x").await, 502, "1006").await;
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("authbridge_retries_total{result=\"budget_exhausted\"}"));
+    let metrics = app.metrics().await;
+    let exhausted = "authbridge_retries_total{result=\"budget_exhausted\"}";
+    assert_eq!(metric_in(&metrics, exhausted), 1.0, "{metrics}");
 }
 
 #[tokio::test]
@@ -231,9 +232,10 @@ async fn the_breaker_opens_fails_fast_keeps_hits_and_recovers() {
     assert_eq!(app.lookup("cached").await.status(), 200);
     drop(storm);
     assert_eq!(app.crm_calls().await, 4);
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("authbridge_breaker_state 2"),
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_in(&metrics, "authbridge_breaker_state"),
+        2.0,
         "open is exported as 2"
     );
 
@@ -245,8 +247,12 @@ async fn the_breaker_opens_fails_fast_keeps_hits_and_recovers() {
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(app.lookup("storm").await.status(), 200);
-    let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("authbridge_breaker_transitions_total{to=\"closed\"}"));
+    let metrics = app.metrics().await;
+    for to in ["open", "half_open", "closed"] {
+        let sample = format!("authbridge_breaker_transitions_total{{to=\"{to}\"}}");
+        assert_eq!(metric_in(&metrics, &sample), 1.0, "{metrics}");
+    }
+    assert_eq!(metric_in(&metrics, "authbridge_breaker_state"), 0.0);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{body_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{captured_logs, fixture, start, users_settings};
+use crate::helpers::{captured_logs, fixture, metrics_of, start, users_settings};
 
 const KEY: &str = "platform-key-123";
 
@@ -377,12 +377,7 @@ async fn passwords_codes_and_identifiers_stay_out_of_logs_and_metrics() {
     assert!(!(200..300).contains(&confirm), "{confirm}");
 
     let logs = captured_logs();
-    let metrics = reqwest::get(format!("{}/metrics", u.address))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&u.address).await;
     for secret in [&secret_password, &secret_code, &identifier] {
         assert!(!logs.contains(secret.as_str()), "a secret reached the logs");
         assert!(

@@ -374,7 +374,8 @@ async fn the_guard_shapes_panics_and_answers_no_handler_chose() {
             "/users/ok",
             post(|| async { axum::Json(json!({"user": {"id": "1"}})) }),
         );
-    let app = authbridge::front::users_api::errors::guard(router, messages);
+    let metrics = authbridge::metrics::Metrics::new();
+    let app = authbridge::front::users_api::errors::guard(router, messages, metrics.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -386,6 +387,7 @@ async fn the_guard_shapes_panics_and_answers_no_handler_chose() {
         "the panic text leaked: {body}"
     );
     assert_failure("boom", "panic", (status, body));
+    assert!(metrics.render().contains("authbridge_users_panics_total 1"));
     let (status, body) = exchange(&addr, "POST", "/users/plain", "", Body::Whole(Vec::new())).await;
     assert_eq!(status, 409);
     assert_failure("plain", "unshaped 409", (status, body));

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate, Times};
 
-use crate::helpers::{captured_logs, fixture, start, users_settings};
+use crate::helpers::{captured_logs, fixture, metrics_of, start, users_settings};
 
 const KEY: &str = "orders-platform-key";
 const SHOPPER: &str = "79991234567";
@@ -225,12 +225,7 @@ async fn the_identifier_stays_out_of_logs_and_metrics() {
     assert_eq!(s.orders("79990000404").await.0, 404);
 
     let logs = captured_logs();
-    let metrics = reqwest::get(format!("{}/metrics", s.address))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&s.address).await;
     for id in [&identifier, &failing] {
         assert!(
             !logs.contains(id.as_str()),

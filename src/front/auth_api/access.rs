@@ -16,9 +16,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 use secrecy::ExposeSecret;
 
-use super::error_body;
+use super::{codes, error_body};
 use crate::config::{AccessKind, AccessSettings, ConfigError, read_secret};
-use crate::error::codes;
+use crate::metrics::Metrics;
 use crate::secrets::{digest, matches};
 
 /// The compiled access rules.
@@ -27,11 +27,14 @@ pub struct Access {
     /// SHA-256 of the exact `Authorization` header value expected, if any.
     expected: Option<[u8; 32]>,
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Where refusals are counted.
+    metrics: Metrics,
 }
 
 impl Access {
-    /// The rules of `s`; secrets are read here.
-    pub fn new(s: &AccessSettings) -> Result<Self, ConfigError> {
+    /// The rules of `s`, counting refusals in `metrics`; secrets are read
+    /// here.
+    pub fn new(s: &AccessSettings, metrics: Metrics) -> Result<Self, ConfigError> {
         let allow = s.allow_cidrs.clone();
         let secret = read_secret(
             ("server.access.secret_env", s.secret_env.as_deref()),
@@ -57,6 +60,7 @@ impl Access {
             allow,
             expected,
             limiter,
+            metrics,
         })
     }
 
@@ -94,11 +98,15 @@ enum Denied {
 }
 
 impl Denied {
-    fn response(self) -> Response {
+    fn response(self, metrics: &Metrics) -> Response {
+        let denied = |reason| {
+            metrics
+                .counter_with("authbridge_access_denied_total", &[("reason", reason)])
+                .increment(1);
+        };
         match self {
             Denied::Network => {
-                metrics::counter!("authbridge_access_denied_total", "reason" => "network")
-                    .increment(1);
+                denied("network");
                 error_body(
                     StatusCode::FORBIDDEN,
                     codes::FORBIDDEN,
@@ -106,8 +114,7 @@ impl Denied {
                 )
             }
             Denied::Credentials => {
-                metrics::counter!("authbridge_access_denied_total", "reason" => "credentials")
-                    .increment(1);
+                denied("credentials");
                 let mut response = error_body(
                     StatusCode::UNAUTHORIZED,
                     codes::UNAUTHORIZED,
@@ -120,7 +127,9 @@ impl Denied {
                 response
             }
             Denied::RateLimited => {
-                metrics::counter!("authbridge_shed_total", "reason" => "rate_limited").increment(1);
+                metrics
+                    .counter_with("authbridge_shed_total", &[("reason", "rate_limited")])
+                    .increment(1);
                 error_body(
                     StatusCode::TOO_MANY_REQUESTS,
                     codes::RATE_LIMITED,
@@ -140,7 +149,7 @@ pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Ne
     let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
     match access.check(peer, authorization) {
         Ok(()) => next.run(request).await,
-        Err(denied) => denied.response(),
+        Err(denied) => denied.response(&access.metrics),
     }
 }
 
@@ -156,6 +165,7 @@ mod tests {
             limiter: Some(RateLimiter::keyed(Quota::per_second(
                 NonZeroU32::new(1).unwrap(),
             ))),
+            metrics: Metrics::new(),
         };
         let inside: IpAddr = "10.1.2.3".parse().unwrap();
         let outside: IpAddr = "192.168.0.1".parse().unwrap();
@@ -173,8 +183,9 @@ mod tests {
             access.check(Some(inside), Some(b"Bearer s3cret")),
             Err(Denied::RateLimited)
         );
-        assert_eq!(Denied::Network.response().status(), 403);
-        assert_eq!(Denied::Credentials.response().status(), 401);
-        assert_eq!(Denied::RateLimited.response().status(), 429);
+        let metrics = &access.metrics;
+        assert_eq!(Denied::Network.response(metrics).status(), 403);
+        assert_eq!(Denied::Credentials.response(metrics).status(), 401);
+        assert_eq!(Denied::RateLimited.response(metrics).status(), 429);
     }
 }

@@ -1,13 +1,69 @@
 //! The Auth API's error answers: `{"errorCode", "errorText"}` with the
 //! status of the README's error table. A failed lookup becomes an
 //! [`ApiError`], which answers itself (`IntoResponse`); the access guard, the
-//! router's fallbacks and the handler all answer through it.
+//! router's fallbacks and the handler all answer through it. The table from
+//! the core's [`LookupError`] to status and `errorCode` is this front's: the
+//! core knows nothing of HTTP.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use crate::error::LookupError;
+use crate::upstream::UpstreamError;
+
+/// Error codes; the README's error table lists the same rows.
+pub mod codes {
+    pub const NOT_FOUND: &str = "1001";
+    pub const BAD_TOKEN: &str = "1002";
+    pub const MAPPING: &str = "1003";
+    pub const TIMEOUT: &str = "1004";
+    pub const UNREACHABLE: &str = "1005";
+    pub const BAD_STATUS: &str = "1006";
+    pub const BAD_RESPONSE: &str = "1007";
+    pub const CRM_AUTH: &str = "1008";
+    pub const CIRCUIT_OPEN: &str = "1009";
+    pub const OVERLOADED: &str = "1010";
+    pub const RATE_LIMITED: &str = "1011";
+    pub const UNAUTHORIZED: &str = "1012";
+    pub const FORBIDDEN: &str = "1013";
+    pub const INTERNAL: &str = "1000";
+    pub const NO_ROUTE: &str = "1404";
+    pub const BAD_METHOD: &str = "1405";
+}
+
+/// The status and `errorCode` of a failed lookup (the README's error table).
+fn status_and_code(err: &LookupError) -> (StatusCode, &'static str) {
+    use codes::*;
+    match err {
+        LookupError::BadToken(_) | LookupError::Upstream(UpstreamError::Unrepresentable(_)) => {
+            (StatusCode::BAD_REQUEST, BAD_TOKEN)
+        }
+        LookupError::Upstream(UpstreamError::Timeout) | LookupError::Deadline => {
+            (StatusCode::GATEWAY_TIMEOUT, TIMEOUT)
+        }
+        LookupError::Upstream(UpstreamError::Unreachable) => (StatusCode::BAD_GATEWAY, UNREACHABLE),
+        LookupError::Upstream(UpstreamError::Status(_) | UpstreamError::Redirect(_)) => {
+            (StatusCode::BAD_GATEWAY, BAD_STATUS)
+        }
+        LookupError::Upstream(
+            UpstreamError::TooLarge(_)
+            | UpstreamError::InvalidJson
+            | UpstreamError::Body
+            | UpstreamError::MissingValue(_)
+            | UpstreamError::FanOutTooLarge(_),
+        ) => (StatusCode::BAD_GATEWAY, BAD_RESPONSE),
+        LookupError::Upstream(UpstreamError::CircuitOpen) => {
+            (StatusCode::SERVICE_UNAVAILABLE, CIRCUIT_OPEN)
+        }
+        LookupError::Upstream(UpstreamError::Overloaded) => {
+            (StatusCode::SERVICE_UNAVAILABLE, OVERLOADED)
+        }
+        LookupError::Upstream(UpstreamError::Auth(_)) => (StatusCode::BAD_GATEWAY, CRM_AUTH),
+        LookupError::Mapping(_) => (StatusCode::INTERNAL_SERVER_ERROR, MAPPING),
+        LookupError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL),
+    }
+}
 
 /// An error as this front answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,13 +88,13 @@ impl ApiError {
 
 impl From<&LookupError> for ApiError {
     fn from(err: &LookupError) -> Self {
-        let answer = err.answer();
+        let (status, code) = status_and_code(err);
         let text = match err {
             // Internal details stay in the log.
             LookupError::Internal(_) => "Internal error".to_owned(),
             other => other.to_string(),
         };
-        Self::new(answer.status, answer.code, text)
+        Self::new(status, code, text)
     }
 }
 

@@ -14,17 +14,18 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use bytes::Bytes;
 
-use crate::error::{LookupError, codes};
+use crate::error::LookupError;
 use crate::json_response::json;
 use crate::lookup::Source;
 use crate::lookup::cache::Answer;
 use crate::lookup::{Limits, Lookup};
+use crate::metrics::Metrics;
 
 pub mod access;
 pub mod card;
 mod error;
 
-pub use error::{ApiError, error_body};
+pub use error::{ApiError, codes, error_body};
 
 /// This front's cache key space.
 pub const NAMESPACE: &str = "auth-api";
@@ -96,13 +97,17 @@ pub fn check_token(token: &str, limits: &Limits) -> Result<(), LookupError> {
     Ok(())
 }
 
-fn record(outcome: &'static str, started: Instant) {
-    let hot = crate::metrics::hot();
+/// Counts one answered lookup in the application's registry: the common
+/// outcomes through pre-resolved handles, the rare ones by name.
+fn record(metrics: &Metrics, outcome: &'static str, started: Instant) {
+    let hot = metrics.hot();
     match outcome {
         "found_cached" => hot.found_cached.increment(1),
         "found" => hot.found.increment(1),
         "not_found" => hot.not_found.increment(1),
-        other => metrics::counter!("authbridge_requests_total", "outcome" => other).increment(1),
+        other => metrics
+            .counter_with("authbridge_requests_total", &[("outcome", other)])
+            .increment(1),
     }
     hot.duration.record(started.elapsed().as_secs_f64());
 }
@@ -134,26 +139,26 @@ async fn client_by_token(
                 Source::StaleIfSlow => ("found_stale", STALE_IF_SLOW),
                 Source::StaleWhileRevalidate => ("found_stale", STALE_WHILE_REVALIDATE),
             };
-            record(outcome, started);
+            record(auth.metrics(), outcome, started);
             let mut response = json(StatusCode::OK, bytes);
             response.headers_mut().insert(CACHE_STATUS, cache);
             response
         }
         Ok((Answer::NotFound, _)) => {
-            record("not_found", started);
+            record(auth.metrics(), "not_found", started);
             json(StatusCode::NOT_FOUND, Bytes::from_static(NOT_FOUND_BODY))
         }
         Err(err) => {
-            let answer = err.answer();
-            record(answer.outcome, started);
-            tracing::debug!(outcome = answer.outcome, "lookup failed");
+            let outcome = err.outcome();
+            record(auth.metrics(), outcome, started);
+            tracing::debug!(outcome, "lookup failed");
             ApiError::from(&err).into_response()
         }
     }
 }
 
-async fn empty_token() -> Response {
-    record("bad_token", Instant::now());
+async fn empty_token(State(auth): State<Lookup>) -> Response {
+    record(auth.metrics(), "bad_token", Instant::now());
     error_body(
         StatusCode::BAD_REQUEST,
         codes::BAD_TOKEN,

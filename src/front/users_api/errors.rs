@@ -16,6 +16,8 @@ use axum::response::Response;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::UsersMessages;
+use crate::error::LookupError;
+use crate::metrics::Metrics;
 
 /// Marks an answer that is already in the platform's shape.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +36,48 @@ pub fn error(status: StatusCode, message: &str) -> Response {
     answer(status, body.to_string().into_bytes())
 }
 
+/// This front's status for a failed lookup or forward: a 400 when the
+/// identifier cannot be asked for, else a 5xx naming whose side failed
+/// (timeout 504, paused or overloaded 503, the CRM 502, ours 500).
+pub fn status_for(e: &LookupError) -> StatusCode {
+    use crate::upstream::UpstreamError as U;
+    match e {
+        LookupError::BadToken(_) | LookupError::Upstream(U::Unrepresentable(_)) => {
+            StatusCode::BAD_REQUEST
+        }
+        LookupError::Upstream(U::Timeout) | LookupError::Deadline => StatusCode::GATEWAY_TIMEOUT,
+        LookupError::Upstream(U::CircuitOpen | U::Overloaded) => StatusCode::SERVICE_UNAVAILABLE,
+        LookupError::Upstream(_) => StatusCode::BAD_GATEWAY,
+        LookupError::Mapping(_) | LookupError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Why a request is refused before anything is forwarded.
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal {
+    BadRequest,
+    Unauthorized,
+    /// A `Content-Type` that is not JSON (none at all is read as JSON).
+    NotJson,
+    /// Over `users_api.max_body_bytes`.
+    TooLarge,
+    /// The body did not arrive within the request deadline.
+    SlowBody,
+}
+
+impl Refusal {
+    /// The status this refusal is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Refusal::BadRequest => StatusCode::BAD_REQUEST,
+            Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
+            Refusal::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::SlowBody => StatusCode::REQUEST_TIMEOUT,
+        }
+    }
+}
+
 /// The message shown for a status that no handler chose a text for.
 fn message_for(messages: &UsersMessages, status: StatusCode) -> &str {
     match status {
@@ -46,7 +90,8 @@ fn message_for(messages: &UsersMessages, status: StatusCode) -> &str {
 /// Wraps the front so that no answer of it can leave without `error` unless
 /// it is a success: panics become 500, and any unshaped non-2xx answer
 /// (whoever produced it) is replaced by the shaped one with the same status.
-pub fn guard<S>(router: Router<S>, messages: Arc<UsersMessages>) -> Router<S>
+/// Panics count in `metrics`.
+pub fn guard<S>(router: Router<S>, messages: Arc<UsersMessages>, metrics: Metrics) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
@@ -54,7 +99,9 @@ where
     router
         .layer(CatchPanicLayer::custom(move |_panic| {
             // The panic text may hold request data: it is never shown.
-            metrics::counter!("authbridge_users_panics_total").increment(1);
+            metrics
+                .counter("authbridge_users_panics_total")
+                .increment(1);
             error(StatusCode::INTERNAL_SERVER_ERROR, &on_panic.unavailable)
         }))
         .layer(axum::middleware::map_response_with_state(

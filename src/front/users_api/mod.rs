@@ -35,7 +35,7 @@ use crate::mapping_pool::MappingPool;
 use crate::secrets::{digest, matches};
 use crate::upstream::{Fetched, Pipeline, Transport};
 use card::{Shape, UsersCardBuilder};
-use errors::{answer, error};
+use errors::{Refusal, answer, error};
 
 pub mod card;
 pub mod errors;
@@ -186,6 +186,7 @@ where
     S: Clone + Send + Sync + 'static,
 {
     let messages = state.inner.messages.clone();
+    let metrics = state.inner.transport.metrics().clone();
     let calls = [
         (&settings.get.path, post(get_user)),
         (&settings.update.path, patch(update_user)),
@@ -209,7 +210,7 @@ where
     let router = router
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(state);
-    errors::guard(router, messages)
+    errors::guard(router, messages, metrics)
 }
 
 async fn wrong_method(State(s): State<UsersState>) -> Response {
@@ -221,12 +222,6 @@ async fn wrong_method(State(s): State<UsersState>) -> Response {
 
 async fn unknown_path(State(s): State<UsersState>) -> Response {
     error(StatusCode::NOT_FOUND, &s.inner.messages.bad_request)
-}
-
-fn record(operation: &'static str, outcome: &'static str, started: Instant) {
-    metrics::counter!("authbridge_users_requests_total", "operation" => operation, "outcome" => outcome).increment(1);
-    metrics::histogram!("authbridge_users_request_duration_seconds", "operation" => operation)
-        .record(started.elapsed().as_secs_f64());
 }
 
 /// A checked request: the body without the key.
@@ -299,8 +294,6 @@ fn admit(
         None => authorization.map(|v| v.as_bytes().to_vec()),
     };
     if !presented.is_some_and(|p| matches(&p, key)) {
-        metrics::counter!("authbridge_access_denied_total", "reason" => "users_api_key")
-            .increment(1);
         return Err(Refusal::Unauthorized);
     }
     Ok(Call { input })
@@ -333,13 +326,7 @@ pub fn precheck(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<String, StatusCode> {
-    let status = |r: Refusal| match r {
-        Refusal::BadRequest => StatusCode::BAD_REQUEST,
-        Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
-        Refusal::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        Refusal::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        Refusal::SlowBody => StatusCode::REQUEST_TIMEOUT,
-    };
+    let status = Refusal::status;
     if !is_json(headers) {
         return Err(status(Refusal::NotJson));
     }
@@ -359,43 +346,44 @@ pub fn precheck(
     Ok(token.to_owned())
 }
 
-/// Why a request is refused before anything is forwarded.
-#[derive(Debug, Clone, Copy)]
-enum Refusal {
-    BadRequest,
-    Unauthorized,
-    /// A `Content-Type` that is not JSON (none at all is read as JSON).
-    NotJson,
-    /// Over `users_api.max_body_bytes`.
-    TooLarge,
-    /// The body did not arrive within the request deadline.
-    SlowBody,
-}
-
 impl Inner {
-    /// The answer to send for a refusal.
+    /// Counts one answered call in the application's registry.
+    fn record(&self, operation: &'static str, outcome: &'static str, started: Instant) {
+        let metrics = self.transport.metrics();
+        let labels = [("operation", operation), ("outcome", outcome)];
+        metrics
+            .counter_with("authbridge_users_requests_total", &labels)
+            .increment(1);
+        metrics
+            .histogram_with("authbridge_users_request_duration_seconds", &labels[..1])
+            .record(started.elapsed().as_secs_f64());
+    }
+
+    /// The answer to send for a refusal; a wrong key is counted (only
+    /// [`admit`] refuses with `Unauthorized`).
     fn refuse(&self, refusal: Refusal) -> Response {
-        match refusal {
-            Refusal::BadRequest => error(StatusCode::BAD_REQUEST, &self.messages.bad_request),
-            Refusal::Unauthorized => error(StatusCode::UNAUTHORIZED, &self.messages.unauthorized),
-            Refusal::NotJson => error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                &self.messages.bad_request,
-            ),
-            Refusal::TooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, &self.messages.bad_request),
-            Refusal::SlowBody => error(StatusCode::REQUEST_TIMEOUT, &self.messages.bad_request),
-        }
+        let message = match refusal {
+            Refusal::Unauthorized => {
+                let denied = [("reason", "users_api_key")];
+                let metrics = self.transport.metrics();
+                metrics
+                    .counter_with("authbridge_access_denied_total", &denied)
+                    .increment(1);
+                &self.messages.unauthorized
+            }
+            _ => &self.messages.bad_request,
+        };
+        error(refusal.status(), message)
     }
 
     fn failure(&self, e: &LookupError) -> Response {
-        let status = match e.answer().status {
-            StatusCode::BAD_REQUEST => {
-                return error(StatusCode::BAD_REQUEST, &self.messages.bad_request);
-            }
-            s if s.is_server_error() => s,
-            _ => StatusCode::BAD_GATEWAY,
+        let status = errors::status_for(e);
+        let message = if status == StatusCode::BAD_REQUEST {
+            &self.messages.bad_request
+        } else {
+            &self.messages.unavailable
         };
-        error(status, &self.messages.unavailable)
+        error(status, message)
     }
 
     /// Runs a forwarded (never cached) operation.
@@ -416,7 +404,9 @@ impl Inner {
                 let offload = self.pool.offloads(op.builder.uses_jq(), &doc);
                 let builder = Arc::clone(&op.builder);
                 self.pool
-                    .run(offload, move || builder.answer(&doc))
+                    .run(offload, self.transport.metrics(), move || {
+                        builder.answer(&doc)
+                    })
                     .await
                     .map(Some)
             }
@@ -432,23 +422,23 @@ async fn get_user(State(s): State<UsersState>, Admitted(call): Admitted) -> Resp
     };
     match tokio::time::timeout(s.deadline, s.get.get(id)).await {
         Ok(Ok((Answer::Card(bytes), _))) => {
-            record("get", "found", started);
+            s.record("get", "found", started);
             answer(StatusCode::OK, bytes.to_vec())
         }
         // A user the CRM does not know yet: the platform wants the id alone.
         Ok(Ok((Answer::NotFound, _))) => {
-            record("get", "new_user", started);
+            s.record("get", "new_user", started);
             answer(
                 StatusCode::OK,
                 json!({"user": {"id": id}}).to_string().into_bytes(),
             )
         }
         Ok(Err(e)) => {
-            record("get", e.answer().outcome, started);
+            s.record("get", e.outcome(), started);
             s.failure(&e)
         }
         Err(_) => {
-            record("get", "timeout", started);
+            s.record("get", "timeout", started);
             s.failure(&LookupError::Deadline)
         }
     }
@@ -464,21 +454,21 @@ async fn order_history(State(s): State<UsersState>, Admitted(call): Admitted) ->
         // `{"orders": [...]}`, `[]` included: the CRM answered for a user it
         // knows (the mapping fails an answer without the orders array).
         Ok(Ok((Answer::Card(bytes), _))) => {
-            record("orders", "found", started);
+            s.record("orders", "found", started);
             answer(StatusCode::OK, bytes.to_vec())
         }
         // The CRM does not know the user: an error, not an empty history,
         // so that a wrong identifier is not shown as "no orders".
         Ok(Ok((Answer::NotFound, _))) => {
-            record("orders", "unknown_user", started);
+            s.record("orders", "unknown_user", started);
             error(StatusCode::NOT_FOUND, &s.messages.unknown_user)
         }
         Ok(Err(e)) => {
-            record("orders", e.answer().outcome, started);
+            s.record("orders", e.outcome(), started);
             s.failure(&e)
         }
         Err(_) => {
-            record("orders", "timeout", started);
+            s.record("orders", "timeout", started);
             s.failure(&LookupError::Deadline)
         }
     }
@@ -564,16 +554,16 @@ async fn forward(s: &Inner, kind: Forwarded, call: Call) -> Response {
     }
     match result {
         Ok(Some(answer_json)) => {
-            record(kind.name(), "ok", started);
+            s.record(kind.name(), "ok", started);
             answer(StatusCode::OK, answer_json.to_string().into_bytes())
         }
         Ok(None) => {
             let (status, message, outcome) = kind.refused(s);
-            record(kind.name(), outcome, started);
+            s.record(kind.name(), outcome, started);
             error(status, message)
         }
         Err(e) => {
-            record(kind.name(), e.answer().outcome, started);
+            s.record(kind.name(), e.outcome(), started);
             s.failure(&e)
         }
     }

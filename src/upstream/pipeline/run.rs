@@ -87,11 +87,13 @@ impl Pipeline {
                     Value::Null
                 }
                 Err(e) => {
-                    metrics::counter!(
-                        "authbridge_pipeline_optional_failures_total",
-                        "step" => step.name.clone()
-                    )
-                    .increment(1);
+                    transport
+                        .metrics()
+                        .counter_with(
+                            "authbridge_pipeline_optional_failures_total",
+                            &[("step", step.name.clone())],
+                        )
+                        .increment(1);
                     tracing::debug!(step = %step.name, kind = e.label(), "optional pipeline step failed");
                     Value::Null
                 }
