@@ -29,18 +29,66 @@ pub enum LookupError {
     Internal(String),
 }
 
+/// The class of a failed lookup: what a caller needs to choose its answer.
+/// Each front maps a class to its status (and the Auth API to its
+/// `errorCode`); metrics and logs use [`Failure::label`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The token cannot be asked for (empty, too long, control characters,
+    /// or not representable in the CRM request).
+    BadToken,
+    /// The CRM, or the whole lookup, ran out of time.
+    Timeout,
+    /// The CRM could not be reached.
+    Unreachable,
+    /// The CRM answered with an unexpected status (or a redirect).
+    BadStatus,
+    /// The CRM's answer could not be used (too large, not JSON, incomplete).
+    BadResponse,
+    /// The breaker is open: the CRM is given a pause.
+    CircuitOpen,
+    /// Too many CRM requests in flight.
+    Overloaded,
+    /// The CRM refused our credentials, or the token endpoint failed.
+    CrmAuth,
+    /// The mapping could not build a valid answer.
+    Mapping,
+    /// A bug or an unexpected condition.
+    Internal,
+}
+
+impl Failure {
+    /// A fixed, low-cardinality name, for metric labels and logs (the same
+    /// for every front).
+    pub fn label(self) -> &'static str {
+        match self {
+            Failure::BadToken => "bad_token",
+            Failure::Timeout => "crm_timeout",
+            Failure::Unreachable => "crm_unreachable",
+            Failure::BadStatus => "crm_bad_status",
+            Failure::BadResponse => "crm_bad_response",
+            Failure::CircuitOpen => "circuit_open",
+            Failure::Overloaded => "overloaded",
+            Failure::CrmAuth => "crm_auth_failed",
+            Failure::Mapping => "mapping_error",
+            Failure::Internal => "internal_error",
+        }
+    }
+}
+
 impl LookupError {
-    /// A fixed, low-cardinality name of this failure, for metric labels and
-    /// logs (the same for every front).
-    pub fn outcome(&self) -> &'static str {
+    /// The class of this failure.
+    pub fn failure(&self) -> Failure {
         match self {
             LookupError::BadToken(_) | LookupError::Upstream(UpstreamError::Unrepresentable(_)) => {
-                "bad_token"
+                Failure::BadToken
             }
-            LookupError::Upstream(UpstreamError::Timeout) | LookupError::Deadline => "crm_timeout",
-            LookupError::Upstream(UpstreamError::Unreachable) => "crm_unreachable",
+            LookupError::Upstream(UpstreamError::Timeout) | LookupError::Deadline => {
+                Failure::Timeout
+            }
+            LookupError::Upstream(UpstreamError::Unreachable) => Failure::Unreachable,
             LookupError::Upstream(UpstreamError::Status(_) | UpstreamError::Redirect(_)) => {
-                "crm_bad_status"
+                Failure::BadStatus
             }
             LookupError::Upstream(
                 UpstreamError::TooLarge(_)
@@ -48,12 +96,17 @@ impl LookupError {
                 | UpstreamError::Body
                 | UpstreamError::MissingValue(_)
                 | UpstreamError::FanOutTooLarge(_),
-            ) => "crm_bad_response",
-            LookupError::Upstream(UpstreamError::CircuitOpen) => "circuit_open",
-            LookupError::Upstream(UpstreamError::Overloaded) => "overloaded",
-            LookupError::Upstream(UpstreamError::Auth(_)) => "crm_auth_failed",
-            LookupError::Mapping(_) => "mapping_error",
-            LookupError::Internal(_) => "internal_error",
+            ) => Failure::BadResponse,
+            LookupError::Upstream(UpstreamError::CircuitOpen) => Failure::CircuitOpen,
+            LookupError::Upstream(UpstreamError::Overloaded) => Failure::Overloaded,
+            LookupError::Upstream(UpstreamError::Auth(_)) => Failure::CrmAuth,
+            LookupError::Mapping(_) => Failure::Mapping,
+            LookupError::Internal(_) => Failure::Internal,
         }
+    }
+
+    /// [`Failure::label`] of this failure.
+    pub fn outcome(&self) -> &'static str {
+        self.failure().label()
     }
 }

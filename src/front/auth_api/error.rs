@@ -9,8 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use crate::error::LookupError;
-use crate::upstream::UpstreamError;
+use crate::error::{Failure, LookupError};
 
 /// Error codes; the README's error table lists the same rows.
 pub mod codes {
@@ -35,33 +34,17 @@ pub mod codes {
 /// The status and `errorCode` of a failed lookup (the README's error table).
 fn status_and_code(err: &LookupError) -> (StatusCode, &'static str) {
     use codes::*;
-    match err {
-        LookupError::BadToken(_) | LookupError::Upstream(UpstreamError::Unrepresentable(_)) => {
-            (StatusCode::BAD_REQUEST, BAD_TOKEN)
-        }
-        LookupError::Upstream(UpstreamError::Timeout) | LookupError::Deadline => {
-            (StatusCode::GATEWAY_TIMEOUT, TIMEOUT)
-        }
-        LookupError::Upstream(UpstreamError::Unreachable) => (StatusCode::BAD_GATEWAY, UNREACHABLE),
-        LookupError::Upstream(UpstreamError::Status(_) | UpstreamError::Redirect(_)) => {
-            (StatusCode::BAD_GATEWAY, BAD_STATUS)
-        }
-        LookupError::Upstream(
-            UpstreamError::TooLarge(_)
-            | UpstreamError::InvalidJson
-            | UpstreamError::Body
-            | UpstreamError::MissingValue(_)
-            | UpstreamError::FanOutTooLarge(_),
-        ) => (StatusCode::BAD_GATEWAY, BAD_RESPONSE),
-        LookupError::Upstream(UpstreamError::CircuitOpen) => {
-            (StatusCode::SERVICE_UNAVAILABLE, CIRCUIT_OPEN)
-        }
-        LookupError::Upstream(UpstreamError::Overloaded) => {
-            (StatusCode::SERVICE_UNAVAILABLE, OVERLOADED)
-        }
-        LookupError::Upstream(UpstreamError::Auth(_)) => (StatusCode::BAD_GATEWAY, CRM_AUTH),
-        LookupError::Mapping(_) => (StatusCode::INTERNAL_SERVER_ERROR, MAPPING),
-        LookupError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL),
+    match err.failure() {
+        Failure::BadToken => (StatusCode::BAD_REQUEST, BAD_TOKEN),
+        Failure::Timeout => (StatusCode::GATEWAY_TIMEOUT, TIMEOUT),
+        Failure::Unreachable => (StatusCode::BAD_GATEWAY, UNREACHABLE),
+        Failure::BadStatus => (StatusCode::BAD_GATEWAY, BAD_STATUS),
+        Failure::BadResponse => (StatusCode::BAD_GATEWAY, BAD_RESPONSE),
+        Failure::CircuitOpen => (StatusCode::SERVICE_UNAVAILABLE, CIRCUIT_OPEN),
+        Failure::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, OVERLOADED),
+        Failure::CrmAuth => (StatusCode::BAD_GATEWAY, CRM_AUTH),
+        Failure::Mapping => (StatusCode::INTERNAL_SERVER_ERROR, MAPPING),
+        Failure::Internal => (StatusCode::INTERNAL_SERVER_ERROR, INTERNAL),
     }
 }
 

@@ -40,15 +40,13 @@ pub fn error(status: StatusCode, message: &str) -> Response {
 /// identifier cannot be asked for, else a 5xx naming whose side failed
 /// (timeout 504, paused or overloaded 503, the CRM 502, ours 500).
 pub fn status_for(e: &LookupError) -> StatusCode {
-    use crate::upstream::UpstreamError as U;
-    match e {
-        LookupError::BadToken(_) | LookupError::Upstream(U::Unrepresentable(_)) => {
-            StatusCode::BAD_REQUEST
-        }
-        LookupError::Upstream(U::Timeout) | LookupError::Deadline => StatusCode::GATEWAY_TIMEOUT,
-        LookupError::Upstream(U::CircuitOpen | U::Overloaded) => StatusCode::SERVICE_UNAVAILABLE,
-        LookupError::Upstream(_) => StatusCode::BAD_GATEWAY,
-        LookupError::Mapping(_) | LookupError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    use crate::error::Failure as F;
+    match e.failure() {
+        F::BadToken => StatusCode::BAD_REQUEST,
+        F::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        F::CircuitOpen | F::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+        F::Unreachable | F::BadStatus | F::BadResponse | F::CrmAuth => StatusCode::BAD_GATEWAY,
+        F::Mapping | F::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
