@@ -29,23 +29,19 @@ mod values;
 use crate::diagnostics::{Diagnostics, LoadError};
 use crate::schema::{ApiVersion, FieldType, ObjectSchema, nearest};
 
-/// The keys a scalar rule table may hold.
-const RULE_KEYS: &[&str] = &[
-    "path",
-    "const",
-    "template",
+/// The keys of a scalar rule that change the value it found.
+const TRANSFORM_KEYS: &[&str] = &[
     "jq",
-    "default",
-    "when",
     "trim",
     "case",
     "replace",
     "skip_empty",
     "as",
     "map",
-    "fallback",
     "date",
 ];
+/// The keys a scalar rule table may hold besides [`TRANSFORM_KEYS`].
+const RULE_KEYS: &[&str] = &["path", "const", "template", "default", "when", "fallback"];
 /// The keys of a list part built from a CRM array.
 const EACH_KEYS: &[&str] = &["each", "item", "where"];
 /// The keys of a condition table.

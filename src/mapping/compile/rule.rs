@@ -38,7 +38,8 @@ impl Compiler<'_> {
         label: &str,
         in_item: bool,
     ) -> Rule {
-        self.unknown_keys(t, RULE_KEYS, "a field rule", label);
+        let allowed: Vec<&str> = RULE_KEYS.iter().chain(TRANSFORM_KEYS).copied().collect();
+        self.unknown_keys(t, &allowed, "a field rule", label);
         let sources: Vec<&str> = ["path", "const", "template"]
             .into_iter()
             .filter(|k| t.contains_key(*k))
@@ -53,18 +54,7 @@ impl Compiler<'_> {
                 ),
             );
         }
-        let has_transform = [
-            "jq",
-            "trim",
-            "case",
-            "replace",
-            "skip_empty",
-            "as",
-            "map",
-            "date",
-        ]
-        .iter()
-        .any(|k| t.contains_key(*k));
+        let has_transform = TRANSFORM_KEYS.iter().any(|k| t.contains_key(*k));
         if sources.is_empty() && !t.contains_key("jq") && !t.contains_key("default") {
             self.error(
                 span.clone(),
