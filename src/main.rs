@@ -52,11 +52,13 @@ enum Command {
     /// Dry-run a mapping: print the card it makes from a CRM payload.
     ///
     /// The integrator's test of a mapping before deployment: no CRM, no server.
-    /// Prints the card as the chat server would receive it, or the mistakes
-    /// (load errors with file:line:column, or the field that cannot be filled),
-    /// and exits 1 on any.
+    /// Prints the card as the chat server would receive it, or every mistake
+    /// (load errors, or each field that cannot be filled) as
+    /// `file:line:column: field: problem (value: ..., expected: ...)`, and
+    /// exits 1 on any. With --explain, prints each card field with the source
+    /// and transforms its value came through instead of the card.
     ///
-    /// Example: authbridge map --mapping mappings/amocrm.toml --input tests/fixtures/amocrm/contact.input.json
+    /// Example: authbridge map --mapping mappings/amocrm.toml --input tests/fixtures/amocrm/petrova-full.input.json
     Map {
         /// The mapping file.
         #[arg(long, value_name = "FILE")]
@@ -70,6 +72,10 @@ enum Command {
         /// Also derive the deprecated `fields` map from `fieldList`.
         #[arg(long)]
         derive_fields: bool,
+        /// Print each card field with its source chain
+        /// (`client.surname: $.lastName | trim (value: "Petrova")`).
+        #[arg(long)]
+        explain: bool,
     },
     /// Start a built-in demo CRM on loopback and authbridge in front of it.
     Demo {
@@ -137,12 +143,12 @@ async fn main() -> ExitCode {
             input,
             api_version,
             derive_fields,
+            explain,
         } => {
-            let mut settings = match api_settings(&api_version, derive_fields) {
+            let settings = match api_settings(&api_version, derive_fields) {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };
-            settings.mapping = mapping;
             let text = if input.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin())
             } else {
@@ -152,17 +158,32 @@ async fn main() -> ExitCode {
                 Ok(t) => t,
                 Err(e) => return fail(&format!("cannot read {}: {e}", input.display())),
             };
-            match tools::dry_run(&settings, &text) {
-                Ok(card) => {
-                    out(&mut std::io::stdout(), &card);
-                    ExitCode::SUCCESS
+            let (file, rules) = match authbridge::mapping::read_file(&mapping) {
+                Ok(read) => read,
+                Err(e) => return fail(&e),
+            };
+            let trial = tools::trial(&file, &rules, &settings, &text);
+            let stdout = &mut std::io::stdout();
+            if explain {
+                for s in &trial.sources {
+                    out(
+                        stdout,
+                        &format!("{}: {} (value: {})", s.field, s.source, s.value),
+                    );
                 }
-                Err(problems) => {
-                    for p in problems {
-                        out(&mut std::io::stderr(), &p);
-                    }
-                    ExitCode::FAILURE
-                }
+            } else if let Some(card) = &trial.card {
+                out(
+                    stdout,
+                    &serde_json::to_string_pretty(card).unwrap_or_default(),
+                );
+            }
+            for p in trial.problems() {
+                out(&mut std::io::stderr(), &p);
+            }
+            if trial.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             }
         }
         Command::Demo { listen } => {

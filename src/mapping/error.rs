@@ -7,7 +7,7 @@
 use std::fmt;
 
 /// One problem found while loading a mapping file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     /// The mapping file, as given to the loader.
     pub file: String,

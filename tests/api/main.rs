@@ -4,6 +4,7 @@ mod budgets;
 mod caching;
 mod card;
 mod cli;
+mod cli_map;
 mod errors;
 mod golden;
 mod helpers;
