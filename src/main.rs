@@ -77,6 +77,29 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Edit a mapping and a CRM sample side by side in the browser.
+    ///
+    /// Serves one page on loopback (its assets embedded: no network needed)
+    /// and prints its URL. As you type it shows the card for the chosen API
+    /// version, where each field came from, every load error at its line and
+    /// every apply error with its value; it downloads the mapping and saves
+    /// the pair as golden fixture files.
+    ///
+    /// Example: authbridge playground --mapping mappings/amocrm.toml --input tests/fixtures/amocrm/petrova-full.input.json
+    Playground {
+        /// Where the page is served: a loopback address (port 0 picks one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// A mapping file to start with.
+        #[arg(long, value_name = "FILE")]
+        mapping: Option<PathBuf>,
+        /// A CRM sample (JSON) to start with.
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// The Auth API version preselected ("1.0", "1.1", "1.2").
+        #[arg(long, value_name = "VERSION", default_value = "1.2")]
+        api_version: String,
+    },
     /// Start a built-in demo CRM on loopback and authbridge in front of it.
     Demo {
         /// Where authbridge listens.
@@ -184,6 +207,48 @@ async fn main() -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
+            }
+        }
+        Command::Playground {
+            listen,
+            mapping,
+            input,
+            api_version,
+        } => {
+            let version = match api_settings(&api_version, false) {
+                Ok(s) => s.api_version,
+                Err(e) => return fail(&e),
+            };
+            let mapping = match mapping
+                .map(|m| authbridge::mapping::read_file(&m))
+                .transpose()
+            {
+                Ok(m) => m,
+                Err(e) => return fail(&e),
+            };
+            let input = match input.map(|i| {
+                std::fs::read_to_string(&i).map_err(|e| format!("cannot read {}: {e}", i.display()))
+            }) {
+                Some(Err(e)) => return fail(&e),
+                other => other.and_then(Result::ok),
+            };
+            let options = authbridge::playground::Options {
+                listen,
+                version,
+                mapping,
+                input,
+            };
+            let playground = match authbridge::playground::Playground::bind(options).await {
+                Ok(p) => p,
+                Err(e) => return fail(&e),
+            };
+            out(
+                &mut std::io::stdout(),
+                &format!("playground: {}", playground.url()),
+            );
+            match playground.run().await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
             }
         }
         Command::Demo { listen } => {
