@@ -17,6 +17,7 @@ mod oauth2;
 mod operations;
 mod ops;
 mod pipelines;
+mod playground;
 mod process;
 mod redis;
 mod request_ids;
