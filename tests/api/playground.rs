@@ -220,3 +220,14 @@ async fn the_page_marks_a_mistake_at_its_line_and_shows_the_fixed_card() {
     );
     browser.close().await.unwrap();
 }
+
+#[test]
+fn the_playground_listens_on_loopback_only() {
+    let out = command()
+        .args(["playground", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("loopback only"), "{stderr}");
+}
