@@ -11,7 +11,7 @@ use std::fmt;
 use std::ops::Range;
 
 /// One problem found while loading a mapping file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     /// The mapping file, as given to the loader.
     pub file: String,
@@ -138,7 +138,7 @@ impl<'a> Diagnostics<'a> {
 }
 
 /// Byte offset to 1-based (line, column) in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;

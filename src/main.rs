@@ -52,11 +52,13 @@ enum Command {
     /// Dry-run a mapping: print the card it makes from a CRM payload.
     ///
     /// The integrator's test of a mapping before deployment: no CRM, no server.
-    /// Prints the card as the chat server would receive it, or the mistakes
-    /// (load errors with file:line:column, or the field that cannot be filled),
-    /// and exits 1 on any.
+    /// Prints the card as the chat server would receive it, or every mistake
+    /// (load errors, or each field that cannot be filled) as
+    /// `file:line:column: field: problem (value: ..., expected: ...)`, and
+    /// exits 1 on any. With --explain, prints each card field with the source
+    /// and transforms its value came through instead of the card.
     ///
-    /// Example: authbridge map --mapping mappings/amocrm.toml --input tests/fixtures/amocrm/contact.input.json
+    /// Example: authbridge map --mapping mappings/amocrm.toml --input tests/fixtures/amocrm/petrova-full.input.json
     Map {
         /// The mapping file.
         #[arg(long, value_name = "FILE")]
@@ -70,6 +72,33 @@ enum Command {
         /// Also derive the deprecated `fields` map from `fieldList`.
         #[arg(long)]
         derive_fields: bool,
+        /// Print each card field with its source chain
+        /// (`client.surname: $.lastName | trim (value: "Petrova")`).
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Edit a mapping and a CRM sample side by side in the browser.
+    ///
+    /// Serves one page on loopback (its assets embedded: no network needed)
+    /// and prints its URL. As you type it shows the card for the chosen API
+    /// version, where each field came from, every load error at its line and
+    /// every apply error with its value; it downloads the mapping and saves
+    /// the pair as golden fixture files.
+    ///
+    /// Example: authbridge playground --mapping mappings/amocrm.toml --input tests/fixtures/amocrm/petrova-full.input.json
+    Playground {
+        /// Where the page is served: a loopback address (port 0 picks one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// A mapping file to start with.
+        #[arg(long, value_name = "FILE")]
+        mapping: Option<PathBuf>,
+        /// A CRM sample (JSON) to start with.
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// The Auth API version preselected ("1.0", "1.1", "1.2").
+        #[arg(long, value_name = "VERSION", default_value = "1.2")]
+        api_version: String,
     },
     /// Start a built-in demo CRM on loopback and authbridge in front of it.
     Demo {
@@ -137,12 +166,12 @@ async fn main() -> ExitCode {
             input,
             api_version,
             derive_fields,
+            explain,
         } => {
-            let mut settings = match api_settings(&api_version, derive_fields) {
+            let settings = match api_settings(&api_version, derive_fields) {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };
-            settings.mapping = mapping;
             let text = if input.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin())
             } else {
@@ -152,17 +181,74 @@ async fn main() -> ExitCode {
                 Ok(t) => t,
                 Err(e) => return fail(&format!("cannot read {}: {e}", input.display())),
             };
-            match tools::dry_run(&settings, &text) {
-                Ok(card) => {
-                    out(&mut std::io::stdout(), &card);
-                    ExitCode::SUCCESS
+            let (file, rules) = match authbridge::mapping::read_file(&mapping) {
+                Ok(read) => read,
+                Err(e) => return fail(&e),
+            };
+            let trial = tools::trial(&file, &rules, &settings, &text);
+            let stdout = &mut std::io::stdout();
+            if explain {
+                for s in &trial.sources {
+                    out(
+                        stdout,
+                        &format!("{}: {} (value: {})", s.field, s.source, s.value),
+                    );
                 }
-                Err(problems) => {
-                    for p in problems {
-                        out(&mut std::io::stderr(), &p);
-                    }
-                    ExitCode::FAILURE
-                }
+            } else if let Some(card) = &trial.card {
+                out(
+                    stdout,
+                    &serde_json::to_string_pretty(card).unwrap_or_default(),
+                );
+            }
+            for p in trial.problems() {
+                out(&mut std::io::stderr(), &p);
+            }
+            if trial.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::Playground {
+            listen,
+            mapping,
+            input,
+            api_version,
+        } => {
+            let version = match api_settings(&api_version, false) {
+                Ok(s) => s.api_version,
+                Err(e) => return fail(&e),
+            };
+            let mapping = match mapping
+                .map(|m| authbridge::mapping::read_file(&m))
+                .transpose()
+            {
+                Ok(m) => m,
+                Err(e) => return fail(&e),
+            };
+            let input = match input.map(|i| {
+                std::fs::read_to_string(&i).map_err(|e| format!("cannot read {}: {e}", i.display()))
+            }) {
+                Some(Err(e)) => return fail(&e),
+                other => other.and_then(Result::ok),
+            };
+            let options = authbridge::playground::Options {
+                listen,
+                version,
+                mapping,
+                input,
+            };
+            let playground = match authbridge::playground::Playground::bind(options).await {
+                Ok(p) => p,
+                Err(e) => return fail(&e),
+            };
+            out(
+                &mut std::io::stdout(),
+                &format!("playground: {}", playground.url()),
+            );
+            match playground.run().await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
             }
         }
         Command::Demo { listen } => {

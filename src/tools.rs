@@ -1,6 +1,7 @@
-//! The integrator's tools behind `authbridge check` and `authbridge map`:
-//! validate mapping files and dry-run one on a sample CRM payload, without a
-//! CRM or a running server.
+//! The integrator's tools behind `authbridge check`, `authbridge map` and the
+//! playground: validate mapping files and dry-run one on a sample CRM payload,
+//! telling every error and each field's source, without a CRM or a running
+//! server.
 
 use std::path::{Path, PathBuf};
 
@@ -8,9 +9,11 @@ use serde_json::Value;
 
 use crate::app::AppState;
 use crate::config::{AuthApiSettings, Settings, UpstreamSettings};
+use crate::diagnostics::Diagnostic;
 use crate::diagnostics::LoadError;
 use crate::front::auth_api::card::CardBuilder;
 use crate::front::users_api::card::{Shape, UsersCardBuilder};
+use crate::mapping::{ExplainedError, FieldSource};
 use crate::upstream::Pipeline;
 
 /// What a tool run found: lines for stdout, and whether everything was valid.
@@ -117,30 +120,124 @@ pub fn check_config(settings: &Settings) -> Report {
     report
 }
 
-/// Applies a mapping to a CRM payload: the card as pretty JSON, or every
-/// problem found. For a mapping with `[[step]]` pipelines the payload is the
-/// assembled answers, `{"steps": {"NAME": ...}}`.
+/// Applies a mapping file to a CRM payload: the card as pretty JSON, or
+/// every problem found (see [`trial`]). For a mapping with `[[step]]`
+/// pipelines the payload is the assembled answers, `{"steps": {"NAME": ...}}`.
 pub fn dry_run(settings: &AuthApiSettings, input: &str) -> Result<String, Vec<String>> {
-    let diagnostics = |e: LoadError| {
+    let (file, text) = crate::mapping::read_file(&settings.mapping).map_err(|e| {
         e.diagnostics
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
-    };
-    let crm: Value = serde_json::from_str(input)
-        .map_err(|e| vec![format!("the input is not valid JSON: {e}")])?;
-    let answer = match Target::of(&settings.mapping) {
-        Target::AuthApi => {
-            let cards = CardBuilder::load(settings).map_err(diagnostics)?;
-            serde_json::to_value(cards.card(&crm).map_err(|e| vec![e.to_string()])?)
-                .map_err(|e| vec![e.to_string()])?
+    })?;
+    let trial = trial(&file, &text, settings, input);
+    match &trial.card {
+        Some(card) => serde_json::to_string_pretty(card).map_err(|e| vec![e.to_string()]),
+        None => Err(trial.problems()),
+    }
+}
+
+/// One explained dry run of mapping text on a sample: everything `map` and
+/// the playground show. Values from the sample appear in it (an offline
+/// tool on the integrator's own data).
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Trial {
+    /// Why the mapping does not load, each at its line and column.
+    pub load_errors: Vec<Diagnostic>,
+    /// Why the sample is not usable (not JSON).
+    pub input_error: Option<String>,
+    /// Every apply error, at its rule, with value and expectation.
+    pub errors: Vec<ExplainedError>,
+    /// Where each card field's value came from.
+    pub sources: Vec<FieldSource>,
+    /// The answer as the chat server would receive it, when all went well.
+    pub card: Option<Value>,
+}
+
+impl Trial {
+    /// True when the run produced the card with no problem.
+    pub fn ok(&self) -> bool {
+        self.card.is_some()
+    }
+
+    /// Every problem as a line: `file:line:column: field: problem (value:
+    /// …, expected: …)`.
+    pub fn problems(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.load_errors.iter().map(ToString::to_string).collect();
+        lines.extend(self.input_error.iter().cloned());
+        lines.extend(self.errors.iter().map(ToString::to_string));
+        lines
+    }
+}
+
+/// Applies mapping `text` (named `file`) to the JSON `input`, explained: all
+/// load errors, or all apply errors, or the card, with each field's source.
+/// `settings` gives the API version and `derive_fields`; the target schema
+/// comes from the text (see [`Target`]).
+pub fn trial(file: &str, text: &str, settings: &AuthApiSettings, input: &str) -> Trial {
+    let mut trial = Trial::default();
+    let crm: Option<Value> = match serde_json::from_str(input) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            trial.input_error = Some(format!("the input is not valid JSON: {e}"));
+            None
         }
-        Target::Users(shape) => {
-            let cards = UsersCardBuilder::load(&settings.mapping, shape).map_err(diagnostics)?;
-            cards.answer(&crm).map_err(|e| vec![e.to_string()])?
+    };
+    let name = Path::new(file)
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // The mapping is checked even when the sample is not JSON: the
+    // playground marks both at once.
+    let built = match Target::of_text(&name, text) {
+        Target::AuthApi => CardBuilder::from_text(file, text, settings).map(Built::AuthApi),
+        Target::Users(shape) => UsersCardBuilder::from_text(file, text, shape).map(Built::Users),
+    };
+    let built = match built {
+        Ok(b) => b,
+        Err(e) => {
+            trial.load_errors = e.diagnostics;
+            return trial;
         }
     };
-    serde_json::to_string_pretty(&answer).map_err(|e| vec![e.to_string()])
+    let Some(crm) = crm else {
+        return trial;
+    };
+    let mapping = match &built {
+        Built::AuthApi(b) => b.mapping(),
+        Built::Users(b) => b.mapping(),
+    };
+    let explained = mapping.explain(&crm);
+    trial.errors = explained.errors;
+    trial.sources = explained.sources;
+    if let Some(card) = explained.card {
+        let answer = match &built {
+            Built::AuthApi(b) => b.finish(card).and_then(|r| {
+                serde_json::to_value(r)
+                    .map_err(|e| crate::error::LookupError::Internal(e.to_string()))
+            }),
+            Built::Users(b) => b.finish(card),
+        };
+        match answer {
+            Ok(card) => trial.card = Some(card),
+            Err(e) => trial.errors.push(ExplainedError {
+                file: file.to_owned(),
+                line: 1,
+                column: 1,
+                field: String::new(),
+                message: e.to_string(),
+                value: None,
+                expected: None,
+            }),
+        }
+    }
+    trial
+}
+
+/// A compiled mapping of either front.
+enum Built {
+    AuthApi(CardBuilder),
+    Users(UsersCardBuilder),
 }
 
 /// Which caller's schema a mapping file targets, from its top-level tables:
@@ -157,13 +254,19 @@ impl Target {
     /// that follows reports why).
     pub fn of(file: &Path) -> Self {
         let text = std::fs::read_to_string(file).unwrap_or_default();
-        let Ok(doc) = text.parse::<toml::Table>() else {
-            return Target::AuthApi;
-        };
         let name = file
             .file_stem()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        Self::of_text(&name, &text)
+    }
+
+    /// The target of mapping `text` from a file named `name` (without its
+    /// extension).
+    pub fn of_text(name: &str, text: &str) -> Self {
+        let Ok(doc) = text.parse::<toml::Table>() else {
+            return Target::AuthApi;
+        };
         if doc.contains_key("otp") {
             Target::Users(Shape::Otp)
         } else if doc.contains_key("orders") {

@@ -70,18 +70,39 @@ fn to_string_list(value: &Value) -> Result<Value, String> {
 
 fn to_integer(value: &Value) -> Result<i64, String> {
     let fail = || format!("expected an integer, got {} that is not one", kind(value));
+    // Digits that do not fit say so: "not an integer" would send the
+    // integrator looking for a typo in an id that is only too long.
+    let out_of_range = || {
+        format!(
+            "expected an integer, got {} out of range for a 64-bit integer",
+            kind(value)
+        )
+    };
     match value {
         Value::Number(n) => {
             if let Some(i) = n.as_i64() {
                 Ok(i)
+            } else if n.is_u64() {
+                Err(out_of_range())
             } else {
                 match n.as_f64() {
                     Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+                    Some(f) if f.fract() == 0.0 => Err(out_of_range()),
                     _ => Err(fail()),
                 }
             }
         }
-        Value::String(s) => s.trim().parse::<i64>().map_err(|_| fail()),
+        Value::String(s) => {
+            let t = s.trim();
+            t.parse::<i64>().map_err(|_| {
+                let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+                if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                    out_of_range()
+                } else {
+                    fail()
+                }
+            })
+        }
         other => Err(format!("expected an integer, got {}", kind(other))),
     }
 }
@@ -194,6 +215,20 @@ mod tests {
         assert_eq!(coerce(&json!(42.0), FieldType::Integer).unwrap(), json!(42));
         assert!(coerce(&json!("4x2"), FieldType::Integer).is_err());
         assert!(coerce(&json!(4.5), FieldType::Integer).is_err());
+    }
+
+    #[test]
+    fn integers_too_long_say_out_of_range() {
+        for v in [
+            json!("9223372036854775808"),
+            json!(9_223_372_036_854_775_808_u64),
+            json!(" -99999999999999999999 "),
+        ] {
+            let err = coerce(&v, FieldType::Integer).unwrap_err();
+            assert!(err.contains("out of range for a 64-bit integer"), "{err}");
+        }
+        let err = coerce(&json!("12a"), FieldType::Integer).unwrap_err();
+        assert!(err.contains("that is not one"), "{err}");
     }
 
     #[test]

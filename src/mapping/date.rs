@@ -41,6 +41,16 @@ impl DateFormat {
         }
     }
 
+    /// The format as a mapping writes it.
+    pub fn name(&self) -> &str {
+        match self {
+            DateFormat::Pattern(p) => p,
+            DateFormat::Iso => "iso",
+            DateFormat::EpochSeconds => "epoch_seconds",
+            DateFormat::EpochMillis => "epoch_millis",
+        }
+    }
+
     fn apply(&self, value: &Value) -> Option<NaiveDate> {
         match self {
             DateFormat::Pattern(p) => {

@@ -128,6 +128,8 @@ const REMOVED: &[&str] = &["env"];
 /// A compiled jq filter.
 pub struct Jq {
     filter: jaq_core::Filter<Data>,
+    /// The expression as written (for `map --explain`'s source chains).
+    code: Box<str>,
 }
 
 impl std::fmt::Debug for Jq {
@@ -167,7 +169,15 @@ impl Jq {
                     describe_compile(&errs)
                 )
             })?;
-        Ok(Self { filter })
+        Ok(Self {
+            filter,
+            code: code.into(),
+        })
+    }
+
+    /// The expression as written in the mapping.
+    pub fn code(&self) -> &str {
+        &self.code
     }
 
     /// The filter's first output for `input`; `Ok(None)` when it yields

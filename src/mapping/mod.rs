@@ -10,6 +10,7 @@ mod compile;
 mod condition;
 mod date;
 mod error;
+mod explain;
 mod jq;
 mod jq_lint;
 pub(crate) mod path;
@@ -23,6 +24,7 @@ use serde_json::Value;
 
 pub use compile::Options;
 pub use error::ApplyError;
+pub use explain::{Explained, ExplainedError, FieldSource};
 pub use jq_lint::lint as lint_jq;
 
 use crate::diagnostics::{Diagnostics, LoadError};
@@ -46,6 +48,9 @@ pub fn read_file(path: &FsPath) -> Result<(String, String), LoadError> {
 #[derive(Debug)]
 pub struct Mapping {
     file: String,
+    /// The mapping text, kept to place an explained error at its rule's
+    /// line and column (the program keeps byte offsets only).
+    text: Box<str>,
     program: ObjectProgram,
     budget: budget::Budget,
 }
@@ -79,6 +84,7 @@ impl Mapping {
         let program = compile::compile(file, text, schema, options)?;
         Ok(Self {
             file: file.to_owned(),
+            text: text.into(),
             program,
             budget: budget::Budget::default(),
         })
@@ -134,6 +140,15 @@ impl Mapping {
             let out = self.program.apply_root(crm).map(Value::Object);
             (out, budget::steps())
         })
+    }
+
+    /// Applies the mapping as [`apply`](Self::apply) does, but collects
+    /// every error (each with its rule's `line:column`, the offending value
+    /// and what was expected) and each field's source chain. For the
+    /// integrator's tools only: it shows CRM values.
+    pub fn explain(&self, crm: &Value) -> Explained {
+        let (card, log) = budget::metered(self.budget, || self.program.apply_explained(crm));
+        log.finish(&self.file, &self.text, card.ok().map(Value::Object))
     }
 
     /// Sets the budget of each application (see [`budget`]).

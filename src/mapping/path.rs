@@ -51,6 +51,8 @@ enum Step {
 /// applying a mapping. Everything else goes through `serde_json_path`.
 #[derive(Debug, Clone)]
 pub struct Path {
+    /// The path as written in the mapping (for `map --explain`'s source chains).
+    text: Box<str>,
     relative: bool,
     path: JsonPath,
     plain: Option<Vec<Step>>,
@@ -124,10 +126,16 @@ impl Path {
         let path = JsonPath::parse(&rfc).map_err(|e| format!("invalid JSONPath `{text}`: {e}"))?;
         let plain = plain_steps(&rfc);
         Ok(Self {
+            text: text.into(),
             relative,
             path,
             plain,
         })
+    }
+
+    /// The path as written in the mapping.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// True when the path reads from the current item.

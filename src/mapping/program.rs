@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use super::budget;
 use super::condition::{Condition, key_text};
 use super::error::ApplyError;
+use super::explain::Log;
 use super::path::{Path, Scope};
 use super::rule::Rule;
 use crate::schema::FieldType;
@@ -79,6 +80,9 @@ pub struct Slot {
     pub name: &'static str,
     pub required: bool,
     pub node: Node,
+    /// Byte offset of the field's key in the mapping text: where an
+    /// explained apply error points (`map`, the playground).
+    pub at: u32,
 }
 
 /// A target object: its slots in output order.
@@ -101,6 +105,10 @@ pub struct ObjectProgram {
 pub(crate) struct Ctx<'a> {
     /// Per lookup node and table scope: key text → the first element with it.
     indexes: RefCell<HashMap<(usize, usize), Index<'a>>>,
+    /// Set only by an explained application: then a failed field is logged
+    /// and the walk goes on, so one run reports every error. The server's
+    /// applications leave it `None` and pay one branch per failure.
+    explain: Option<RefCell<Log>>,
 }
 
 /// A lookup table's elements by key text.
@@ -144,6 +152,12 @@ enum Failure {
 }
 
 impl Failure {
+    fn error(&self) -> &ApplyError {
+        match self {
+            Failure::Missing(e) | Failure::Invalid(e) => e,
+        }
+    }
+
     fn into_error(self) -> ApplyError {
         match self {
             Failure::Missing(e) | Failure::Invalid(e) => e,
@@ -164,6 +178,28 @@ impl ObjectProgram {
             .map_err(Failure::into_error)
     }
 
+    /// Applies the program with every failure logged instead of returned at
+    /// the first (see [`super::explain`]).
+    pub(crate) fn apply_explained(
+        &self,
+        root: &Value,
+    ) -> (Result<Map<String, Value>, ApplyError>, Log) {
+        let ctx = Ctx {
+            explain: Some(RefCell::default()),
+            ..Ctx::default()
+        };
+        let out = self
+            .apply(Scope::root(root), &ctx, &Trail::Root, 0)
+            .map(Option::unwrap_or_default);
+        let mut log = ctx.explain.map(RefCell::into_inner).unwrap_or_default();
+        let out = out.map_err(|f| {
+            // A failure no field caught (the budget, a root condition).
+            log.failed(None, f.error(), None, Scope::root(root));
+            f.into_error()
+        });
+        (out, log)
+    }
+
     fn apply<'a>(
         &self,
         scope: Scope<'a>,
@@ -177,21 +213,35 @@ impl ObjectProgram {
             return Ok(None);
         }
         let mut out = Map::with_capacity(self.slots.len());
+        // An explained application's first failure, returned after the
+        // remaining fields were tried (a normal one returns it at once).
+        let mut first = None;
         for slot in &self.slots {
             let here = Trail::Field(trail, slot.name);
             spend(&here, 1)?;
-            match slot.node.produce(scope, ctx, &here, depth)? {
-                Some(v) => {
+            let failure = match slot.node.produce(scope, ctx, &here, depth) {
+                Ok(Some(v)) => {
+                    if let Some(log) = &ctx.explain {
+                        log_produced(&mut log.borrow_mut(), slot, scope, &here, &v);
+                    }
                     out.insert(slot.name.to_owned(), v);
+                    continue;
                 }
-                None if slot.required => {
-                    return Err(Failure::Missing(ApplyError::new(
-                        here.render(),
-                        "required, but the mapping produced no value (add a source that the CRM fills, or a `default`)",
-                    )));
-                }
-                None => {}
-            }
+                Ok(None) if slot.required => Failure::Missing(ApplyError::new(
+                    here.render(),
+                    "required, but the mapping produced no value (add a source that the CRM fills, or a `default`)",
+                )),
+                Ok(None) => continue,
+                Err(f) => f,
+            };
+            let Some(log) = &ctx.explain else {
+                return Err(failure);
+            };
+            log_failed(&mut log.borrow_mut(), slot, scope, &failure);
+            first.get_or_insert(failure);
+        }
+        if let Some(failure) = first {
+            return Err(failure);
         }
         Ok(if out.is_empty() && !self.has_required {
             None
@@ -218,8 +268,17 @@ impl Node {
             }
             Node::List { parts, required } => {
                 let mut list = Vec::new();
+                let mut first = None;
                 for part in parts {
-                    part.produce(scope, ctx, trail, &mut list)?;
+                    if let Err(f) = part.produce(scope, ctx, trail, &mut list) {
+                        if ctx.explain.is_none() {
+                            return Err(f);
+                        }
+                        first.get_or_insert(f);
+                    }
+                }
+                if let Some(f) = first {
+                    return Err(f);
                 }
                 let empty_but_there =
                     list.is_empty() && *required && parts.iter().any(|p| p.array_exists(scope));
@@ -255,9 +314,17 @@ impl ListPart {
         match self {
             ListPart::Item(item) => {
                 let at = Trail::Index(trail, list.len());
+                let mark = ctx.explain.as_ref().map(|log| log.borrow().mark());
                 match item.apply(scope, ctx, &at, 0) {
                     Ok(Some(obj)) => list.push(Value::Object(obj)),
-                    Ok(None) | Err(Failure::Missing(_)) => {}
+                    Ok(None) => {}
+                    Err(Failure::Missing(_)) => {
+                        // The item is left out, as a normal application
+                        // leaves it: what its fields logged did not happen.
+                        if let (Some(log), Some(mark)) = (&ctx.explain, mark) {
+                            log.borrow_mut().rewind(mark);
+                        }
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -266,17 +333,36 @@ impl ListPart {
             } => {
                 let nodes = each.all(scope);
                 spend(trail, nodes.len() as u64)?;
+                if let Some(log) = &ctx.explain {
+                    log.borrow_mut().enter(each.text().to_owned());
+                }
+                let mut first = None;
                 for node in nodes {
                     let inner = scope.with_item(node);
-                    if let Some(f) = filter
-                        && !f.holds(inner).map_err(|m| Failure::invalid(trail, m))?
-                    {
-                        continue;
+                    match filter.as_ref().map(|f| f.holds(inner)) {
+                        None | Some(Ok(true)) => {}
+                        Some(Ok(false)) => continue,
+                        Some(Err(m)) if ctx.explain.is_some() => {
+                            first.get_or_insert(Failure::invalid(trail, m));
+                            continue;
+                        }
+                        Some(Err(m)) => return Err(Failure::invalid(trail, m)),
                     }
                     let at = Trail::Index(trail, list.len());
-                    if let Some(obj) = item.apply(inner, ctx, &at, 0)? {
-                        list.push(Value::Object(obj));
+                    match item.apply(inner, ctx, &at, 0) {
+                        Ok(Some(obj)) => list.push(Value::Object(obj)),
+                        Ok(None) => {}
+                        Err(f) if ctx.explain.is_some() => {
+                            first.get_or_insert(f);
+                        }
+                        Err(f) => return Err(f),
                     }
+                }
+                if let Some(log) = &ctx.explain {
+                    log.borrow_mut().leave();
+                }
+                if let Some(f) = first {
+                    return Err(f);
                 }
             }
         }
@@ -359,6 +445,30 @@ impl Lookup {
             return Ok(None);
         };
         let inner = scope.with_item(parent);
+        if let Some(log) = &ctx.explain {
+            log.borrow_mut().enter(format!(
+                "lookup {} where {} = {}",
+                self.table.text(),
+                self.key.text(),
+                self.matches.text()
+            ));
+        }
+        let out = self.parent(inner, ctx, trail, depth);
+        if let Some(log) = &ctx.explain {
+            log.borrow_mut().leave();
+        }
+        out
+    }
+
+    /// The found parent mapped with the enclosing object's fields, and its
+    /// own parent nested.
+    fn parent<'a>(
+        &self,
+        inner: Scope<'a>,
+        ctx: &Ctx<'a>,
+        trail: &Trail<'_>,
+        depth: usize,
+    ) -> Result<Option<Value>, Failure> {
         let Some(mut obj) = self.fields.apply(inner, ctx, trail, depth + 1)? else {
             return Ok(None);
         };
@@ -367,4 +477,42 @@ impl Lookup {
         }
         Ok(Some(Value::Object(obj)))
     }
+}
+
+/// Logs the source chain of a field an explained application produced
+/// (scalars and string-map entries: objects and lists are made of those).
+fn log_produced(log: &mut Log, slot: &Slot, scope: Scope<'_>, here: &Trail<'_>, value: &Value) {
+    match &slot.node {
+        Node::Scalar { rule, .. } => log.produced(here.render(), rule, scope, value),
+        Node::StringMap(entries) => {
+            let field = here.render();
+            for (name, rule) in entries {
+                if let Some(v) = value.get(name) {
+                    log.produced(format!("{field}.{name}"), rule, scope, v);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Logs a field's failure at its rule, with the rule to replay for the
+/// value and the expectation.
+fn log_failed(log: &mut Log, slot: &Slot, scope: Scope<'_>, failure: &Failure) {
+    let error = failure.error();
+    let rule = match &slot.node {
+        Node::Scalar { rule, ty } => Some((&**rule, *ty)),
+        Node::StringMap(entries) => entries
+            .iter()
+            .find(|(name, _)| {
+                error
+                    .field
+                    .strip_suffix(name.as_str())
+                    .is_some_and(|f| f.ends_with('.'))
+            })
+            .map(|(_, rule)| (rule, FieldType::String)),
+        _ => None,
+    };
+    let missing = matches!(failure, Failure::Missing(_));
+    log.failed(Some(slot.at), error, rule.map(|r| (r, missing)), scope);
 }

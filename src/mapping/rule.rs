@@ -101,7 +101,7 @@ impl Rule {
             && self.date.is_empty()
     }
 
-    fn source<'a>(&'a self, scope: Scope<'a>) -> Option<Cow<'a, Value>> {
+    pub(super) fn source<'a>(&'a self, scope: Scope<'a>) -> Option<Cow<'a, Value>> {
         match &self.source {
             Source::Paths(paths) => paths.iter().find_map(|p| p.first(scope)).map(Cow::Borrowed),
             Source::Const(v) => Some(Cow::Borrowed(v)),
@@ -138,25 +138,42 @@ impl Rule {
         }
     }
 
+    /// `trim`, `case` and `replace`, in that order.
+    pub(super) fn edit(&self, s: &mut String) {
+        if self.trim {
+            let t = s.trim();
+            if t.len() != s.len() {
+                *s = t.to_owned();
+            }
+        }
+        match self.case {
+            Some(Case::Upper) => *s = s.to_uppercase(),
+            Some(Case::Lower) => *s = s.to_lowercase(),
+            None => {}
+        }
+        for (re, with) in &self.replace {
+            if let Cow::Owned(new) = re.replace_all(s, with.as_str()) {
+                *s = new;
+            }
+        }
+    }
+
+    /// `map`, with its `fallback` for values it does not list.
+    pub(super) fn remap(&self, value: &mut Value) {
+        if let Some(map) = &self.map {
+            let mapped = key_text(value).and_then(|k| map.entries.get(&k));
+            match (mapped, &map.fallback) {
+                (Some(v), _) => *value = v.clone(),
+                (None, Some(fallback)) => *value = fallback.clone(),
+                (None, None) => {}
+            }
+        }
+    }
+
     fn transform(&self, value: Cow<'_, Value>) -> Result<Option<Value>, String> {
         let mut value = value.into_owned();
         if let Value::String(s) = &mut value {
-            if self.trim {
-                let t = s.trim();
-                if t.len() != s.len() {
-                    *s = t.to_owned();
-                }
-            }
-            match self.case {
-                Some(Case::Upper) => *s = s.to_uppercase(),
-                Some(Case::Lower) => *s = s.to_lowercase(),
-                None => {}
-            }
-            for (re, with) in &self.replace {
-                if let Cow::Owned(new) = re.replace_all(s, with.as_str()) {
-                    *s = new;
-                }
-            }
+            self.edit(s);
             if self.skip_empty && s.is_empty() {
                 return Ok(None);
             }
@@ -164,14 +181,7 @@ impl Rule {
         if let Some(ty) = self.as_type {
             value = coerce(&value, ty)?;
         }
-        if let Some(map) = &self.map {
-            let mapped = key_text(&value).and_then(|k| map.entries.get(&k));
-            match (mapped, &map.fallback) {
-                (Some(v), _) => value = v.clone(),
-                (None, Some(fallback)) => value = fallback.clone(),
-                (None, None) => {}
-            }
-        }
+        self.remap(&mut value);
         if !self.date.is_empty() {
             value = if self.date_as_timestamp {
                 parse_timestamp(&value, &self.date)?

@@ -69,7 +69,17 @@ impl CardBuilder {
 
     /// The typed card for one CRM payload.
     pub fn card(&self, crm: &Value) -> Result<auth_api::Response, LookupError> {
-        let mut card = self.mapping.apply(crm)?;
+        self.finish(self.mapping.apply(crm)?)
+    }
+
+    /// The compiled mapping (the integrator's tools explain it).
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
+    /// The typed card from the mapping's output: the version's adjustments,
+    /// then the schema check.
+    pub fn finish(&self, mut card: Value) -> Result<auth_api::Response, LookupError> {
         if self.derive_fields
             && let Some(client) = card.get_mut("client").and_then(Value::as_object_mut)
         {

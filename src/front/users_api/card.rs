@@ -75,7 +75,16 @@ impl UsersCardBuilder {
 
     /// The answer as JSON, checked against the typed schema.
     pub fn answer(&self, crm: &Value) -> Result<Value, LookupError> {
-        let mut card = self.mapping.apply(crm)?;
+        self.finish(self.mapping.apply(crm)?)
+    }
+
+    /// The compiled mapping (the integrator's tools explain it).
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
+    /// The answer from the mapping's output, checked against the typed schema.
+    pub fn finish(&self, mut card: Value) -> Result<Value, LookupError> {
         let internal = |e: serde_json::Error| {
             LookupError::Internal(format!("mapped answer does not fit the schema: {e}"))
         };

@@ -31,7 +31,7 @@ impl Compiler<'_> {
         reserved: &[&str],
     ) -> ObjectProgram {
         let mut program = ObjectProgram::default();
-        let mut compiled: Vec<(&'static str, Node)> = Vec::new();
+        let mut compiled: Vec<(&'static str, Node, usize)> = Vec::new();
         // Fields written but not compiled (already reported): not "missing".
         let mut attempted: Vec<&'static str> = Vec::new();
         for (key, value) in table.iter() {
@@ -81,7 +81,7 @@ impl Compiler<'_> {
                 *required = field.required;
             }
             if let Some(node) = node {
-                compiled.push((field.name, node));
+                compiled.push((field.name, node, key.span().start));
             }
         }
         let version = self.options.version;
@@ -91,13 +91,14 @@ impl Compiler<'_> {
             .filter(|f| f.since <= version || self.options.keep.contains(&f.name))
         {
             program.has_required |= field.required;
-            match compiled.iter().position(|(n, _)| *n == field.name) {
+            match compiled.iter().position(|(n, ..)| *n == field.name) {
                 Some(i) => {
-                    let (name, node) = compiled.swap_remove(i);
+                    let (name, node, at) = compiled.swap_remove(i);
                     program.slots.push(Slot {
                         name,
                         required: field.required,
                         node,
+                        at: u32::try_from(at).unwrap_or(u32::MAX),
                     });
                 }
                 None if field.required && !attempted.contains(&field.name) => {
