@@ -14,7 +14,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use wiremock::matchers::{any, method, path};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Everything every test logged, at TRACE, as JSON lines.
@@ -92,11 +92,7 @@ impl TestApp {
     /// GET the Auth API with `raw_token` pasted into the path as given (the
     /// caller percent-encodes what must be encoded).
     pub async fn lookup(&self, raw_token: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}/rest/chat/client/id/{raw_token}", self.address))
-            .send()
-            .await
-            .expect("authbridge answers")
+        self.get(&format!("/rest/chat/client/id/{raw_token}")).await
     }
 
     /// As [`lookup`](Self::lookup), for futures that must own their input.
@@ -168,9 +164,9 @@ impl TestApp {
         self.crm_always(token, then).await;
     }
 
-    /// The CRM answers `response` to every request, whatever its path.
+    /// The CRM answers `response` to every GET, whatever its path.
     pub async fn crm_answers_all(&self, response: ResponseTemplate) {
-        Mock::given(any())
+        Mock::given(method("GET"))
             .respond_with(response)
             .mount(&self.crm)
             .await;
@@ -302,11 +298,23 @@ pub fn bob() -> ResponseTemplate {
     crm_fixture("generic-bank/bob-disabled.input.json")
 }
 
-/// A fresh mock CRM that answers every request with `response`.
+/// A fresh mock CRM that answers every GET with `response`.
 pub async fn crm_answering(response: ResponseTemplate) -> MockServer {
     let crm = MockServer::start().await;
-    Mock::given(any()).respond_with(response).mount(&crm).await;
+    Mock::given(method("GET"))
+        .respond_with(response)
+        .mount(&crm)
+        .await;
     crm
+}
+
+/// Why `settings` cannot start an app (panics if it starts).
+pub async fn refusal(settings: Settings) -> String {
+    Application::build(settings)
+        .await
+        .err()
+        .expect("refuses to start")
+        .to_string()
 }
 
 /// A client that never goes through a proxy (every test talks to loopback).

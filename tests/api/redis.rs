@@ -11,7 +11,7 @@ use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{
-    alice, crm_answering, crm_path, eventually, file, lookup_at, start, test_settings,
+    alice, crm_answering, crm_path, eventually, file, lookup_at, refusal, start, test_settings,
 };
 
 /// A redis-server on a free loopback port, killed when dropped.
@@ -230,13 +230,9 @@ async fn killing_redis_mid_test_fails_no_lookup() {
 async fn redis_requires_a_shared_hash_key() {
     let mut settings = test_settings("http://127.0.0.1:9");
     settings.redis.url = "redis://127.0.0.1:1/".into();
-    let err = authbridge::Application::build(settings)
-        .await
-        .err()
-        .expect("refuses");
+    let err = refusal(settings).await;
     assert!(
-        err.to_string()
-            .contains("cache.hash_key_env: replicas sharing Redis need the same cache key"),
+        err.contains("cache.hash_key_env: replicas sharing Redis need the same cache key"),
         "{err}"
     );
 }

@@ -110,13 +110,9 @@ async fn missing_secret_refuses_to_start() {
     let mut settings = crate::helpers::test_settings("http://127.0.0.1:9");
     settings.upstream.auth.kind = AuthKind::Bearer;
     settings.upstream.auth.secret_file = Some("/nonexistent/authbridge-secret".into());
-    let err = authbridge::Application::build(settings)
-        .await
-        .err()
-        .expect("refuses to start");
+    let err = crate::helpers::refusal(settings).await;
     assert!(
-        err.to_string()
-            .contains("upstream.auth.secret_file: cannot read"),
+        err.contains("upstream.auth.secret_file: cannot read"),
         "{err}"
     );
 }
