@@ -123,35 +123,29 @@ async fn demo_answers_its_printed_curl_commands() {
     assert_eq!(get("demo-nobody").await.unwrap().status(), 404);
     assert_eq!(get("bad%0Atoken").await.unwrap().status(), 400);
     // The second front, as the demo prints it.
-    let user: Value = reqwest::Client::new()
-        .post(format!("{base}/users/get"))
-        .bearer_auth(authbridge::app::demo::USERS_KEY)
-        .body(r#"{"userIdentifier":"79991234567"}"#)
-        .send()
+    let users = |path: &str, body: String| {
+        reqwest::Client::new()
+            .post(format!("{base}/users/{path}"))
+            .bearer_auth(authbridge::app::demo::USERS_KEY)
+            .body(body)
+            .send()
+    };
+    let user: Value = users("get", r#"{"userIdentifier":"79991234567"}"#.into())
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(user["user"]["id"], "C-1001");
-    let wrong: Value = reqwest::Client::new()
-        .post(format!("{base}/users/otp/confirm"))
-        .bearer_auth(authbridge::app::demo::USERS_KEY)
-        .body(r#"{"userIdentifier":"79991234567","otp":"000000"}"#)
-        .send()
+    let wrong = r#"{"userIdentifier":"79991234567","otp":"000000"}"#;
+    let wrong: Value = users("otp/confirm", wrong.into())
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
     assert!(wrong["error"]["message"].is_string());
-    let orders = |id: &'static str| {
-        reqwest::Client::new()
-            .post(format!("{base}/users/orders"))
-            .bearer_auth(authbridge::app::demo::USERS_KEY)
-            .body(format!(r#"{{"userIdentifier":"{id}"}}"#))
-            .send()
-    };
+    let orders = |id: &str| users("orders", format!(r#"{{"userIdentifier":"{id}"}}"#));
     let history: Value = orders("79991234567").await.unwrap().json().await.unwrap();
     assert_eq!(
         history,

@@ -58,29 +58,33 @@ async fn control_characters_and_bad_encoding_are_400() {
     assert_eq!(app.crm_calls().await, 0);
 }
 
+/// A lookup of a CRM that takes 2 s, with `adjust`'s timeouts.
+async fn lookup_slow_crm(adjust: impl FnOnce(&mut authbridge::Settings)) -> reqwest::Response {
+    let app = spawn_app_with(adjust).await;
+    let slow = ResponseTemplate::new(200).set_delay(Duration::from_secs(2));
+    app.crm_always("slow", slow).await;
+    app.lookup("slow").await
+}
+
 #[tokio::test]
 async fn crm_slower_than_its_timeout_is_504() {
-    let app = spawn_app_with(|s| {
+    let response = lookup_slow_crm(|s| {
         s.upstream.timeout_ms = 200;
         s.upstream.connect_timeout_ms = 100;
     })
     .await;
-    let slow = ResponseTemplate::new(200).set_delay(Duration::from_secs(2));
-    app.crm_always("slow", slow).await;
-    let text = assert_error(app.lookup("slow").await, 504, "1004").await;
+    let text = assert_error(response, 504, "1004").await;
     assert_eq!(text, "CRM did not answer in time");
 }
 
 #[tokio::test]
 async fn lookup_deadline_is_504_even_if_the_crm_timeout_is_longer() {
-    let app = spawn_app_with(|s| {
+    let response = lookup_slow_crm(|s| {
         s.upstream.timeout_ms = 5_000;
         s.server.request_timeout_ms = 200;
     })
     .await;
-    let slow = ResponseTemplate::new(200).set_delay(Duration::from_secs(2));
-    app.crm_always("slow", slow).await;
-    assert_error(app.lookup("slow").await, 504, "1004").await;
+    assert_error(response, 504, "1004").await;
 }
 
 #[tokio::test]

@@ -338,6 +338,16 @@ pub async fn card_at(address: &str, raw_token: &str) -> Value {
     json_ok(lookup_at(address, raw_token).await).await
 }
 
+/// Sends `request` and returns the status of its answer.
+pub async fn status_of(request: reqwest::RequestBuilder) -> u16 {
+    request
+        .send()
+        .await
+        .expect("authbridge answers")
+        .status()
+        .as_u16()
+}
+
 /// Asserts `response` is a 200 and returns its JSON body.
 pub async fn json_ok(response: reqwest::Response) -> Value {
     let status = response.status();

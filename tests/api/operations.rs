@@ -11,7 +11,7 @@ use wiremock::MockServer;
 
 use crate::helpers::{
     alice, assert_error, card_at, crm_answering, eventually, file, http, lookup_at, repo_path,
-    start, start_with_admin, test_settings,
+    start, start_with_admin, status_of, test_settings,
 };
 use authbridge::config::AccessKind;
 
@@ -39,22 +39,11 @@ async fn a_shared_secret_guards_the_auth_api_but_not_health() {
     )
     .await;
     assert_eq!(
-        http()
-            .get(&url)
-            .bearer_auth("chat-s3cret")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(http().get(&url).bearer_auth("chat-s3cret")).await,
         200
     );
     assert_eq!(
-        http()
-            .get(format!("{address}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(http().get(format!("{address}/healthz"))).await,
         200
     );
     assert_eq!(crm.received_requests().await.unwrap().len(), 1);
@@ -159,22 +148,16 @@ async fn the_admin_api_purges_reloads_and_reports() {
     };
 
     assert_eq!(
-        http()
-            .get(format!("{admin}/admin/stats"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(http().get(format!("{admin}/admin/stats"))).await,
         401
     );
     assert_eq!(
-        http()
-            .get(format!("{admin}/admin/stats"))
-            .bearer_auth("wrong")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(
+            http()
+                .get(format!("{admin}/admin/stats"))
+                .bearer_auth("wrong")
+        )
+        .await,
         401
     );
     lookup("a").await;
