@@ -162,7 +162,7 @@ async fn a_card_fetched_by_one_replica_is_served_by_another_without_a_crm_call()
 async fn replicas_coalesce_a_cold_token_through_the_redis_lock() {
     let redis = RedisServer::start().await;
     // The CRM holds A's fetch (and so A's Redis lock) for 1.5 s; B asks once
-    // the CRM has A's request, well inside that.
+    // the CRM has A's request, well inside that, and may wait up to 3 s.
     let crm = crm_for(
         "cold",
         alice().set_delay(Duration::from_millis(1_500)),
@@ -170,8 +170,15 @@ async fn replicas_coalesce_a_cold_token_through_the_redis_lock() {
     )
     .await;
     let hash_key = hash_key();
-    let a = start(replica(&crm, &redis, &hash_key, None)).await;
-    let b = start(replica(&crm, &redis, &hash_key, None)).await;
+    let slow_fetch = || {
+        let mut s = replica(&crm, &redis, &hash_key, None);
+        s.upstream.timeout_ms = 3_000;
+        s.redis.lock_ms = 3_000;
+        s.server.request_timeout_ms = 10_000;
+        s
+    };
+    let a = start(slow_fetch()).await;
+    let b = start(slow_fetch()).await;
 
     let (ra, rb) = tokio::join!(card(&a, "cold"), async {
         eventually(
