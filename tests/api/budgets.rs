@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{alice, fixture, repo_path, start, test_settings, users_settings};
+use crate::helpers::{
+    alice, crm_answering, crm_fixture, fixture, repo_path, start, test_settings, users_settings,
+};
 
 const RUNAWAY: &str = r#"{ jq = "[range(100000000)] | length | tostring" }"#;
 
@@ -21,9 +21,7 @@ fn runaway_mapping() -> tempfile::NamedTempFile {
         .find(|l| l.starts_with("secretWord"))
         .expect("the mapping has a secretWord rule");
     let text = text.replacen(line, &format!("secretWord = {RUNAWAY}"), 1);
-    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
-    f
+    crate::helpers::file(&text)
 }
 
 /// Peak resident memory of this process, in MiB.
@@ -38,11 +36,7 @@ fn peak_rss_mib() -> u64 {
 
 #[tokio::test]
 async fn a_runaway_jq_rule_fails_its_lookup_and_the_server_keeps_answering() {
-    let crm = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(alice())
-        .mount(&crm)
-        .await;
+    let crm = crm_answering(alice()).await;
     let mapping = runaway_mapping();
     let mut settings = test_settings(&crm.uri());
     settings.auth_api.mapping = mapping.path().to_owned();
@@ -93,11 +87,7 @@ async fn a_runaway_jq_rule_fails_its_lookup_and_the_server_keeps_answering() {
 
 #[tokio::test]
 async fn the_users_front_answers_a_runaway_rule_with_error() {
-    let crm = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("users/customer-anna.json")))
-        .mount(&crm)
-        .await;
+    let crm = crm_answering(crm_fixture("users/customer-anna.json")).await;
     let (mut settings, _key) = users_settings(&crm.uri(), "k");
     let text = std::fs::read_to_string(repo_path("mappings/users/generic-bank-get.toml")).unwrap();
     let text = text.replacen(

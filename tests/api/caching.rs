@@ -4,21 +4,16 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use wiremock::matchers::path;
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
-use crate::helpers::{alice, assert_error, crm_path, fixture, spawn_app, spawn_app_with};
+use crate::helpers::{alice, assert_error, bob, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_cache_hit_makes_no_crm_call() {
     let app = spawn_app().await;
-    Mock::given(path(crm_path("hit")))
-        .respond_with(alice())
-        .expect(1)
-        .mount(&app.crm)
-        .await;
+    app.crm_answers("hit", alice(), 1).await;
 
-    let first: Value = app.lookup("hit").await.json().await.unwrap();
+    let first = app.card("hit").await;
     let second = app.lookup("hit").await;
 
     assert_eq!(second.status(), 200);
@@ -30,10 +25,7 @@ async fn a_cache_hit_makes_no_crm_call() {
 #[tokio::test]
 async fn hundred_concurrent_misses_for_one_token_make_one_crm_call() {
     let app = spawn_app().await;
-    Mock::given(path(crm_path("burst")))
-        .respond_with(alice().set_delay(Duration::from_millis(300)))
-        .expect(1)
-        .mount(&app.crm)
+    app.crm_answers("burst", alice().set_delay(Duration::from_millis(300)), 1)
         .await;
 
     let requests = (0..100).map(|_| app.lookup("burst"));
@@ -46,11 +38,12 @@ async fn hundred_concurrent_misses_for_one_token_make_one_crm_call() {
 #[tokio::test]
 async fn the_fetch_finishes_after_its_caller_disconnects() {
     let app = spawn_app().await;
-    Mock::given(path(crm_path("impatient")))
-        .respond_with(alice().set_delay(Duration::from_millis(300)))
-        .expect(1)
-        .mount(&app.crm)
-        .await;
+    app.crm_answers(
+        "impatient",
+        alice().set_delay(Duration::from_millis(300)),
+        1,
+    )
+    .await;
     let impatient = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_millis(50))
@@ -65,6 +58,9 @@ async fn the_fetch_finishes_after_its_caller_disconnects() {
         gave_up.is_err(),
         "the first caller hangs up before the CRM answers"
     );
+    // The fetch did start (a caller that hung up before the server read its
+    // request would leave nothing to outlive it).
+    app.wait_for_crm_calls(1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let later = app.lookup("impatient").await;
 
@@ -79,10 +75,7 @@ async fn the_fetch_finishes_after_its_caller_disconnects() {
 #[tokio::test]
 async fn not_found_is_cached_for_its_own_ttl() {
     let app = spawn_app_with(|s| s.cache.not_found_ttl = Duration::from_secs(1)).await;
-    Mock::given(path(crm_path("ghost")))
-        .respond_with(ResponseTemplate::new(404))
-        .expect(2)
-        .mount(&app.crm)
+    app.crm_answers("ghost", ResponseTemplate::new(404), 2)
         .await;
 
     assert_error(app.lookup("ghost").await, 404, "1001").await;
@@ -100,11 +93,7 @@ async fn not_found_is_cached_for_its_own_ttl() {
 #[tokio::test]
 async fn found_cards_expire_after_their_ttl() {
     let app = spawn_app_with(|s| s.cache.found_ttl = Duration::from_secs(1)).await;
-    Mock::given(path(crm_path("short")))
-        .respond_with(alice())
-        .expect(2)
-        .mount(&app.crm)
-        .await;
+    app.crm_answers("short", alice(), 2).await;
 
     assert_eq!(app.lookup("short").await.status(), 200);
     tokio::time::sleep(Duration::from_millis(1_300)).await;
@@ -114,10 +103,7 @@ async fn found_cards_expire_after_their_ttl() {
 #[tokio::test]
 async fn errors_are_never_cached() {
     let app = spawn_app_with(|s| s.upstream.retry.max_attempts = 1).await;
-    Mock::given(path(crm_path("flaky")))
-        .respond_with(ResponseTemplate::new(503))
-        .expect(2)
-        .mount(&app.crm)
+    app.crm_answers("flaky", ResponseTemplate::new(503), 2)
         .await;
 
     assert_error(app.lookup("flaky").await, 502, "1006").await;
@@ -127,22 +113,11 @@ async fn errors_are_never_cached() {
 #[tokio::test]
 async fn different_tokens_do_not_share_entries() {
     let app = spawn_app().await;
-    Mock::given(path(crm_path("one")))
-        .respond_with(alice())
-        .expect(1)
-        .mount(&app.crm)
-        .await;
-    Mock::given(path(crm_path("two")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(fixture("generic-bank/bob-disabled.input.json")),
-        )
-        .expect(1)
-        .mount(&app.crm)
-        .await;
+    app.crm_answers("one", alice(), 1).await;
+    app.crm_answers("two", bob(), 1).await;
 
-    let one: Value = app.lookup("one").await.json().await.unwrap();
-    let two: Value = app.lookup("two").await.json().await.unwrap();
+    let one = app.card("one").await;
+    let two = app.card("two").await;
 
     assert_eq!(one["client"]["id"], "100234");
     assert_eq!(two["client"]["id"], "100877");
@@ -153,10 +128,7 @@ async fn workers_share_one_cache_and_one_fetch_per_token() {
     // Three accept loops on one port; each request on its own connection,
     // so the kernel spreads them over the workers' sockets.
     let app = spawn_app_with(|s| s.server.workers = 3).await;
-    Mock::given(path(crm_path("spread")))
-        .respond_with(alice().set_delay(Duration::from_millis(300)))
-        .expect(1)
-        .mount(&app.crm)
+    app.crm_answers("spread", alice().set_delay(Duration::from_millis(300)), 1)
         .await;
     let url = format!("{}/rest/chat/client/id/spread", app.address);
 

@@ -1,32 +1,23 @@
 //! Found cards: the full Auth API card, company lists, not found.
 
-use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
+use serde_json::json;
+use wiremock::ResponseTemplate;
 
-use crate::helpers::{assert_error, crm_path, fixture, spawn_app, spawn_app_with};
+use crate::helpers::{alice, assert_error, bob, fixture, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn full_card_with_companies_matches_the_auth_api_schema() {
     // Arrange
     let app = spawn_app().await;
-    Mock::given(method("GET"))
-        .and(path(crm_path("sess-alice")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
-        )
-        .expect(1)
-        .mount(&app.crm)
-        .await;
+    app.crm_answers("sess-alice", alice(), 1).await;
 
     // Act
     let response = app.lookup("sess-alice").await;
 
     // Assert
-    assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     assert_eq!(response.headers()["cache-control"], "no-store");
-    let card: Value = response.json().await.unwrap();
+    let card = crate::helpers::json_ok(response).await;
     assert_eq!(card, fixture("generic-bank/alice.expected.json"));
     assert_eq!(card["companyList"].as_array().unwrap().len(), 2);
     assert_eq!(
@@ -40,15 +31,9 @@ async fn full_card_with_companies_matches_the_auth_api_schema() {
 #[tokio::test]
 async fn absent_optionals_and_empty_company_list_are_omitted() {
     let app = spawn_app().await;
-    Mock::given(path(crm_path("sess-bob")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(fixture("generic-bank/bob-disabled.input.json")),
-        )
-        .mount(&app.crm)
-        .await;
+    app.crm_always("sess-bob", bob()).await;
 
-    let card: Value = app.lookup("sess-bob").await.json().await.unwrap();
+    let card = app.card("sess-bob").await;
 
     assert_eq!(card, fixture("generic-bank/bob-disabled.expected.json"));
     assert!(card.get("companyList").is_none());
@@ -61,11 +46,12 @@ async fn absent_optionals_and_empty_company_list_are_omitted() {
 #[tokio::test]
 async fn crm_404_is_client_not_found() {
     let app = spawn_app().await;
-    Mock::given(path(crm_path("nobody")))
-        .respond_with(ResponseTemplate::new(404).set_body_string("no such session"))
-        .expect(1)
-        .mount(&app.crm)
-        .await;
+    app.crm_answers(
+        "nobody",
+        ResponseTemplate::new(404).set_body_string("no such session"),
+        1,
+    )
+    .await;
 
     let text = assert_error(app.lookup("nobody").await, 404, "1001").await;
     assert_eq!(text, "Client not found");
@@ -78,20 +64,11 @@ async fn configured_not_found_statuses_and_body_conditions() {
         s.upstream.not_found.when_empty = Some("$.client".into());
     })
     .await;
-    Mock::given(path(crm_path("gone")))
-        .respond_with(ResponseTemplate::new(410))
-        .mount(&app.crm)
+    app.crm_always("gone", ResponseTemplate::new(410)).await;
+    let empty = json!({"client": null, "companies": []});
+    app.crm_always("empty", ResponseTemplate::new(200).set_body_json(empty))
         .await;
-    Mock::given(path(crm_path("empty")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"client": null, "companies": []})),
-        )
-        .mount(&app.crm)
-        .await;
-    Mock::given(path(crm_path("plain404")))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&app.crm)
-        .await;
+    app.crm_always("plain404", ResponseTemplate::new(404)).await;
 
     assert_error(app.lookup("gone").await, 404, "1001").await;
     assert_error(app.lookup("empty").await, 404, "1001").await;
@@ -103,14 +80,9 @@ async fn configured_not_found_statuses_and_body_conditions() {
 async fn older_api_version_drops_newer_fields() {
     let app =
         spawn_app_with(|s| s.auth_api.api_version = authbridge::schema::ApiVersion::V1_0).await;
-    Mock::given(path(crm_path("sess-alice")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
-        )
-        .mount(&app.crm)
-        .await;
+    app.crm_always("sess-alice", alice()).await;
 
-    let card: Value = app.lookup("sess-alice").await.json().await.unwrap();
+    let card = app.card("sess-alice").await;
 
     let client = card["client"].as_object().unwrap();
     for newer in ["shortName", "fieldList", "contacts", "secretWord", "group"] {
@@ -129,15 +101,9 @@ async fn derive_fields_serves_old_chat_servers_the_fields_map() {
         s.auth_api.derive_fields = true;
     })
     .await;
-    Mock::given(path(crm_path("sess-bob")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(fixture("generic-bank/bob-disabled.input.json")),
-        )
-        .mount(&app.crm)
-        .await;
+    app.crm_always("sess-bob", bob()).await;
 
-    let card: Value = app.lookup("sess-bob").await.json().await.unwrap();
+    let card = app.card("sess-bob").await;
 
     assert_eq!(
         card["client"]["fields"],

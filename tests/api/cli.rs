@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::helpers::repo_path;
+use crate::helpers::{file, fixture, fixture_pairs, read_json, repo_path};
 
 /// The binary, run from the repository (the outer environment's
 /// `AUTHBRIDGE__*` variables removed, as for every process test).
@@ -16,20 +16,19 @@ fn authbridge() -> Command {
     cmd
 }
 
-fn config_file(text: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
-    f
+/// `authbridge check --config <config>`'s output.
+fn check(config: &tempfile::NamedTempFile) -> std::process::Output {
+    authbridge()
+        .args(["check", "--config"])
+        .arg(config.path())
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn check_accepts_a_valid_config_and_mapping() {
-    let config = config_file("[upstream]\nbase_url = \"http://127.0.0.1:9000\"\n");
-    let out = authbridge()
-        .args(["check", "--config"])
-        .arg(config.path())
-        .output()
-        .unwrap();
+    let config = file("[upstream]\nbase_url = \"http://127.0.0.1:9000\"\n");
+    let out = check(&config);
     assert!(
         out.status.success(),
         "{}",
@@ -46,12 +45,8 @@ fn check_accepts_a_valid_config_and_mapping() {
 
 #[test]
 fn check_rejects_bad_config_naming_the_key() {
-    let config = config_file("[upstream]\nbase_url = \"http://127.0.0.1:9000\"\ntimeout_ms = 0\n");
-    let out = authbridge()
-        .args(["check", "--config"])
-        .arg(config.path())
-        .output()
-        .unwrap();
+    let config = file("[upstream]\nbase_url = \"http://127.0.0.1:9000\"\ntimeout_ms = 0\n");
+    let out = check(&config);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("upstream.timeout_ms: must be at least 1")
@@ -60,16 +55,12 @@ fn check_rejects_bad_config_naming_the_key() {
 
 #[test]
 fn check_rejects_a_bad_mapping_with_file_line_column() {
-    let mapping = config_file("[client]\nid = \"$.id\"\nsurnme = \"$.x\"\n");
-    let config = config_file(&format!(
+    let mapping = file("[client]\nid = \"$.id\"\nsurnme = \"$.x\"\n");
+    let config = file(&format!(
         "[upstream]\nbase_url = \"http://127.0.0.1:9000\"\n[auth_api]\nmapping = \"{}\"\n",
         mapping.path().display()
     ));
-    let out = authbridge()
-        .args(["check", "--config"])
-        .arg(config.path())
-        .output()
-        .unwrap();
+    let out = check(&config);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let expected = format!(
@@ -88,7 +79,7 @@ fn serve_refuses_to_start_without_a_crm_url() {
 
 #[test]
 fn env_overrides_the_config_file() {
-    let config = config_file("[upstream]\nbase_url = \"http://127.0.0.1:9000\"\n");
+    let config = file("[upstream]\nbase_url = \"http://127.0.0.1:9000\"\n");
     let out = authbridge()
         .args(["check", "--config"])
         .arg(config.path())
@@ -126,55 +117,40 @@ async fn demo_answers_its_printed_curl_commands() {
     let alice = get("demo-alice").await.unwrap();
     assert_eq!(alice.status(), 200);
     let alice: Value = alice.json().await.unwrap();
-    let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_path("tests/fixtures/generic-bank/alice.expected.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(alice, expected);
+    assert_eq!(alice, fixture("generic-bank/alice.expected.json"));
     let bob: Value = get("demo-bob").await.unwrap().json().await.unwrap();
     assert_eq!(bob["client"]["enabled"], false);
     assert_eq!(get("demo-nobody").await.unwrap().status(), 404);
     assert_eq!(get("bad%0Atoken").await.unwrap().status(), 400);
     // The second front, as the demo prints it.
-    let user: Value = reqwest::Client::new()
-        .post(format!("{base}/users/get"))
-        .bearer_auth(authbridge::app::demo::USERS_KEY)
-        .body(r#"{"userIdentifier":"79991234567"}"#)
-        .send()
+    let users = |path: &str, body: String| {
+        reqwest::Client::new()
+            .post(format!("{base}/users/{path}"))
+            .bearer_auth(authbridge::app::demo::USERS_KEY)
+            .body(body)
+            .send()
+    };
+    let user: Value = users("get", r#"{"userIdentifier":"79991234567"}"#.into())
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(user["user"]["id"], "C-1001");
-    let wrong: Value = reqwest::Client::new()
-        .post(format!("{base}/users/otp/confirm"))
-        .bearer_auth(authbridge::app::demo::USERS_KEY)
-        .body(r#"{"userIdentifier":"79991234567","otp":"000000"}"#)
-        .send()
+    let wrong = r#"{"userIdentifier":"79991234567","otp":"000000"}"#;
+    let wrong: Value = users("otp/confirm", wrong.into())
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
     assert!(wrong["error"]["message"].is_string());
-    let orders = |id: &'static str| {
-        reqwest::Client::new()
-            .post(format!("{base}/users/orders"))
-            .bearer_auth(authbridge::app::demo::USERS_KEY)
-            .body(format!(r#"{{"userIdentifier":"{id}"}}"#))
-            .send()
-    };
+    let orders = |id: &str| users("orders", format!(r#"{{"userIdentifier":"{id}"}}"#));
     let history: Value = orders("79991234567").await.unwrap().json().await.unwrap();
-    let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_path(
-            "tests/fixtures/users/generic-bank-orders/anna.expected.json",
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(history, expected);
+    assert_eq!(
+        history,
+        fixture("users/generic-bank-orders/anna.expected.json")
+    );
     let unknown = orders("70000000000").await.unwrap();
     assert_eq!(unknown.status(), 404);
     let unknown: Value = unknown.json().await.unwrap();
@@ -187,16 +163,14 @@ async fn demo_answers_its_printed_curl_commands() {
 #[test]
 fn map_reproduces_every_expected_card() {
     let mut checked = 0;
-    for mapping in authbridge::tools::mapping_files(&repo_path("mappings")) {
+    let mut total = 0;
+    let mappings = authbridge::tools::mapping_files(&repo_path("mappings"));
+    assert!(!mappings.is_empty());
+    for mapping in mappings {
         let name = mapping.file_stem().unwrap().to_string_lossy().into_owned();
-        let dir = repo_path(&format!("tests/fixtures/{name}"));
-        let mut inputs: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.to_string_lossy().ends_with(".input.json"))
-            .collect();
-        inputs.sort();
-        for input in inputs {
+        let pairs = fixture_pairs(&repo_path(&format!("tests/fixtures/{name}")));
+        total += pairs.len();
+        for (input, expected) in pairs {
             let out = authbridge()
                 .args(["map", "--mapping"])
                 .arg(&mapping)
@@ -211,21 +185,17 @@ fn map_reproduces_every_expected_card() {
                 String::from_utf8_lossy(&out.stderr)
             );
             let card: Value = serde_json::from_slice(&out.stdout).unwrap();
-            let expected_path = input
-                .to_string_lossy()
-                .replace(".input.json", ".expected.json");
-            let expected: Value =
-                serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap()).unwrap();
-            assert_eq!(card, expected, "{}", input.display());
+            assert_eq!(card, read_json(&expected), "{}", input.display());
             checked += 1;
         }
     }
+    assert_eq!(checked, total, "every fixture pair was checked");
     assert!(checked >= 2);
 }
 
 #[test]
 fn map_reports_the_field_that_cannot_be_filled() {
-    let input = config_file(r#"{"client": {"id": 1, "fullName": "X", "firstName": "Y"}}"#);
+    let input = file(r#"{"client": {"id": 1, "fullName": "X", "firstName": "Y"}}"#);
     let out = authbridge()
         .args(["map", "--mapping", "mappings/generic-bank.toml", "--input"])
         .arg(input.path())
@@ -238,7 +208,7 @@ fn map_reports_the_field_that_cannot_be_filled() {
 
 #[test]
 fn check_lists_every_mistake_of_a_mapping_with_its_position() {
-    let mapping = config_file(
+    let mapping = file(
         r#"[client]
 id = "$.id"
 name = { template = "{$.last} {$.first" }

@@ -6,12 +6,22 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use wiremock::matchers::path;
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::helpers::{
-    assert_error, crm_path, fixture, spawn_app, spawn_app_with, start, test_settings,
+    alice, assert_error, fixture, lookup_at, spawn_app, spawn_app_with, start, test_settings,
 };
+
+/// The Auth API's answer for token "t" from an app in front of `crm_url`,
+/// with `adjust` applied to its settings.
+async fn lookup_in_front_of(
+    crm_url: &str,
+    adjust: impl FnOnce(&mut authbridge::Settings),
+) -> reqwest::Response {
+    let mut settings = test_settings(crm_url);
+    adjust(&mut settings);
+    lookup_at(&start(settings).await, "t").await
+}
 
 #[tokio::test]
 async fn empty_token_is_400() {
@@ -34,10 +44,7 @@ async fn over_long_token_is_400_and_never_reaches_the_crm() {
 #[tokio::test]
 async fn max_token_length_is_configurable() {
     let app = spawn_app_with(|s| s.server.max_token_bytes = 4).await;
-    Mock::given(path(crm_path("abcd")))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&app.crm)
-        .await;
+    app.crm_answers("abcd", ResponseTemplate::new(404), 1).await;
     assert_error(app.lookup("abcd").await, 404, "1001").await;
     assert_error(app.lookup("abcde").await, 400, "1002").await;
 }
@@ -51,33 +58,33 @@ async fn control_characters_and_bad_encoding_are_400() {
     assert_eq!(app.crm_calls().await, 0);
 }
 
+/// A lookup of a CRM that takes 2 s, with `adjust`'s timeouts.
+async fn lookup_slow_crm(adjust: impl FnOnce(&mut authbridge::Settings)) -> reqwest::Response {
+    let app = spawn_app_with(adjust).await;
+    let slow = ResponseTemplate::new(200).set_delay(Duration::from_secs(2));
+    app.crm_always("slow", slow).await;
+    app.lookup("slow").await
+}
+
 #[tokio::test]
 async fn crm_slower_than_its_timeout_is_504() {
-    let app = spawn_app_with(|s| {
+    let response = lookup_slow_crm(|s| {
         s.upstream.timeout = Duration::from_millis(200);
         s.upstream.connect_timeout = Duration::from_millis(100);
     })
     .await;
-    Mock::given(path(crm_path("slow")))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
-        .mount(&app.crm)
-        .await;
-    let text = assert_error(app.lookup("slow").await, 504, "1004").await;
+    let text = assert_error(response, 504, "1004").await;
     assert_eq!(text, "CRM did not answer in time");
 }
 
 #[tokio::test]
 async fn lookup_deadline_is_504_even_if_the_crm_timeout_is_longer() {
-    let app = spawn_app_with(|s| {
+    let response = lookup_slow_crm(|s| {
         s.upstream.timeout = Duration::from_millis(5_000);
         s.server.request_timeout = Duration::from_millis(200);
     })
     .await;
-    Mock::given(path(crm_path("slow")))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
-        .mount(&app.crm)
-        .await;
-    assert_error(app.lookup("slow").await, 504, "1004").await;
+    assert_error(response, 504, "1004").await;
 }
 
 #[tokio::test]
@@ -88,10 +95,7 @@ async fn unreachable_crm_is_502() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let address = start(test_settings(&format!("http://{closed}"))).await;
-    let response = reqwest::get(format!("{address}/rest/chat/client/id/t"))
-        .await
-        .unwrap();
+    let response = lookup_in_front_of(&format!("http://{closed}"), |_| {}).await;
     let text = assert_error(response, 502, "1005").await;
     assert_eq!(text, "CRM is unreachable");
 }
@@ -100,10 +104,7 @@ async fn unreachable_crm_is_502() {
 async fn crm_5xx_and_unexpected_statuses_are_502() {
     let app = spawn_app().await;
     for (token, status) in [("e500", 500), ("e503", 503), ("e401", 401)] {
-        Mock::given(path(crm_path(token)))
-            .respond_with(ResponseTemplate::new(status))
-            .mount(&app.crm)
-            .await;
+        app.crm_always(token, ResponseTemplate::new(status)).await;
         let text = assert_error(app.lookup(token).await, 502, "1006").await;
         assert_eq!(text, format!("CRM answered with HTTP status {status}"));
     }
@@ -112,13 +113,9 @@ async fn crm_5xx_and_unexpected_statuses_are_502() {
 #[tokio::test]
 async fn crm_redirect_is_not_followed() {
     let app = spawn_app().await;
-    Mock::given(path(crm_path("moved")))
-        .respond_with(
-            ResponseTemplate::new(302).insert_header("location", "http://127.0.0.1:1/elsewhere"),
-        )
-        .expect(1)
-        .mount(&app.crm)
-        .await;
+    let moved =
+        ResponseTemplate::new(302).insert_header("location", "http://127.0.0.1:1/elsewhere");
+    app.crm_answers("moved", moved, 1).await;
     let text = assert_error(app.lookup("moved").await, 502, "1006").await;
     assert!(text.contains("redirect"), "{text}");
 }
@@ -141,19 +138,12 @@ async fn html_truncated_and_oversized_bodies_are_502() {
         ),
     ];
     for (token, body) in bodies {
-        Mock::given(path(crm_path(token)))
-            .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
-            .mount(&app.crm)
-            .await;
+        let answer = ResponseTemplate::new(200).set_body_raw(body, "application/json");
+        app.crm_always(token, answer).await;
         assert_error(app.lookup(token).await, 502, "1007").await;
     }
     // The server keeps serving other tokens.
-    Mock::given(path(crm_path("fine")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
-        )
-        .mount(&app.crm)
-        .await;
+    app.crm_answers("fine", alice(), 1).await;
     assert_eq!(app.lookup("fine").await.status(), 200);
 }
 
@@ -208,41 +198,30 @@ async fn raw_crm(behaviour: &'static str) -> String {
 
 #[tokio::test]
 async fn crm_resetting_the_connection_is_502() {
-    let address = start(test_settings(&raw_crm("reset").await)).await;
-    let response = reqwest::get(format!("{address}/rest/chat/client/id/t"))
-        .await
-        .unwrap();
+    let response = lookup_in_front_of(&raw_crm("reset").await, |_| {}).await;
     assert_error(response, 502, "1005").await;
 }
 
 #[tokio::test]
 async fn crm_cutting_the_body_short_is_502() {
-    let address = start(test_settings(&raw_crm("cut-body").await)).await;
-    let response = reqwest::get(format!("{address}/rest/chat/client/id/t"))
-        .await
-        .unwrap();
+    let response = lookup_in_front_of(&raw_crm("cut-body").await, |_| {}).await;
     assert_error(response, 502, "1007").await;
 }
 
 #[tokio::test]
 async fn crm_streaming_an_endless_body_is_cut_at_the_cap() {
-    let address = start(test_settings(&raw_crm("chunked-huge").await)).await;
-    let response = reqwest::get(format!("{address}/rest/chat/client/id/t"))
-        .await
-        .unwrap();
+    let response = lookup_in_front_of(&raw_crm("chunked-huge").await, |_| {}).await;
     let text = assert_error(response, 502, "1007").await;
     assert_eq!(text, "CRM response is larger than the 1048576-byte limit");
 }
 
 #[tokio::test]
 async fn crm_that_accepts_and_hangs_is_504() {
-    let mut settings = test_settings(&raw_crm("hang").await);
-    settings.upstream.timeout = Duration::from_millis(300);
-    settings.upstream.connect_timeout = Duration::from_millis(100);
-    let address = start(settings).await;
-    let response = reqwest::get(format!("{address}/rest/chat/client/id/t"))
-        .await
-        .unwrap();
+    let response = lookup_in_front_of(&raw_crm("hang").await, |s| {
+        s.upstream.timeout = Duration::from_millis(300);
+        s.upstream.connect_timeout = Duration::from_millis(100);
+    })
+    .await;
     assert_error(response, 504, "1004").await;
 }
 
@@ -251,9 +230,7 @@ async fn mapping_failure_is_500_naming_the_field() {
     let app = spawn_app().await;
     let mut crm = fixture("generic-bank/alice.input.json");
     crm["client"].as_object_mut().unwrap().remove("lastName");
-    Mock::given(path(crm_path("partial")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(crm))
-        .mount(&app.crm)
+    app.crm_answers("partial", ResponseTemplate::new(200).set_body_json(crm), 1)
         .await;
 
     let text = assert_error(app.lookup("partial").await, 500, "1003").await;
@@ -269,9 +246,7 @@ async fn wrongly_typed_crm_value_is_500_naming_the_field() {
     let app = spawn_app().await;
     let mut crm = fixture("generic-bank/alice.input.json");
     crm["companies"][1]["id"] = json!("not-a-number");
-    Mock::given(path(crm_path("typed")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(crm))
-        .mount(&app.crm)
+    app.crm_answers("typed", ResponseTemplate::new(200).set_body_json(crm), 1)
         .await;
 
     let text = assert_error(app.lookup("typed").await, 500, "1003").await;

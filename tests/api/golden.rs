@@ -1,56 +1,64 @@
 //! Golden tests: every `mappings/NAME.toml` turns each
 //! `tests/fixtures/NAME/*.input.json` into exactly `*.expected.json`.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use authbridge::config::AuthApiSettings;
 use authbridge::front::auth_api::card::CardBuilder;
 use authbridge::lookup::CardProducer;
 use serde_json::Value;
 
-use crate::helpers::repo_path;
+use crate::helpers::{fixture_pairs, read_json, repo_path};
 
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap())
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+/// Fixture (input, expected) paths.
+type Pairs = Vec<(PathBuf, PathBuf)>;
+
+/// Every mapping in `folder` (sorted, non-empty) with the fixture pairs of
+/// `{fixtures}NAME/`; also the number of pairs in all. Every fixture folder
+/// there belongs to a mapping, so none is left unchecked.
+fn mappings_with_fixtures(folder: &str, fixtures: &str) -> (Vec<(PathBuf, Pairs)>, usize) {
+    let mappings = authbridge::tools::mapping_files(&repo_path(folder));
+    assert!(!mappings.is_empty(), "no mappings in {folder}");
+    let names: BTreeSet<String> = mappings
+        .iter()
+        .map(|m| m.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let folders: BTreeSet<String> = std::fs::read_dir(repo_path(fixtures))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| folder_name(&p))
+        .filter(|name| name != "users")
+        .collect();
+    assert_eq!(folders, names, "one fixture folder per mapping in {folder}");
+    let all: Vec<_> = mappings
+        .into_iter()
+        .map(|mapping| {
+            let name = mapping.file_stem().unwrap().to_string_lossy().into_owned();
+            let pairs = fixture_pairs(&repo_path(&format!("{fixtures}{name}")));
+            (mapping, pairs)
+        })
+        .collect();
+    let total = all.iter().map(|(_, pairs)| pairs.len()).sum();
+    (all, total)
+}
+
+fn folder_name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
 }
 
 #[test]
 fn every_shipped_mapping_reproduces_its_fixtures() {
+    let (mappings, total) = mappings_with_fixtures("mappings", "tests/fixtures/");
     let mut checked = 0;
-    let mut mappings: Vec<_> = std::fs::read_dir(repo_path("mappings"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    mappings.sort();
-    assert!(!mappings.is_empty());
-    for mapping_path in mappings {
-        let name = mapping_path
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+    for (mapping, pairs) in mappings {
         let cards = CardBuilder::load(&AuthApiSettings {
-            mapping: mapping_path.clone(),
+            mapping,
             ..Default::default()
         })
         .unwrap_or_else(|e| panic!("{e}"));
-        let dir = repo_path(&format!("tests/fixtures/{name}"));
-        let mut inputs: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|_| panic!("mapping {name} has no fixtures in {}", dir.display()))
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.to_string_lossy().ends_with(".input.json"))
-            .collect();
-        inputs.sort();
-        assert!(
-            !inputs.is_empty(),
-            "mapping {name} has no *.input.json fixtures"
-        );
-        for input in inputs {
-            let expected_path = input
-                .to_string_lossy()
-                .replace(".input.json", ".expected.json");
+        for (input, expected) in pairs {
             let crm = read_json(&input);
             let card = cards
                 .card(&crm)
@@ -67,50 +75,32 @@ fn every_shipped_mapping_reproduces_its_fixtures() {
                 input.display()
             );
             let card = serde_json::to_value(card).unwrap();
-            assert_eq!(
-                card,
-                read_json(Path::new(&expected_path)),
-                "{}",
-                input.display()
-            );
+            assert_eq!(card, read_json(&expected), "{}", input.display());
             checked += 1;
         }
     }
+    assert_eq!(checked, total, "every fixture pair was checked");
     assert!(checked >= 2);
 }
 
 #[test]
 fn every_users_api_mapping_reproduces_its_fixtures() {
+    let (mappings, total) = mappings_with_fixtures("mappings/users", "tests/fixtures/users/");
     let mut checked = 0;
-    for mapping in authbridge::tools::mapping_files(&repo_path("mappings/users")) {
-        let name = mapping.file_stem().unwrap().to_string_lossy().into_owned();
-        let dir = repo_path(&format!("tests/fixtures/users/{name}"));
-        let inputs: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|_| panic!("users mapping {name} has no fixtures in {}", dir.display()))
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.to_string_lossy().ends_with(".input.json"))
-            .collect();
-        assert!(!inputs.is_empty(), "users mapping {name} has no fixtures");
-        for input in inputs {
-            let settings = AuthApiSettings {
-                mapping: mapping.clone(),
-                ..Default::default()
-            };
+    for (mapping, pairs) in mappings {
+        let settings = AuthApiSettings {
+            mapping,
+            ..Default::default()
+        };
+        for (input, expected) in pairs {
             let text = std::fs::read_to_string(&input).unwrap();
             let out = authbridge::tools::dry_run(&settings, &text)
                 .unwrap_or_else(|e| panic!("{}: {e:?}", input.display()));
-            let expected_path = input
-                .to_string_lossy()
-                .replace(".input.json", ".expected.json");
             let card: Value = serde_json::from_str(&out).unwrap();
-            assert_eq!(
-                card,
-                read_json(Path::new(&expected_path)),
-                "{}",
-                input.display()
-            );
+            assert_eq!(card, read_json(&expected), "{}", input.display());
             checked += 1;
         }
     }
+    assert_eq!(checked, total, "every fixture pair was checked");
     assert!(checked >= 10, "every users mapping, order history included");
 }

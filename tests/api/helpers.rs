@@ -1,8 +1,9 @@
 //! Test harness: the real server on a loopback port 0, a wiremock CRM, and a
 //! process-wide TRACE log capture (set `TEST_LOG=1` to also print logs).
 
+use std::future::Future;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use wiremock::MockServer;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Everything every test logged, at TRACE, as JSON lines.
 static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
@@ -90,11 +92,7 @@ impl TestApp {
     /// GET the Auth API with `raw_token` pasted into the path as given (the
     /// caller percent-encodes what must be encoded).
     pub async fn lookup(&self, raw_token: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}/rest/chat/client/id/{raw_token}", self.address))
-            .send()
-            .await
-            .expect("authbridge answers")
+        self.get(&format!("/rest/chat/client/id/{raw_token}")).await
     }
 
     /// As [`lookup`](Self::lookup), for futures that must own their input.
@@ -115,6 +113,79 @@ impl TestApp {
     /// apps the parallel tests run.
     pub async fn metrics(&self) -> String {
         metrics_of(&self.address).await
+    }
+
+    /// The card for `raw_token`: asserts a 200 and parses the JSON.
+    pub async fn card(&self, raw_token: &str) -> Value {
+        json_ok(self.lookup(raw_token).await).await
+    }
+
+    /// The `x-authbridge-cache` state of a lookup of `raw_token`, with its
+    /// status.
+    pub async fn cache_state(&self, raw_token: &str) -> (u16, String) {
+        let response = self.lookup(raw_token).await;
+        let state = response.headers()["x-authbridge-cache"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        (response.status().as_u16(), state)
+    }
+
+    /// The CRM answers `response` to a GET of `token`'s path, and must be called
+    /// exactly `times` times (checked when the app is dropped).
+    pub async fn crm_answers(&self, token: &str, response: ResponseTemplate, times: u64) {
+        Mock::given(method("GET"))
+            .and(path(crm_path(token)))
+            .respond_with(response)
+            .expect(times)
+            .mount(&self.crm)
+            .await;
+    }
+
+    /// The CRM answers `response` to a GET of `token`'s path, however often
+    /// asked.
+    pub async fn crm_always(&self, token: &str, response: ResponseTemplate) {
+        Mock::given(method("GET"))
+            .and(path(crm_path(token)))
+            .respond_with(response)
+            .mount(&self.crm)
+            .await;
+    }
+
+    /// The CRM answers `first` to the first GET for `token`, then `then`
+    /// to every later one (a card, then a fault).
+    pub async fn crm_answers_first(
+        &self,
+        token: &str,
+        first: ResponseTemplate,
+        then: ResponseTemplate,
+    ) {
+        Mock::given(method("GET"))
+            .and(path(crm_path(token)))
+            .respond_with(first)
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&self.crm)
+            .await;
+        self.crm_always(token, then).await;
+    }
+
+    /// The CRM answers `response` to every GET, whatever its path.
+    pub async fn crm_answers_all(&self, response: ResponseTemplate) {
+        Mock::given(method("GET"))
+            .respond_with(response)
+            .mount(&self.crm)
+            .await;
+    }
+
+    /// Waits (bounded, generously) until the CRM has received `n` requests.
+    pub async fn wait_for_crm_calls(&self, n: usize) {
+        eventually(
+            &format!("the CRM received {n} requests"),
+            Duration::from_secs(10),
+            || async { self.crm_calls().await >= n },
+        )
+        .await;
     }
 
     /// How many requests the CRM received.
@@ -181,7 +252,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     TestApp {
         address,
         crm,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        http: http(),
     }
 }
 
@@ -216,11 +287,10 @@ pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) 
 /// users mappings, and the platform key `key` in a temp file (kept alive by
 /// the returned handle).
 pub fn users_settings(crm_url: &str, key: &str) -> (Settings, tempfile::NamedTempFile) {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(key.as_bytes()).unwrap();
+    let key = file(key);
     let mut s = test_settings(crm_url);
     s.users_api.enabled = true;
-    s.users_api.api_key_file = Some(file.path().to_owned());
+    s.users_api.api_key_file = Some(key.path().to_owned());
     for op in [
         &mut s.users_api.get,
         &mut s.users_api.update,
@@ -231,7 +301,7 @@ pub fn users_settings(crm_url: &str, key: &str) -> (Settings, tempfile::NamedTem
     ] {
         op.mapping = repo_path(&op.mapping.display().to_string());
     }
-    (s, file)
+    (s, key)
 }
 
 /// A temp file holding `content` (a `.toml` name, so a mapping or config
@@ -242,7 +312,134 @@ pub fn file(content: &str) -> tempfile::NamedTempFile {
     f
 }
 
+/// A CRM answer: 200 with the fixture `rel` as its JSON body.
+pub fn crm_fixture(rel: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(fixture(rel))
+}
+
 /// The mock CRM's answer for the generic bank's Alice (a found card).
-pub fn alice() -> wiremock::ResponseTemplate {
-    wiremock::ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json"))
+pub fn alice() -> ResponseTemplate {
+    crm_fixture("generic-bank/alice.input.json")
+}
+
+/// The mock CRM's answer for the generic bank's Bob (disabled, no companies).
+pub fn bob() -> ResponseTemplate {
+    crm_fixture("generic-bank/bob-disabled.input.json")
+}
+
+/// A fresh mock CRM that answers every GET with `response`.
+pub async fn crm_answering(response: ResponseTemplate) -> MockServer {
+    let crm = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(response)
+        .mount(&crm)
+        .await;
+    crm
+}
+
+/// Why `settings` cannot start an app (panics if it starts).
+pub async fn refusal(settings: Settings) -> String {
+    Application::build(settings)
+        .await
+        .err()
+        .expect("refuses to start")
+        .to_string()
+}
+
+/// A client that never goes through a proxy (every test talks to loopback).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// GET the Auth API of the app at `address` for `raw_token`, for apps
+/// started with [`start`] rather than [`spawn_app`].
+pub async fn lookup_at(address: &str, raw_token: &str) -> reqwest::Response {
+    http()
+        .get(format!("{address}/rest/chat/client/id/{raw_token}"))
+        .send()
+        .await
+        .expect("authbridge answers")
+}
+
+/// The card the app at `address` serves for `raw_token`: asserts a 200 and
+/// parses the JSON.
+pub async fn card_at(address: &str, raw_token: &str) -> Value {
+    json_ok(lookup_at(address, raw_token).await).await
+}
+
+/// Sends `request` and returns the status of its answer.
+pub async fn status_of(request: reqwest::RequestBuilder) -> u16 {
+    request
+        .send()
+        .await
+        .expect("authbridge answers")
+        .status()
+        .as_u16()
+}
+
+/// Asserts `response` is a 200 and returns its JSON body.
+pub async fn json_ok(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let url = response.url().clone();
+    let text = response.text().await.expect("a body");
+    assert_eq!(status, 200, "{url}: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"))
+}
+
+/// Polls `condition` every 20 ms until it holds; panics naming `what` after
+/// `bound`. For waiting on an event (a request arrived, a watcher fired)
+/// instead of sleeping a guessed time: a slow machine only waits longer.
+pub async fn eventually<F, Fut>(what: &str, bound: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + bound;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {bound:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every `*.input.json` under `dir` (sorted) with its `*.expected.json`.
+/// Asserts the list is non-empty and that every input has its expected
+/// file, so a golden test over it cannot pass by checking nothing.
+pub fn fixture_pairs(dir: &Path) -> Vec<(PathBuf, PathBuf)> {
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("no fixtures in {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".input.json"))
+        .collect();
+    inputs.sort();
+    assert!(
+        !inputs.is_empty(),
+        "{} has no *.input.json fixtures",
+        dir.display()
+    );
+    inputs
+        .into_iter()
+        .map(|input| {
+            let expected = PathBuf::from(
+                input
+                    .to_string_lossy()
+                    .replace(".input.json", ".expected.json"),
+            );
+            assert!(
+                expected.is_file(),
+                "{} has no {}",
+                input.display(),
+                expected.display()
+            );
+            (input, expected)
+        })
+        .collect()
+}
+
+/// A JSON file, parsed (the path in the panic message).
+pub fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -2,8 +2,7 @@
 //! percent-encoded path segment (or one query value) and nothing else.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wiremock::matchers::any;
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::helpers::{assert_error, spawn_app, spawn_app_with};
 
@@ -31,17 +30,14 @@ const CASES: &[(&str, &str, &str)] = &[
 #[tokio::test]
 async fn tokens_are_one_encoded_path_segment_on_the_wire() {
     let app = spawn_app().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&app.crm)
-        .await;
+    app.crm_answers_all(ResponseTemplate::new(404)).await;
 
     for (sent, _, _) in CASES {
         assert_error(app.lookup(sent).await, 404, "1001").await;
     }
 
     let received = app.crm.received_requests().await.unwrap();
-    assert_eq!(received.len(), CASES.len());
+    assert_eq!(received.len(), CASES.len(), "one CRM request per token");
     for (request, (_, _, on_wire)) in received.iter().zip(CASES) {
         assert_eq!(
             request.url.path(),
@@ -61,10 +57,7 @@ async fn tokens_in_the_query_are_one_form_encoded_value() {
         s.upstream.query.insert("v".into(), "2".into());
     })
     .await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&app.crm)
-        .await;
+    app.crm_answers_all(ResponseTemplate::new(404)).await;
 
     for (sent, _, _) in CASES {
         assert_error(app.lookup(sent).await, 404, "1001").await;
@@ -110,10 +103,7 @@ async fn token_pattern_rejects_before_the_crm_is_called() {
         s.server.token_pattern = Some(regex::Regex::new("^[A-Za-z0-9_-]+$").unwrap())
     })
     .await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&app.crm)
-        .await;
+    app.crm_answers_all(ResponseTemplate::new(404)).await;
 
     let text = assert_error(app.lookup("x'%20OR%20'1").await, 400, "1002").await;
     assert_eq!(
@@ -137,10 +127,7 @@ async fn query_language_escapes_keep_the_token_inside_its_string_literal() {
             .insert("$filter".into(), "new_chattoken eq '{token|odata}'".into());
     })
     .await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&app.crm)
-        .await;
+    app.crm_answers_all(ResponseTemplate::new(404)).await;
 
     // x' OR LastName != '   (URL-encoded in our request path)
     assert_error(

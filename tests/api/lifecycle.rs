@@ -220,14 +220,14 @@ async fn pretty_logs_off_a_terminal_carry_no_colour_codes() {
 }
 
 /// SIGTERM behind a load balancer: `/readyz` says 503 at once, lookups are
-/// still served for `server.shutdown_delay_ms` (3 s here), then the listener
+/// still served for `server.shutdown_delay_ms` (5 s here), then the listener
 /// closes and a request in flight across the close completes.
 #[tokio::test]
 async fn sigterm_keeps_serving_through_the_shutdown_delay() {
     let crm = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path_regex("^/clients/by-token/slow$"))
-        .respond_with(alice().set_delay(Duration::from_millis(1500)))
+        .respond_with(alice().set_delay(Duration::from_millis(2_500)))
         .mount(&crm)
         .await;
     Mock::given(method("GET"))
@@ -237,7 +237,7 @@ async fn sigterm_keeps_serving_through_the_shutdown_delay() {
         .await;
     let mut served = Served::start(&config_with_server(
         &crm.uri(),
-        "shutdown_delay_ms = 3000\n",
+        "shutdown_delay_ms = 5000\n",
         "",
     ));
     let base = served.base.clone();
@@ -258,12 +258,13 @@ async fn sigterm_keeps_serving_through_the_shutdown_delay() {
 
     served.signal("TERM");
     let signalled = std::time::Instant::now();
-    // In flight across the listener's close: its CRM answers after 1.5 s.
+    // In flight across the listener's close: its CRM answers after 2.5 s.
     let in_flight = tokio::spawn({
         let (fresh, base) = (fresh.clone(), base.clone());
         async move {
-            // Sent 0.8 s before the listener closes; answered 0.7 s after.
-            tokio::time::sleep(Duration::from_millis(2200)).await;
+            // Sent 2 s before the listener closes (a margin no stall eats);
+            // answered at the earliest 0.5 s after it.
+            tokio::time::sleep(Duration::from_millis(3_000)).await;
             fresh
                 .get(format!("{base}/rest/chat/client/id/slow"))
                 .send()
@@ -273,7 +274,7 @@ async fn sigterm_keeps_serving_through_the_shutdown_delay() {
     });
     let (mut served_ok, mut refused, mut ready_503) = (0, 0, 0);
     let mut i = 0;
-    // Well inside the 3 s delay, so a stalled machine cannot push a
+    // Well inside the 5 s delay, so a stalled machine cannot push a
     // request past the close.
     while signalled.elapsed() < Duration::from_millis(1500) {
         i += 1;
@@ -320,11 +321,7 @@ async fn sigterm_keeps_serving_through_the_shutdown_delay() {
 #[tokio::test]
 async fn silent_and_trickling_sockets_cannot_exhaust_connections() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let crm = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(alice())
-        .mount(&crm)
-        .await;
+    let crm = crate::helpers::crm_answering(alice()).await;
     let served = Served::start(&config_with_server(
         &crm.uri(),
         "max_connections = 20\nheader_read_timeout_ms = 500\nworkers = 1\n",

@@ -13,7 +13,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{assert_error, fixture, init_logs, start, test_settings};
+use crate::helpers::{
+    alice, assert_error, crm_answering, file, fixture, init_logs, json_ok, lookup_at, refusal,
+    start, test_settings,
+};
 
 struct Pki {
     ca_pem: String,
@@ -59,12 +62,8 @@ fn pki() -> Pki {
 /// Why the mock CRM's TLS handshakes failed, as rustls says it.
 type Handshakes = Arc<std::sync::Mutex<Vec<String>>>;
 
-async fn mtls_crm(pki: &Pki) -> String {
-    mtls_crm_recording(pki).await.0
-}
-
-/// As [`mtls_crm`], with the handshake failures it saw, so a negative test
-/// can tell a TLS refusal from any other connection failure.
+/// With the handshake failures it saw, so a negative test can tell a TLS
+/// refusal from any other connection failure.
 async fn mtls_crm_recording(pki: &Pki) -> (String, Handshakes) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
@@ -115,46 +114,41 @@ async fn mtls_crm_recording(pki: &Pki) -> (String, Handshakes) {
     (format!("https://127.0.0.1:{}", addr.port()), failures)
 }
 
-use crate::helpers::file;
-
-#[tokio::test]
-async fn a_client_certificate_opens_the_crm() {
+/// A lookup through an app in front of the mTLS CRM, trusting its CA when
+/// `trust_ca` and presenting the client certificate when `client_cert`;
+/// with the handshake failures the CRM saw.
+async fn lookup_via_mtls(trust_ca: bool, client_cert: bool) -> (reqwest::Response, Handshakes) {
     init_logs();
     let pki = pki();
-    let crm = mtls_crm(&pki).await;
+    let (crm, failures) = mtls_crm_recording(&pki).await;
     let (ca, cert, key) = (
         file(&pki.ca_pem),
         file(&pki.client_cert_pem),
         file(&pki.client_key_pem),
     );
     let mut settings = test_settings(&crm);
-    settings.upstream.tls.ca_file = Some(ca.path().to_owned());
-    settings.upstream.tls.client_cert_file = Some(cert.path().to_owned());
-    settings.upstream.tls.client_key_file = Some(key.path().to_owned());
-    let address = start(settings).await;
+    if trust_ca {
+        settings.upstream.tls.ca_file = Some(ca.path().to_owned());
+    }
+    if client_cert {
+        settings.upstream.tls.client_cert_file = Some(cert.path().to_owned());
+        settings.upstream.tls.client_key_file = Some(key.path().to_owned());
+    }
+    let response = lookup_at(&start(settings).await, "tls-user").await;
+    (response, failures)
+}
 
-    let response = reqwest::get(format!("{address}/rest/chat/client/id/tls-user"))
-        .await
-        .unwrap();
+#[tokio::test]
+async fn a_client_certificate_opens_the_crm() {
+    let (response, _) = lookup_via_mtls(true, true).await;
 
-    assert_eq!(response.status(), 200);
-    let card: serde_json::Value = response.json().await.unwrap();
+    let card = json_ok(response).await;
     assert_eq!(card, fixture("generic-bank/alice.expected.json"));
 }
 
 #[tokio::test]
 async fn without_a_client_certificate_the_crm_is_unreachable() {
-    init_logs();
-    let pki = pki();
-    let (crm, failures) = mtls_crm_recording(&pki).await;
-    let ca = file(&pki.ca_pem);
-    let mut settings = test_settings(&crm);
-    settings.upstream.tls.ca_file = Some(ca.path().to_owned());
-    let address = start(settings).await;
-
-    let response = reqwest::get(format!("{address}/rest/chat/client/id/tls-user"))
-        .await
-        .unwrap();
+    let (response, failures) = lookup_via_mtls(true, false).await;
 
     assert_error(response, 502, "1005").await;
     let failures = failures.lock().unwrap().clone();
@@ -166,18 +160,7 @@ async fn without_a_client_certificate_the_crm_is_unreachable() {
 
 #[tokio::test]
 async fn an_unknown_server_ca_is_refused() {
-    init_logs();
-    let pki = pki();
-    let (crm, failures) = mtls_crm_recording(&pki).await;
-    let (cert, key) = (file(&pki.client_cert_pem), file(&pki.client_key_pem));
-    let mut settings = test_settings(&crm);
-    settings.upstream.tls.client_cert_file = Some(cert.path().to_owned());
-    settings.upstream.tls.client_key_file = Some(key.path().to_owned());
-    let address = start(settings).await;
-
-    let response = reqwest::get(format!("{address}/rest/chat/client/id/tls-user"))
-        .await
-        .unwrap();
+    let (response, failures) = lookup_via_mtls(false, true).await;
 
     assert_error(response, 502, "1005").await;
     let failures = failures.lock().unwrap().clone();
@@ -191,23 +174,13 @@ async fn an_unknown_server_ca_is_refused() {
 async fn unreadable_tls_files_refuse_to_start() {
     let mut settings = test_settings("https://127.0.0.1:9");
     settings.upstream.tls.ca_file = Some("/nonexistent/ca.pem".into());
-    let err = authbridge::Application::build(settings)
-        .await
-        .err()
-        .expect("refuses");
-    assert!(
-        err.to_string()
-            .contains("upstream.tls.ca_file: cannot read"),
-        "{err}"
-    );
+    let err = refusal(settings).await;
+    assert!(err.contains("upstream.tls.ca_file: cannot read"), "{err}");
     let junk = file("not a certificate");
     let mut settings = test_settings("https://127.0.0.1:9");
     settings.upstream.tls.ca_file = Some(junk.path().to_owned());
-    let err = authbridge::Application::build(settings)
-        .await
-        .err()
-        .expect("refuses");
-    assert!(err.to_string().contains("upstream.tls.ca_file"), "{err}");
+    let err = refusal(settings).await;
+    assert!(err.contains("upstream.tls.ca_file"), "{err}");
 }
 
 /// A server certificate for 127.0.0.1 from `ca`, as PEM (certificate, key).
@@ -252,14 +225,7 @@ async fn tls_termination_with_a_reloadable_certificate() {
     let ca_der = ca.der().clone();
     let (cert_pem, key_pem, first_der) = server_pem(&ca);
     let (cert_file, key_file) = (file(&cert_pem), file(&key_pem));
-    let crm = wiremock::MockServer::start().await;
-    wiremock::Mock::given(wiremock::matchers::any())
-        .respond_with(
-            wiremock::ResponseTemplate::new(200)
-                .set_body_json(fixture("generic-bank/alice.input.json")),
-        )
-        .mount(&crm)
-        .await;
+    let crm = crm_answering(alice()).await;
     let mut settings = test_settings(&crm.uri());
     settings.server.tls.cert_file = Some(cert_file.path().to_owned());
     settings.server.tls.key_file = Some(key_file.path().to_owned());

@@ -7,7 +7,9 @@ use serde_json::json;
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{alice, assert_error, crm_path, spawn_app_with};
+use tempfile::NamedTempFile;
+
+use crate::helpers::{TestApp, alice, assert_error, file, spawn_app_with};
 use authbridge::config::{AuthKind, ClientAuth};
 
 fn token(access: &str, expires_in: u64) -> ResponseTemplate {
@@ -16,20 +18,40 @@ fn token(access: &str, expires_in: u64) -> ResponseTemplate {
     }))
 }
 
-fn secret_file() -> tempfile::NamedTempFile {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    std::io::Write::write_all(&mut f, b"client-secret-xyz").unwrap();
-    f
+/// The IdP answers `response` to token requests: the first `first_only` of
+/// them only when `Some(n)`, each expected `times` when given.
+async fn idp_answers(
+    idp: &MockServer,
+    response: ResponseTemplate,
+    first_only: Option<u64>,
+    times: Option<u64>,
+) {
+    let mut mock = Mock::given(path("/oauth2/token")).respond_with(response);
+    if let Some(n) = first_only {
+        mock = mock.up_to_n_times(n);
+    }
+    if let Some(n) = times {
+        mock = mock.expect(n);
+    }
+    mock.mount(idp).await;
 }
 
-async fn app_with_oauth(
-    idp: &MockServer,
-    secret: &tempfile::NamedTempFile,
-    client_auth: ClientAuth,
-) -> crate::helpers::TestApp {
+/// The CRM answers `response` to requests bearing `bearer`, `times` times.
+async fn crm_answers_bearer(app: &TestApp, bearer: &str, response: ResponseTemplate, times: u64) {
+    Mock::given(header("authorization", format!("Bearer {bearer}").as_str()))
+        .respond_with(response)
+        .expect(times)
+        .mount(&app.crm)
+        .await;
+}
+
+/// An app whose CRM takes OAuth2 tokens from `idp`; the client secret file
+/// lives as long as the app.
+async fn app_with_oauth(idp: &MockServer, client_auth: ClientAuth) -> (TestApp, NamedTempFile) {
+    let secret = file("client-secret-xyz");
     let token_url = format!("{}/oauth2/token", idp.uri());
     let secret_path = secret.path().to_owned();
-    spawn_app_with(move |s| {
+    let app = spawn_app_with(move |s| {
         s.upstream.auth.kind = AuthKind::OAuth2;
         s.upstream.auth.token_url = Some(token_url.parse().unwrap());
         s.upstream.auth.client_id = Some("authbridge".into());
@@ -37,7 +59,8 @@ async fn app_with_oauth(
         s.upstream.auth.client_auth = client_auth;
         s.upstream.auth.secret_file = Some(secret_path);
     })
-    .await
+    .await;
+    (app, secret)
 }
 
 #[tokio::test]
@@ -53,13 +76,8 @@ async fn one_token_for_a_hundred_concurrent_lookups() {
         .expect(1)
         .mount(&idp)
         .await;
-    let secret = secret_file();
-    let app = app_with_oauth(&idp, &secret, ClientAuth::Body).await;
-    Mock::given(header("authorization", "Bearer at-1"))
-        .respond_with(alice())
-        .expect(100)
-        .mount(&app.crm)
-        .await;
+    let (app, _secret) = app_with_oauth(&idp, ClientAuth::Body).await;
+    crm_answers_bearer(&app, "at-1", alice(), 100).await;
 
     // 100 different tokens: no lookup coalescing, 100 CRM requests.
     let lookups = (0..100).map(|i| app.lookup_owned(format!("user-{i}")));
@@ -72,60 +90,28 @@ async fn one_token_for_a_hundred_concurrent_lookups() {
 #[tokio::test]
 async fn the_token_is_reused_until_it_expires() {
     let idp = MockServer::start().await;
-    Mock::given(path("/oauth2/token"))
-        .respond_with(token("at-1", 1))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&idp)
-        .await;
-    Mock::given(path("/oauth2/token"))
-        .respond_with(token("at-2", 3600))
-        .expect(1)
-        .mount(&idp)
-        .await;
-    let secret = secret_file();
-    let app = app_with_oauth(&idp, &secret, ClientAuth::Body).await;
-    Mock::given(header("authorization", "Bearer at-1"))
-        .respond_with(alice())
-        .expect(2)
-        .mount(&app.crm)
-        .await;
-    Mock::given(header("authorization", "Bearer at-2"))
-        .respond_with(alice())
-        .expect(1)
-        .mount(&app.crm)
-        .await;
+    // 3 s: the two lookups that reuse it are far inside its life even on a
+    // stalled machine.
+    idp_answers(&idp, token("at-1", 3), Some(1), Some(1)).await;
+    idp_answers(&idp, token("at-2", 3600), None, Some(1)).await;
+    let (app, _secret) = app_with_oauth(&idp, ClientAuth::Body).await;
+    crm_answers_bearer(&app, "at-1", alice(), 2).await;
+    crm_answers_bearer(&app, "at-2", alice(), 1).await;
 
     assert_eq!(app.lookup("a").await.status(), 200);
     assert_eq!(app.lookup("b").await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
     assert_eq!(app.lookup("c").await.status(), 200);
 }
 
 #[tokio::test]
 async fn a_401_renews_the_token_once() {
     let idp = MockServer::start().await;
-    Mock::given(path("/oauth2/token"))
-        .respond_with(token("revoked", 3600))
-        .up_to_n_times(1)
-        .mount(&idp)
-        .await;
-    Mock::given(path("/oauth2/token"))
-        .respond_with(token("fresh", 3600))
-        .mount(&idp)
-        .await;
-    let secret = secret_file();
-    let app = app_with_oauth(&idp, &secret, ClientAuth::Basic).await;
-    Mock::given(header("authorization", "Bearer revoked"))
-        .respond_with(ResponseTemplate::new(401))
-        .expect(1)
-        .mount(&app.crm)
-        .await;
-    Mock::given(header("authorization", "Bearer fresh"))
-        .respond_with(alice())
-        .expect(2)
-        .mount(&app.crm)
-        .await;
+    idp_answers(&idp, token("revoked", 3600), Some(1), None).await;
+    idp_answers(&idp, token("fresh", 3600), None, None).await;
+    let (app, _secret) = app_with_oauth(&idp, ClientAuth::Basic).await;
+    crm_answers_bearer(&app, "revoked", ResponseTemplate::new(401), 1).await;
+    crm_answers_bearer(&app, "fresh", alice(), 2).await;
 
     assert_eq!(app.lookup("a").await.status(), 200);
     assert_eq!(app.lookup("b").await.status(), 200);
@@ -143,17 +129,9 @@ async fn a_401_renews_the_token_once() {
 #[tokio::test]
 async fn a_crm_that_refuses_fresh_tokens_is_an_auth_error() {
     let idp = MockServer::start().await;
-    Mock::given(path("/oauth2/token"))
-        .respond_with(token("t", 3600))
-        .mount(&idp)
-        .await;
-    let secret = secret_file();
-    let app = app_with_oauth(&idp, &secret, ClientAuth::Body).await;
-    Mock::given(path(crm_path("x")))
-        .respond_with(ResponseTemplate::new(401))
-        .expect(2)
-        .mount(&app.crm)
-        .await;
+    idp_answers(&idp, token("t", 3600), None, None).await;
+    let (app, _secret) = app_with_oauth(&idp, ClientAuth::Body).await;
+    app.crm_answers("x", ResponseTemplate::new(401), 2).await;
 
     let text = assert_error(app.lookup("x").await, 502, "1008").await;
     assert_eq!(
@@ -165,12 +143,9 @@ async fn a_crm_that_refuses_fresh_tokens_is_an_auth_error() {
 #[tokio::test]
 async fn a_failing_token_endpoint_is_an_auth_error_without_secrets() {
     let idp = MockServer::start().await;
-    Mock::given(path("/oauth2/token"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_client"})))
-        .mount(&idp)
-        .await;
-    let secret = secret_file();
-    let app = app_with_oauth(&idp, &secret, ClientAuth::Body).await;
+    let refusal = ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_client"}));
+    idp_answers(&idp, refusal, None, None).await;
+    let (app, _secret) = app_with_oauth(&idp, ClientAuth::Body).await;
 
     let text = assert_error(app.lookup("x").await, 502, "1008").await;
 

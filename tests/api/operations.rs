@@ -7,29 +7,16 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
 use crate::helpers::{
-    assert_error, fixture, metrics_of, repo_path, start, start_with_admin, test_settings,
+    alice, assert_error, card_at, crm_answering, eventually, file, http, lookup_at, metrics_of,
+    repo_path, start, start_with_admin, status_of, test_settings,
 };
 use authbridge::config::AccessKind;
 
-use crate::helpers::file;
-
 async fn crm() -> MockServer {
-    let crm = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
-        )
-        .mount(&crm)
-        .await;
-    crm
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
+    crm_answering(alice()).await
 }
 
 #[tokio::test]
@@ -52,22 +39,11 @@ async fn a_shared_secret_guards_the_auth_api_but_not_health() {
     )
     .await;
     assert_eq!(
-        http()
-            .get(&url)
-            .bearer_auth("chat-s3cret")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(http().get(&url).bearer_auth("chat-s3cret")).await,
         200
     );
     assert_eq!(
-        http()
-            .get(format!("{address}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(http().get(format!("{address}/healthz"))).await,
         200
     );
     assert_eq!(crm.received_requests().await.unwrap().len(), 1);
@@ -79,16 +55,7 @@ async fn a_cidr_allowlist_and_a_per_ip_rate_limit() {
     let mut settings = test_settings(&crm.uri());
     settings.server.access.allow_cidrs = vec!["10.0.0.0/8".parse().unwrap()];
     let closed = start(settings).await;
-    let text = assert_error(
-        http()
-            .get(format!("{closed}/rest/chat/client/id/t"))
-            .send()
-            .await
-            .unwrap(),
-        403,
-        "1013",
-    )
-    .await;
+    let text = assert_error(lookup_at(&closed, "t").await, 403, "1013").await;
     assert_eq!(text, "Caller network not allowed");
 
     let mut settings = test_settings(&crm.uri());
@@ -97,10 +64,26 @@ async fn a_cidr_allowlist_and_a_per_ip_rate_limit() {
     settings.server.access.rate_limit_per_ip = 1;
     settings.server.access.rate_limit_burst = 2;
     let open = start(settings).await;
-    let url = format!("{open}/rest/chat/client/id/t");
-    assert_eq!(http().get(&url).send().await.unwrap().status(), 200);
-    assert_eq!(http().get(&url).send().await.unwrap().status(), 200);
-    assert_error(http().get(&url).send().await.unwrap(), 429, "1011").await;
+    // The burst of 2 is served, then the limiter refuses. A stalled machine
+    // may refill a token (1 a second) between requests: it then serves at
+    // most one more per second that passed, never more.
+    let started = std::time::Instant::now();
+    let mut served = 0;
+    loop {
+        let r = lookup_at(&open, "t").await;
+        if r.status() != 200 {
+            assert_error(r, 429, "1011").await;
+            break;
+        }
+        served += 1;
+        assert!(served <= 20, "the rate limit never refused");
+    }
+    let refills = started.elapsed().as_secs();
+    assert!(served >= 2, "the burst was served: {served}");
+    assert!(
+        served <= 2 + refills,
+        "{served} served in {refills} s: more than the burst and the rate allow"
+    );
 }
 
 #[tokio::test]
@@ -108,7 +91,9 @@ async fn connections_beyond_the_cap_are_closed_and_slow_headers_cut_off() {
     let crm = crm().await;
     let mut settings = test_settings(&crm.uri());
     settings.server.max_connections = 1;
-    settings.server.header_read_timeout = Duration::from_millis(300);
+    // Long enough that the refusal below comes well before it, even on a
+    // stalled machine.
+    settings.server.header_read_timeout = Duration::from_millis(3_000);
     let address = start(settings).await;
     let addr = address.trim_start_matches("http://").to_owned();
 
@@ -117,29 +102,24 @@ async fn connections_beyond_the_cap_are_closed_and_slow_headers_cut_off() {
     slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
     // ...so another connection is closed at once.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let refused = http().get(format!("{address}/healthz")).send().await;
     assert!(refused.is_err(), "over the connection cap");
     // The header-read timeout then drops the slow client and frees the slot.
     let mut buf = [0u8; 64];
-    let read = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf))
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut buf))
         .await
         .expect("closed in time");
     assert!(
         matches!(read, Ok(0) | Err(_)) || String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 408")
     );
     drop(slow);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        http()
-            .get(format!("{address}/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    // The slot frees once the server has closed its side: waited for.
+    eventually("the freed slot serves", Duration::from_secs(10), || async {
+        matches!(http().get(format!("{address}/healthz")).send().await, Ok(r) if r.status() == 200)
+    })
+    .await;
 }
 
 async fn admin_app(
@@ -159,11 +139,7 @@ async fn admin_app(
 async fn the_admin_api_purges_reloads_and_reports() {
     let crm = crm().await;
     let (address, admin, _token) = admin_app(&crm, &repo_path("mappings/generic-bank.toml")).await;
-    let lookup = |t: &'static str| {
-        http()
-            .get(format!("{address}/rest/chat/client/id/{t}"))
-            .send()
-    };
+    let lookup = |t: &'static str| card_at(&address, t);
     let admin_post = |p: &'static str, body: Value| {
         http()
             .post(format!("{admin}{p}"))
@@ -173,27 +149,21 @@ async fn the_admin_api_purges_reloads_and_reports() {
     };
 
     assert_eq!(
-        http()
-            .get(format!("{admin}/admin/stats"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(http().get(format!("{admin}/admin/stats"))).await,
         401
     );
     assert_eq!(
-        http()
-            .get(format!("{admin}/admin/stats"))
-            .bearer_auth("wrong")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        status_of(
+            http()
+                .get(format!("{admin}/admin/stats"))
+                .bearer_auth("wrong")
+        )
+        .await,
         401
     );
-    lookup("a").await.unwrap();
-    lookup("a").await.unwrap();
-    lookup("b").await.unwrap();
+    lookup("a").await;
+    lookup("a").await;
+    lookup("b").await;
     assert_eq!(crm.received_requests().await.unwrap().len(), 2);
 
     let stats: Value = http()
@@ -215,8 +185,8 @@ async fn the_admin_api_purges_reloads_and_reports() {
         .await
         .unwrap();
     assert_eq!(purged, json!({"purged": true}));
-    lookup("a").await.unwrap();
-    lookup("b").await.unwrap();
+    lookup("a").await;
+    lookup("b").await;
     assert_eq!(
         crm.received_requests().await.unwrap().len(),
         3,
@@ -226,7 +196,7 @@ async fn the_admin_api_purges_reloads_and_reports() {
     admin_post("/admin/cache/purge-all", json!({}))
         .await
         .unwrap();
-    lookup("b").await.unwrap();
+    lookup("b").await;
     assert_eq!(crm.received_requests().await.unwrap().len(), 4);
 
     let reloaded: Value = admin_post("/admin/reload", json!({}))
@@ -252,7 +222,8 @@ async fn reloading_under_load_loses_no_request() {
             .send()
     };
 
-    // Requests fire continuously (bounded: at most 3 s) over a few tokens.
+    // Requests fire continuously over a few tokens until stopped (bounded:
+    // at most 60 s, far more than a stalled machine needs).
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicUsize::new(0));
     let total = Arc::new(AtomicUsize::new(0));
@@ -266,7 +237,7 @@ async fn reloading_under_load_loses_no_request() {
         );
         workers.push(tokio::spawn(async move {
             let client = http();
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
                 let r = client
@@ -281,7 +252,18 @@ async fn reloading_under_load_loses_no_request() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let requests_pass = |than: usize| {
+        let total = total.clone();
+        eventually(
+            "requests keep running",
+            Duration::from_secs(20),
+            move || {
+                let total = total.clone();
+                async move { total.load(Ordering::Relaxed) > than }
+            },
+        )
+    };
+    requests_pass(10).await;
 
     // A valid change: cards made by the old mapping are dropped.
     std::fs::write(
@@ -297,19 +279,9 @@ async fn reloading_under_load_loses_no_request() {
     assert!(before > 0, "requests were running before the reload");
     let ok: Value = reload().await.unwrap().json().await.unwrap();
     assert_eq!(ok["mapping_changed"], true, "{ok}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        total.load(Ordering::Relaxed) > before,
-        "requests kept running after the reload"
-    );
-    let card: Value = http()
-        .get(format!("{address}/rest/chat/client/id/w0-0"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Requests kept running after the reload.
+    requests_pass(before + 10).await;
+    let card = card_at(&address, "w0-0").await;
     assert_eq!(card["client"]["type"], "1", "served by the new mapping");
 
     // An invalid change: rejected with its position; the running one keeps serving.
@@ -328,11 +300,8 @@ async fn reloading_under_load_loses_no_request() {
             .contains(":3:1: client.surnme: unknown field"),
         "{body}"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        total.load(Ordering::Relaxed) > before,
-        "requests kept running across the rejected reload"
-    );
+    // Requests kept running across the rejected reload.
+    requests_pass(before + 10).await;
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.await.unwrap();
@@ -344,14 +313,7 @@ async fn reloading_under_load_loses_no_request() {
         0,
         "no request failed during the reloads"
     );
-    let card: Value = http()
-        .get(format!("{address}/rest/chat/client/id/w1-1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let card = card_at(&address, "w1-1").await;
     assert_eq!(card["client"]["type"], "1", "still the last valid mapping");
     let metrics = metrics_of(&address).await;
     assert!(metrics.contains("authbridge_reloads_total{result=\"failed\"}"));
@@ -367,17 +329,7 @@ async fn a_changed_mapping_file_is_picked_up_by_the_watcher() {
     settings.auth_api.mapping = mapping.path().to_owned();
     settings.reload.watch_files = true;
     let address = start(settings).await;
-    let card = || async {
-        http()
-            .get(format!("{address}/rest/chat/client/id/t"))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
-    assert_eq!(card().await["client"]["type"], "0");
+    assert_eq!(card_at(&address, "t").await["client"]["type"], "0");
 
     std::fs::write(
         mapping.path(),
@@ -389,13 +341,10 @@ async fn a_changed_mapping_file_is_picked_up_by_the_watcher() {
     .unwrap();
 
     // Bounded wait for the watcher (debounced 200 ms).
-    let mut seen = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if card().await["client"]["type"] == "1" {
-            seen = true;
-            break;
-        }
-    }
-    assert!(seen, "the new mapping serves within 5 s");
+    eventually(
+        "the new mapping serves",
+        Duration::from_secs(10),
+        || async { card_at(&address, "t").await["client"]["type"] == "1" },
+    )
+    .await;
 }

@@ -6,7 +6,7 @@ use authbridge::Application;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer};
 
-use crate::helpers::{alice, crm_path, init_logs, metric_in, spawn_app, test_settings};
+use crate::helpers::{alice, crm_path, eventually, init_logs, metric_in, spawn_app, test_settings};
 
 #[tokio::test]
 async fn health_and_readiness() {
@@ -22,10 +22,7 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn metrics_count_requests_cache_and_crm_without_tokens() {
     let app = spawn_app().await;
-    Mock::given(path(crm_path("metric-token-abc")))
-        .respond_with(alice())
-        .mount(&app.crm)
-        .await;
+    app.crm_answers("metric-token-abc", alice(), 1).await;
     let first = app.lookup("metric-token-abc").await;
     assert_eq!(first.status(), 200);
     assert_eq!(first.headers()["x-authbridge-cache"], "miss");
@@ -128,7 +125,14 @@ async fn shutdown_finishes_in_flight_requests_then_stops() {
     }));
 
     let in_flight = tokio::spawn(reqwest::get(format!("{address}/rest/chat/client/id/slow")));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Stop once the lookup is in flight (the CRM has it), not after a
+    // guessed time a stalled machine may not have reached it in.
+    eventually(
+        "the lookup is in flight",
+        Duration::from_secs(10),
+        || async { !crm.received_requests().await.unwrap().is_empty() },
+    )
+    .await;
     stop.send(()).unwrap();
 
     let response = in_flight.await.unwrap().unwrap();

@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, init_logs, metrics_of, start, test_settings};
+use crate::helpers::{
+    assert_error, card_at, file, init_logs, lookup_at, metrics_of, start, test_settings,
+};
 
 /// A bank CRM spread over three endpoints, with knobs for failure injection.
 #[derive(Default)]
@@ -64,8 +66,16 @@ async fn company(State(crm): State<Shared>, Path(id): Path<u64>) -> Response {
     let now = crm.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     crm.max_in_flight.fetch_max(now, Ordering::SeqCst);
     pause(&crm).await;
-    // Long enough that requests meant to overlap do overlap.
+    // Held until the fan-out's full width (5) has been seen in flight, so
+    // requests meant to overlap do overlap however slow the machine; bounded
+    // (under the 1 s CRM timeout) for fan-outs narrower than 5.
     tokio::time::sleep(Duration::from_millis(150)).await;
+    let held = tokio::time::Instant::now();
+    while crm.max_in_flight.load(Ordering::SeqCst) < 5
+        && held.elapsed() < Duration::from_millis(600)
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     crm.in_flight.fetch_sub(1, Ordering::SeqCst);
     if id == 4 {
         return StatusCode::NOT_FOUND.into_response();
@@ -138,8 +148,7 @@ async fn spawn(
 ) -> (Shared, String, tempfile::NamedTempFile) {
     init_logs();
     let (crm, url) = start_crm().await;
-    let mut mapping = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-    std::io::Write::write_all(&mut mapping, MAPPING.as_bytes()).unwrap();
+    let mapping = file(MAPPING);
     let mut settings = test_settings(&url);
     settings.auth_api.mapping = mapping.path().to_owned();
     settings.upstream.deadline = Duration::from_millis(3_000);
@@ -149,19 +158,15 @@ async fn spawn(
 }
 
 async fn lookup(address: &str, token: &str) -> reqwest::Response {
-    reqwest::get(format!("{address}/rest/chat/client/id/{token}"))
-        .await
-        .unwrap()
+    lookup_at(address, token).await
 }
 
 #[tokio::test]
 async fn three_steps_and_a_concurrent_fan_out_build_one_card() {
     let (crm, address, _m) = spawn(|_| {}).await;
 
-    let response = lookup(&address, "t1").await;
+    let card = card_at(&address, "t1").await;
 
-    assert_eq!(response.status(), 200);
-    let card: Value = response.json().await.unwrap();
     assert_eq!(card["client"]["id"], "cl-t1");
     assert_eq!(card["client"]["name"], "Ivanova Anna S.");
     assert_eq!(
@@ -216,10 +221,8 @@ async fn a_failing_optional_step_leaves_its_fields_out() {
     let (crm, address, _m) = spawn(|_| {}).await;
     crm.limits_status.store(500, Ordering::SeqCst);
 
-    let response = lookup(&address, "t3").await;
+    let card = card_at(&address, "t3").await;
 
-    assert_eq!(response.status(), 200);
-    let card: Value = response.json().await.unwrap();
     assert!(card["client"].get("fieldList").is_none(), "{card}");
     assert_eq!(card["companyList"].as_array().unwrap().len(), 4);
     let metrics = metrics_of(&address).await;

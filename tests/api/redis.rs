@@ -10,7 +10,10 @@ use serde_json::Value;
 use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{crm_path, fixture, metrics_of, start, test_settings};
+use crate::helpers::{
+    alice, crm_answering, crm_path, eventually, file, lookup_at, metrics_of, refusal, start,
+    test_settings,
+};
 
 /// A redis-server on a free loopback port, killed when dropped.
 struct RedisServer {
@@ -90,13 +93,25 @@ impl Drop for RedisServer {
     }
 }
 
-fn secret(content: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    std::io::Write::write_all(&mut f, content.as_bytes()).unwrap();
-    f
+/// The cache key every replica of a test shares.
+fn hash_key() -> tempfile::NamedTempFile {
+    file("a-shared-hmac-key-of-32-bytes!!!")
 }
 
-/// Settings of one replica: same CRM, same Redis, same keys.
+/// A mock CRM answering `response` for `token`, expected `times` when given.
+async fn crm_for(token: &str, response: ResponseTemplate, times: Option<u64>) -> MockServer {
+    let crm = MockServer::start().await;
+    let mock = Mock::given(path(crm_path(token))).respond_with(response);
+    match times {
+        Some(n) => mock.expect(n).mount(&crm).await,
+        None => mock.mount(&crm).await,
+    }
+    crm
+}
+
+/// Settings of one replica: same CRM, same Redis, same keys. Redis calls
+/// get 2 s (production's default is 50 ms), so a stalled test machine does
+/// not turn a healthy Redis into a "Redis is down" fallback.
 fn replica(
     crm: &MockServer,
     redis: &RedisServer,
@@ -105,32 +120,23 @@ fn replica(
 ) -> authbridge::Settings {
     let mut s = test_settings(&crm.uri());
     s.redis.url = redis.url();
-    s.redis.timeout = Duration::from_millis(200);
+    s.redis.timeout = Duration::from_millis(2_000);
     s.cache.hash_key_file = Some(hash_key.path().to_owned());
     s.redis.encryption_key_file = aes.map(|f| f.path().to_owned());
     s
 }
 
 async fn card(address: &str, token: &str) -> (u16, Value) {
-    let r = reqwest::get(format!("{address}/rest/chat/client/id/{token}"))
-        .await
-        .unwrap();
+    let r = lookup_at(address, token).await;
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]
 async fn a_card_fetched_by_one_replica_is_served_by_another_without_a_crm_call() {
     let redis = RedisServer::start().await;
-    let crm = MockServer::start().await;
-    Mock::given(path(crm_path("shared")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
-        )
-        .expect(1)
-        .mount(&crm)
-        .await;
-    let hash_key = secret("a-shared-hmac-key-of-32-bytes!!!");
-    let aes = secret(&"7".repeat(64));
+    let crm = crm_for("shared", alice(), Some(1)).await;
+    let hash_key = hash_key();
+    let aes = file(&"7".repeat(64));
     let a = start(replica(&crm, &redis, &hash_key, Some(&aes))).await;
     let b = start(replica(&crm, &redis, &hash_key, Some(&aes))).await;
 
@@ -156,21 +162,32 @@ async fn a_card_fetched_by_one_replica_is_served_by_another_without_a_crm_call()
 #[tokio::test]
 async fn replicas_coalesce_a_cold_token_through_the_redis_lock() {
     let redis = RedisServer::start().await;
-    let crm = MockServer::start().await;
-    Mock::given(path(crm_path("cold")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(fixture("generic-bank/alice.input.json"))
-                .set_delay(Duration::from_millis(300)),
-        )
-        .mount(&crm)
-        .await;
-    let hash_key = secret("a-shared-hmac-key-of-32-bytes!!!");
-    let a = start(replica(&crm, &redis, &hash_key, None)).await;
-    let b = start(replica(&crm, &redis, &hash_key, None)).await;
+    // The CRM holds A's fetch (and so A's Redis lock) for 1.5 s; B asks once
+    // the CRM has A's request, well inside that, and may wait up to 3 s.
+    let crm = crm_for(
+        "cold",
+        alice().set_delay(Duration::from_millis(1_500)),
+        None,
+    )
+    .await;
+    let hash_key = hash_key();
+    let slow_fetch = || {
+        let mut s = replica(&crm, &redis, &hash_key, None);
+        s.upstream.timeout = Duration::from_millis(3_000);
+        s.redis.lock = Duration::from_millis(3_000);
+        s.server.request_timeout = Duration::from_millis(10_000);
+        s
+    };
+    let a = start(slow_fetch()).await;
+    let b = start(slow_fetch()).await;
 
     let (ra, rb) = tokio::join!(card(&a, "cold"), async {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        eventually(
+            "the CRM has A's request",
+            Duration::from_secs(10),
+            || async { !crm.received_requests().await.unwrap().is_empty() },
+        )
+        .await;
         card(&b, "cold").await
     });
 
@@ -185,15 +202,12 @@ async fn replicas_coalesce_a_cold_token_through_the_redis_lock() {
 #[tokio::test]
 async fn killing_redis_mid_test_fails_no_lookup() {
     let mut redis = RedisServer::start().await;
-    let crm = MockServer::start().await;
-    Mock::given(wiremock::matchers::any())
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
-        )
-        .mount(&crm)
-        .await;
-    let hash_key = secret("a-shared-hmac-key-of-32-bytes!!!");
-    let address = start(replica(&crm, &redis, &hash_key, None)).await;
+    let crm = crm_answering(alice()).await;
+    let hash_key = hash_key();
+    let mut settings = replica(&crm, &redis, &hash_key, None);
+    // A short timeout, as a replica would run: the outage costs no lookup.
+    settings.redis.timeout = Duration::from_millis(200);
+    let address = start(settings).await;
 
     for i in 0..5 {
         assert_eq!(card(&address, &format!("before-{i}")).await.0, 200);
@@ -219,13 +233,9 @@ async fn killing_redis_mid_test_fails_no_lookup() {
 async fn redis_requires_a_shared_hash_key() {
     let mut settings = test_settings("http://127.0.0.1:9");
     settings.redis.url = "redis://127.0.0.1:1/".into();
-    let err = authbridge::Application::build(settings)
-        .await
-        .err()
-        .expect("refuses");
+    let err = refusal(settings).await;
     assert!(
-        err.to_string()
-            .contains("cache.hash_key_env: replicas sharing Redis need the same cache key"),
+        err.contains("cache.hash_key_env: replicas sharing Redis need the same cache key"),
         "{err}"
     );
 }
@@ -233,16 +243,9 @@ async fn redis_requires_a_shared_hash_key() {
 #[tokio::test]
 async fn purge_all_clears_the_shared_level_too() {
     let redis = RedisServer::start().await;
-    let crm = MockServer::start().await;
-    Mock::given(path(crm_path("p")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
-        )
-        .expect(2)
-        .mount(&crm)
-        .await;
-    let hash_key = secret("a-shared-hmac-key-of-32-bytes!!!");
-    let admin_token = secret("adm1n");
+    let crm = crm_for("p", alice(), Some(2)).await;
+    let hash_key = hash_key();
+    let admin_token = file("adm1n");
     let mut settings = replica(&crm, &redis, &hash_key, None);
     settings.admin.listen = Some("127.0.0.1:0".parse().unwrap());
     settings.admin.token_file = Some(admin_token.path().to_owned());

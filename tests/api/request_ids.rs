@@ -3,24 +3,15 @@
 
 use std::collections::HashSet;
 
-use wiremock::matchers::path;
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
-use crate::helpers::{crm_path, fixture, spawn_app};
+use crate::helpers::{alice, spawn_app};
 
 #[tokio::test]
 async fn every_answer_carries_a_unique_request_id_or_the_callers() {
     let app = spawn_app().await;
-    Mock::given(path(crm_path("ids")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("generic-bank/alice.input.json")),
-        )
-        .mount(&app.crm)
-        .await;
-    Mock::given(path(crm_path("nobody")))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&app.crm)
-        .await;
+    app.crm_always("ids", alice()).await;
+    app.crm_always("nobody", ResponseTemplate::new(404)).await;
 
     let mut ids = HashSet::new();
     let mut statuses = Vec::new();

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::method;
 use wiremock::{Mock, ResponseTemplate};
 
-use crate::helpers::{alice, assert_error, crm_path, fixture, metric_in, spawn_app_with};
+use crate::helpers::{alice, assert_error, eventually, metric_in, spawn_app_with};
 
 /// Short TTLs, no retries, no jitter: call counts are exact.
 fn quick(s: &mut authbridge::Settings) {
@@ -20,6 +20,14 @@ fn quick(s: &mut authbridge::Settings) {
 
 async fn past_ttl() {
     tokio::time::sleep(Duration::from_millis(1_150)).await;
+}
+
+/// A lookup of "t" answers 200 with `card`, marked with the stale `reason`.
+async fn assert_stale(app: &crate::helpers::TestApp, card: &Value, reason: &str, what: &str) {
+    let stale = app.lookup("t").await;
+    assert_eq!(stale.status(), 200, "{what}");
+    assert_eq!(stale.headers()["x-authbridge-cache"], reason, "{what}");
+    assert_eq!(&stale.json::<Value>().await.unwrap(), card, "{what}");
 }
 
 #[tokio::test]
@@ -38,29 +46,14 @@ async fn stale_if_error_serves_the_old_card_when_the_crm_fails() {
             s.upstream.connect_timeout = Duration::from_millis(100);
         })
         .await;
-        Mock::given(path(crm_path("t")))
-            .respond_with(alice())
-            .up_to_n_times(1)
-            .mount(&app.crm)
-            .await;
-        Mock::given(path(crm_path("t")))
-            .respond_with(failure)
-            .mount(&app.crm)
-            .await;
+        app.crm_answers_first("t", alice(), failure).await;
 
         let first = app.lookup("t").await;
         assert_eq!(first.headers()["x-authbridge-cache"], "miss");
         let card: Value = first.json().await.unwrap();
         past_ttl().await;
-        let stale = app.lookup("t").await;
 
-        assert_eq!(stale.status(), 200, "{fault}");
-        assert_eq!(
-            stale.headers()["x-authbridge-cache"],
-            "stale; reason=crm-error",
-            "{fault}"
-        );
-        assert_eq!(stale.json::<Value>().await.unwrap(), card, "{fault}");
+        assert_stale(&app, &card, "stale; reason=crm-error", fault).await;
         assert_eq!(app.crm_calls().await, 2, "{fault}");
     }
 }
@@ -72,14 +65,7 @@ async fn without_grace_a_failing_crm_is_an_error() {
         s.cache.grace = Duration::from_secs(0);
     })
     .await;
-    Mock::given(path(crm_path("t")))
-        .respond_with(alice())
-        .up_to_n_times(1)
-        .mount(&app.crm)
-        .await;
-    Mock::given(path(crm_path("t")))
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&app.crm)
+    app.crm_answers_first("t", alice(), ResponseTemplate::new(503))
         .await;
 
     assert_eq!(app.lookup("t").await.status(), 200);
@@ -92,30 +78,28 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_once() {
     let app = spawn_app_with(|s| {
         quick(s);
         s.cache.stale_while_revalidate = true;
+        s.upstream.timeout = Duration::from_millis(5_000);
     })
     .await;
-    Mock::given(path(crm_path("t")))
-        .respond_with(alice().set_delay(Duration::from_millis(300)))
-        .expect(2)
-        .mount(&app.crm)
+    // The refresh takes 2 s: long enough that all ten callers below arrive
+    // while it runs, even on a stalled machine.
+    app.crm_answers_first("t", alice(), alice().set_delay(Duration::from_secs(2)))
         .await;
 
-    assert_eq!(
-        app.lookup("t").await.headers()["x-authbridge-cache"],
-        "miss"
-    );
+    assert_eq!(app.cache_state("t").await, (200, "miss".into()));
     past_ttl().await;
     // Ten callers at once past the TTL: all get the stale card, one refresh runs.
-    let stale = futures_util::future::join_all((0..10).map(|_| app.lookup("t"))).await;
-    for r in &stale {
-        assert_eq!(r.status(), 200);
-        assert_eq!(
-            r.headers()["x-authbridge-cache"],
-            "stale; reason=revalidating"
-        );
+    let stale = futures_util::future::join_all((0..10).map(|_| app.cache_state("t"))).await;
+    for r in stale {
+        assert_eq!(r, (200, "stale; reason=revalidating".into()));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(app.lookup("t").await.headers()["x-authbridge-cache"], "hit");
+    // The refresh lands (waited for, not guessed) and is then a hit.
+    eventually(
+        "the refreshed card is a hit",
+        Duration::from_secs(10),
+        || async { app.cache_state("t").await.1 == "hit" },
+    )
+    .await;
     assert_eq!(app.crm_calls().await, 2);
 }
 
@@ -127,30 +111,13 @@ async fn retries_cover_5xx_storms_up_to_max_attempts() {
         s.upstream.retry.budget_min_per_sec = 100;
     })
     .await;
-    Mock::given(path(crm_path("storm")))
-        .respond_with(ResponseTemplate::new(503))
-        .expect(3)
-        .mount(&app.crm)
+    app.crm_answers("storm", ResponseTemplate::new(503), 3)
         .await;
-    Mock::given(path(crm_path("flaky")))
-        .respond_with(ResponseTemplate::new(502))
-        .up_to_n_times(1)
-        .mount(&app.crm)
+    app.crm_answers_first("flaky", ResponseTemplate::new(502), alice())
         .await;
-    Mock::given(path(crm_path("flaky")))
-        .respond_with(alice())
-        .expect(1)
-        .mount(&app.crm)
+    app.crm_answers("plain500", ResponseTemplate::new(500), 1)
         .await;
-    Mock::given(path(crm_path("plain500")))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(1)
-        .mount(&app.crm)
-        .await;
-    Mock::given(path(crm_path("nobody")))
-        .respond_with(ResponseTemplate::new(404))
-        .expect(1)
-        .mount(&app.crm)
+    app.crm_answers("nobody", ResponseTemplate::new(404), 1)
         .await;
 
     assert_error(app.lookup("storm").await, 502, "1006").await;
@@ -159,6 +126,7 @@ async fn retries_cover_5xx_storms_up_to_max_attempts() {
         200,
         "the retry succeeded"
     );
+    assert_eq!(app.crm_calls().await, 5, "flaky: one failure, one retry");
     assert_error(app.lookup("plain500").await, 502, "1006").await;
     assert_error(app.lookup("nobody").await, 404, "1001").await;
 }
@@ -189,11 +157,7 @@ async fn an_empty_retry_budget_stops_retries() {
         s.upstream.retry.budget_min_per_sec = 0;
     })
     .await;
-    Mock::given(path(crm_path("x")))
-        .respond_with(ResponseTemplate::new(503))
-        .expect(1)
-        .mount(&app.crm)
-        .await;
+    app.crm_answers("x", ResponseTemplate::new(503), 1).await;
 
     assert_error(app.lookup("x").await, 502, "1006").await;
     let metrics = app.metrics().await;
@@ -207,17 +171,15 @@ async fn the_breaker_opens_fails_fast_keeps_hits_and_recovers() {
         quick(s);
         s.cache.found_ttl = Duration::from_secs(60);
         s.upstream.breaker.consecutive_failures = 3;
-        s.upstream.breaker.open = Duration::from_millis(400);
+        // Long enough that the asserts made while it is open cannot outlast
+        // it on a stalled machine; the recovery below is waited for.
+        s.upstream.breaker.open = Duration::from_millis(3_000);
     })
     .await;
-    Mock::given(path(crm_path("cached")))
-        .respond_with(alice())
-        .expect(1)
-        .mount(&app.crm)
-        .await;
+    app.crm_answers("cached", alice(), 1).await;
     assert_eq!(app.lookup("cached").await.status(), 200);
     // A 5xx storm: three failures open the breaker.
-    let storm = Mock::given(path(crm_path("storm")))
+    let storm = Mock::given(wiremock::matchers::path(crate::helpers::crm_path("storm")))
         .respond_with(ResponseTemplate::new(500))
         .expect(3)
         .mount_as_scoped(&app.crm)
@@ -239,14 +201,30 @@ async fn the_breaker_opens_fails_fast_keeps_hits_and_recovers() {
         "open is exported as 2"
     );
 
-    // The CRM recovers; after open_ms one probe closes the breaker.
-    Mock::given(path(crm_path("storm")))
-        .respond_with(alice())
-        .expect(1)
-        .mount(&app.crm)
-        .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(app.lookup("storm").await.status(), 200);
+    // The CRM recovers; after open_ms one probe closes the breaker. Until
+    // then every miss still fails fast (503, no CRM call).
+    app.crm_answers("storm", alice(), 1).await;
+    let fast_fails = std::cell::Cell::new(0);
+    eventually(
+        "the breaker closes after open_ms",
+        Duration::from_secs(15),
+        || async {
+            let r = app.lookup("storm").await;
+            if r.status() == 200 {
+                return true;
+            }
+            assert_error(r, 503, "1009").await;
+            fast_fails.set(fast_fails.get() + 1);
+            false
+        },
+    )
+    .await;
+    assert_eq!(
+        app.crm_calls().await,
+        5,
+        "one probe, after {} fast failures",
+        fast_fails.get()
+    );
     let metrics = app.metrics().await;
     for to in ["open", "half_open", "closed"] {
         let sample = format!("authbridge_breaker_transitions_total{{to=\"{to}\"}}");
@@ -263,26 +241,13 @@ async fn an_open_breaker_still_serves_stale_cards() {
         s.upstream.breaker.open = Duration::from_millis(60_000);
     })
     .await;
-    Mock::given(path(crm_path("t")))
-        .respond_with(alice())
-        .up_to_n_times(1)
-        .mount(&app.crm)
-        .await;
-    Mock::given(path(crm_path("other")))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&app.crm)
-        .await;
-    assert_eq!(app.lookup("t").await.status(), 200);
+    app.crm_answers("t", alice(), 1).await;
+    app.crm_always("other", ResponseTemplate::new(500)).await;
+    let card = app.card("t").await;
     assert_error(app.lookup("other").await, 502, "1006").await;
     past_ttl().await;
 
-    let stale = app.lookup("t").await;
-
-    assert_eq!(stale.status(), 200);
-    assert_eq!(
-        stale.headers()["x-authbridge-cache"],
-        "stale; reason=crm-error"
-    );
+    assert_stale(&app, &card, "stale; reason=crm-error", "breaker open").await;
     assert_eq!(
         app.crm_calls().await,
         2,
@@ -295,11 +260,13 @@ async fn beyond_the_in_flight_cap_and_queue_requests_are_shed_at_once() {
     let app = spawn_app_with(|s| {
         s.upstream.max_in_flight = 1;
         s.upstream.max_queue = 1;
+        s.upstream.timeout = Duration::from_millis(5_000);
+        s.server.request_timeout = Duration::from_millis(10_000);
     })
     .await;
-    Mock::given(method("GET"))
-        .respond_with(alice().set_delay(Duration::from_millis(400)))
-        .mount(&app.crm)
+    // Slow enough that all five requests arrive while the first two are
+    // still with the CRM, even on a stalled machine.
+    app.crm_answers_all(alice().set_delay(Duration::from_millis(1_500)))
         .await;
 
     let responses =
@@ -325,15 +292,10 @@ async fn beyond_the_in_flight_cap_and_queue_requests_are_shed_at_once() {
 async fn five_failing_customers_among_healthy_traffic_leave_the_breaker_closed() {
     let app = spawn_app_with(quick).await;
     for i in 0..5 {
-        Mock::given(path(crm_path(&format!("broken-{i}"))))
-            .respond_with(ResponseTemplate::new(500))
-            .mount(&app.crm)
+        app.crm_always(&format!("broken-{i}"), ResponseTemplate::new(500))
             .await;
     }
-    Mock::given(method("GET"))
-        .respond_with(alice())
-        .mount(&app.crm)
-        .await;
+    app.crm_answers_all(alice()).await;
     for round in 0..3 {
         for i in 0..5 {
             assert_error(app.lookup(&format!("broken-{i}")).await, 502, "1006").await;
@@ -352,10 +314,7 @@ async fn five_failing_customers_among_healthy_traffic_leave_the_breaker_closed()
 #[tokio::test]
 async fn an_outage_opens_the_ratio_breaker_after_the_minimum_volume() {
     let app = spawn_app_with(quick).await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&app.crm)
-        .await;
+    app.crm_answers_all(ResponseTemplate::new(503)).await;
     let mut statuses = Vec::new();
     for i in 0..30 {
         statuses.push(app.lookup(&format!("t-{i}")).await.status().as_u16());
@@ -378,26 +337,16 @@ async fn back_off_sleeps_without_a_crm_slot() {
         s.server.request_timeout = Duration::from_millis(10_000);
     })
     .await;
-    Mock::given(path(crm_path("retrying")))
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&app.crm)
+    app.crm_answers("retrying", ResponseTemplate::new(503), 2)
         .await;
-    Mock::given(path(crm_path("other")))
-        .respond_with(alice())
-        .mount(&app.crm)
-        .await;
+    app.crm_answers("other", alice(), 1).await;
     let app = std::sync::Arc::new(app);
     let retrying = tokio::spawn({
         let app = app.clone();
         async move { app.lookup("retrying").await.status().as_u16() }
     });
     // Its first attempt has failed; it is now in back-off.
-    for _ in 0..100 {
-        if app.crm_calls().await >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    app.wait_for_crm_calls(1).await;
     assert_eq!(app.lookup("other").await.status(), 200);
     assert!(
         !retrying.is_finished(),
@@ -424,23 +373,14 @@ async fn a_slow_crm_costs_customers_with_a_stale_card_only_the_stale_wait() {
         s.cache.stale_after = Duration::from_millis(200);
     })
     .await;
-    Mock::given(path(crm_path("t")))
-        .respond_with(alice())
-        .up_to_n_times(1)
-        .mount(&app.crm)
-        .await;
     // Frozen for 2 s, then an answer (with the typeCode changed).
-    let mut fresher = fixture("generic-bank/alice.input.json");
+    let mut fresher = crate::helpers::fixture("generic-bank/alice.input.json");
     fresher["client"]["typeCode"] = "1".into();
-    Mock::given(path(crm_path("t")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(fresher)
-                .set_delay(Duration::from_secs(2)),
-        )
-        .mount(&app.crm)
-        .await;
-    let card: Value = app.lookup("t").await.json().await.unwrap();
+    let frozen = ResponseTemplate::new(200)
+        .set_body_json(fresher)
+        .set_delay(Duration::from_secs(2));
+    app.crm_answers_first("t", alice(), frozen).await;
+    let card = app.card("t").await;
     past_ttl().await;
 
     let app = std::sync::Arc::new(app);
@@ -502,24 +442,9 @@ async fn a_slow_crm_costs_customers_with_a_stale_card_only_the_stale_wait() {
 #[tokio::test]
 async fn a_redirect_is_a_crm_failure_that_allows_a_stale_card() {
     let app = spawn_app_with(quick).await;
-    Mock::given(path(crm_path("t")))
-        .respond_with(alice())
-        .up_to_n_times(1)
-        .mount(&app.crm)
-        .await;
-    Mock::given(path(crm_path("t")))
-        .respond_with(
-            ResponseTemplate::new(302).insert_header("location", "http://127.0.0.1:9/login"),
-        )
-        .mount(&app.crm)
-        .await;
-    let card: Value = app.lookup("t").await.json().await.unwrap();
+    let redirect = ResponseTemplate::new(302).insert_header("location", "http://127.0.0.1:9/login");
+    app.crm_answers_first("t", alice(), redirect).await;
+    let card = app.card("t").await;
     past_ttl().await;
-    let stale = app.lookup("t").await;
-    assert_eq!(stale.status(), 200);
-    assert_eq!(
-        stale.headers()["x-authbridge-cache"],
-        "stale; reason=crm-error"
-    );
-    assert_eq!(stale.json::<Value>().await.unwrap(), card);
+    assert_stale(&app, &card, "stale; reason=crm-error", "redirect").await;
 }

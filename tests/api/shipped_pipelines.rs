@@ -6,18 +6,20 @@ use serde_json::Value;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{fixture, init_logs, repo_path, start, test_settings};
+use crate::helpers::{
+    fixture, fixture_pairs, init_logs, lookup_at, repo_path, start, test_settings,
+};
 
+/// The fixture cases of mapping `name` (non-empty, each with its expected
+/// card: see [`fixture_pairs`]).
 fn cases(name: &str) -> Vec<String> {
-    let mut cases: Vec<String> = std::fs::read_dir(repo_path(&format!("tests/fixtures/{name}")))
-        .unwrap()
-        .filter_map(|e| {
-            let file = e.unwrap().file_name().to_string_lossy().into_owned();
-            file.strip_suffix(".input.json").map(str::to_owned)
+    fixture_pairs(&repo_path(&format!("tests/fixtures/{name}")))
+        .iter()
+        .map(|(input, _)| {
+            let file = input.file_name().unwrap().to_string_lossy();
+            file.strip_suffix(".input.json").unwrap().to_owned()
         })
-        .collect();
-    cases.sort();
-    cases
+        .collect()
 }
 
 fn json(v: &Value) -> ResponseTemplate {
@@ -27,10 +29,7 @@ fn json(v: &Value) -> ResponseTemplate {
 async fn card(base_url: &str, mapping: &str, token: &str) -> (u16, Value) {
     let mut settings = test_settings(base_url);
     settings.auth_api.mapping = repo_path(&format!("mappings/{mapping}.toml"));
-    let address = start(settings).await;
-    let response = reqwest::get(format!("{address}/rest/chat/client/id/{token}"))
-        .await
-        .unwrap();
+    let response = lookup_at(&start(settings).await, token).await;
     (response.status().as_u16(), response.json().await.unwrap())
 }
 

@@ -1,73 +1,81 @@
 //! The CRM request as configured: auth schemes, static headers, POST bodies.
 
 use serde_json::json;
-use wiremock::Mock;
 use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, MockBuilder};
 
-use crate::helpers::{alice, crm_path, spawn_app_with};
+use crate::helpers::{TestApp, alice, crm_path, file, spawn_app_with};
 use authbridge::config::{AuthKind, HttpMethod};
 
-fn secret_file(content: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    std::io::Write::write_all(&mut f, content.as_bytes()).unwrap();
-    f
+/// An app whose CRM requests carry the secret `secret` as `kind`, with
+/// `adjust` setting the rest; the secret file lives as long as the app.
+async fn app_with_secret(
+    kind: AuthKind,
+    secret: &str,
+    adjust: impl FnOnce(&mut authbridge::Settings),
+) -> (TestApp, tempfile::NamedTempFile) {
+    let secret = file(secret);
+    let secret_path = secret.path().to_owned();
+    let app = spawn_app_with(move |s| {
+        s.upstream.auth.kind = kind;
+        s.upstream.auth.secret_file = Some(secret_path);
+        adjust(s);
+    })
+    .await;
+    (app, secret)
+}
+
+/// The CRM answers Alice once to a request `matcher` accepts.
+async fn crm_expects(app: &TestApp, matcher: MockBuilder) {
+    matcher
+        .respond_with(alice())
+        .expect(1)
+        .mount(&app.crm)
+        .await;
 }
 
 #[tokio::test]
 async fn bearer_token_and_static_headers_are_sent() {
-    let secret = secret_file("crm-bearer-123\n");
-    let app = spawn_app_with(|s| {
-        s.upstream.auth.kind = AuthKind::Bearer;
-        s.upstream.auth.secret_file = Some(secret.path().to_owned());
+    let (app, _secret) = app_with_secret(AuthKind::Bearer, "crm-bearer-123\n", |s| {
         s.upstream
             .headers
             .insert("X-Caller".into(), "authbridge".into());
     })
     .await;
-    Mock::given(path(crm_path("t1")))
-        .and(header("authorization", "Bearer crm-bearer-123"))
-        .and(header("x-caller", "authbridge"))
-        .respond_with(alice())
-        .expect(1)
-        .mount(&app.crm)
-        .await;
+    crm_expects(
+        &app,
+        Mock::given(path(crm_path("t1")))
+            .and(header("authorization", "Bearer crm-bearer-123"))
+            .and(header("x-caller", "authbridge")),
+    )
+    .await;
 
     assert_eq!(app.lookup("t1").await.status(), 200);
 }
 
 #[tokio::test]
 async fn basic_auth_is_sent() {
-    let secret = secret_file("p@ss:word");
-    let app = spawn_app_with(|s| {
-        s.upstream.auth.kind = AuthKind::Basic;
+    let (app, _secret) = app_with_secret(AuthKind::Basic, "p@ss:word", |s| {
         s.upstream.auth.username = Some("bridge".into());
-        s.upstream.auth.secret_file = Some(secret.path().to_owned());
     })
     .await;
     // base64("bridge:p@ss:word")
-    Mock::given(header("authorization", "Basic YnJpZGdlOnBAc3M6d29yZA=="))
-        .respond_with(alice())
-        .expect(1)
-        .mount(&app.crm)
-        .await;
+    crm_expects(
+        &app,
+        Mock::given(header("authorization", "Basic YnJpZGdlOnBAc3M6d29yZA==")),
+    )
+    .await;
 
     assert_eq!(app.lookup("t2").await.status(), 200);
 }
 
 #[tokio::test]
 async fn api_key_header_is_sent() {
-    let secret = secret_file("key-789");
-    let app = spawn_app_with(|s| {
-        s.upstream.auth.kind = AuthKind::ApiKey;
+    let (app, _secret) = app_with_secret(AuthKind::ApiKey, "key-789", |s| {
         s.upstream.auth.header = Some("X-Api-Token".into());
-        s.upstream.auth.secret_file = Some(secret.path().to_owned());
     })
     .await;
-    Mock::given(header("x-api-token", "key-789"))
-        .respond_with(alice())
-        .expect(1)
-        .mount(&app.crm)
-        .await;
+    crm_expects(&app, Mock::given(header("x-api-token", "key-789"))).await;
 
     assert_eq!(app.lookup("t3").await.status(), 200);
 }
@@ -82,16 +90,16 @@ async fn post_with_a_json_body_template() {
     })
     .await;
     let token = r#"tok"en\with"quotes"#;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/client/search"))
-        .and(header("content-type", "application/json"))
-        .and(body_json(
-            json!({"session": {"token": token}, "include": ["companies"]}),
-        ))
-        .respond_with(alice())
-        .expect(1)
-        .mount(&app.crm)
-        .await;
+    crm_expects(
+        &app,
+        Mock::given(method("POST"))
+            .and(path("/api/v1/client/search"))
+            .and(header("content-type", "application/json"))
+            .and(body_json(
+                json!({"session": {"token": token}, "include": ["companies"]}),
+            )),
+    )
+    .await;
 
     let encoded: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
     assert_eq!(app.lookup(&encoded.replace('+', "%20")).await.status(), 200);
@@ -102,32 +110,24 @@ async fn missing_secret_refuses_to_start() {
     let mut settings = crate::helpers::test_settings("http://127.0.0.1:9");
     settings.upstream.auth.kind = AuthKind::Bearer;
     settings.upstream.auth.secret_file = Some("/nonexistent/authbridge-secret".into());
-    let err = authbridge::Application::build(settings)
-        .await
-        .err()
-        .expect("refuses to start");
+    let err = crate::helpers::refusal(settings).await;
     assert!(
-        err.to_string()
-            .contains("upstream.auth.secret_file: cannot read"),
+        err.contains("upstream.auth.secret_file: cannot read"),
         "{err}"
     );
 }
 
 #[tokio::test]
 async fn api_key_query_parameter_is_sent() {
-    let secret = secret_file("qk-456");
-    let app = spawn_app_with(|s| {
-        s.upstream.auth.kind = AuthKind::ApiKey;
+    let (app, _secret) = app_with_secret(AuthKind::ApiKey, "qk-456", |s| {
         s.upstream.auth.query_param = Some("api_key".into());
-        s.upstream.auth.secret_file = Some(secret.path().to_owned());
     })
     .await;
-    Mock::given(path(crm_path("t4")))
-        .and(wiremock::matchers::query_param("api_key", "qk-456"))
-        .respond_with(alice())
-        .expect(1)
-        .mount(&app.crm)
-        .await;
+    crm_expects(
+        &app,
+        Mock::given(path(crm_path("t4"))).and(wiremock::matchers::query_param("api_key", "qk-456")),
+    )
+    .await;
 
     assert_eq!(app.lookup("t4").await.status(), 200);
 }
