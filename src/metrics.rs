@@ -92,9 +92,7 @@ impl Metrics {
 
     /// The unlabelled counter `name`, looked up now (for rare events).
     pub fn counter(&self, name: &'static str) -> Counter {
-        self.inner
-            .recorder
-            .register_counter(&Key::from_static_name(name), &METADATA)
+        self.counter_with(name, &NO_LABELS)
     }
 
     /// The counter `name` with `labels`, looked up now (for rare events).
@@ -113,9 +111,7 @@ impl Metrics {
 
     /// The unlabelled histogram `name`, looked up now.
     pub fn histogram(&self, name: &'static str) -> Histogram {
-        self.inner
-            .recorder
-            .register_histogram(&Key::from_static_name(name), &METADATA)
+        self.histogram_with(name, &NO_LABELS)
     }
 
     /// The histogram `name` with `labels`, looked up now.
@@ -125,6 +121,9 @@ impl Metrics {
             .register_histogram(&Key::from_parts(name, labels), &METADATA)
     }
 }
+
+/// The labels of an unlabelled series.
+const NO_LABELS: [(&str, &str); 0] = [];
 
 /// The HELP texts (and the unit of the latency histograms).
 fn describe(recorder: &PrometheusRecorder) {

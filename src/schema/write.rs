@@ -80,19 +80,12 @@ fn write_value(value: &Value, ty: FieldType, out: &mut Vec<u8>) -> Result<(), &'
         (FieldType::Object(inner), Value::Object(map)) => {
             write_object(map, inner, out).map_err(|_| "does not fit its object")?;
         }
-        (FieldType::List(inner), Value::Array(items)) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                let Value::Object(map) = item else {
-                    return Err("a list item is not an object");
-                };
-                write_object(map, inner, out).map_err(|_| "a list item does not fit")?;
-            }
-            out.push(b']');
-        }
+        (FieldType::List(inner), Value::Array(items)) => list(items, out, |item, out| {
+            let Value::Object(map) = item else {
+                return Err("a list item is not an object");
+            };
+            write_object(map, inner, out).map_err(|_| "a list item does not fit")
+        })?,
         (FieldType::StringMap, Value::Object(map)) => {
             out.push(b'{');
             // serde_json's map is ordered by key, as the typed BTreeMap is.
@@ -109,21 +102,32 @@ fn write_value(value: &Value, ty: FieldType, out: &mut Vec<u8>) -> Result<(), &'
             }
             out.push(b'}');
         }
-        (FieldType::StringList, Value::Array(items)) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                let Value::String(s) = item else {
-                    return Err("a list item is not a string");
-                };
-                if i > 0 {
-                    out.push(b',');
-                }
-                string(s, out);
-            }
-            out.push(b']');
-        }
+        (FieldType::StringList, Value::Array(items)) => list(items, out, |item, out| {
+            let Value::String(s) = item else {
+                return Err("a list item is not a string");
+            };
+            string(s, out);
+            Ok(())
+        })?,
         _ => return Err("a value of the wrong JSON type"),
     }
+    Ok(())
+}
+
+/// A JSON array of `items`, each written by `each`.
+fn list(
+    items: &[Value],
+    out: &mut Vec<u8>,
+    mut each: impl FnMut(&Value, &mut Vec<u8>) -> Result<(), &'static str>,
+) -> Result<(), &'static str> {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(item, out)?;
+    }
+    out.push(b']');
     Ok(())
 }
 

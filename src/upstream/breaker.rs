@@ -297,17 +297,19 @@ mod tests {
         assert_eq!(b.state(), State::Closed);
     }
 
+    /// A breaker opened by three consecutive failures.
+    fn tripped(open_ms: u64) -> Breaker {
+        let b = breaker(open_ms);
+        for _ in 0..3 {
+            outcome(&b, false);
+        }
+        b
+    }
+
     #[test]
     fn a_failed_probe_reopens() {
-        let b = breaker(60_000);
-        for _ in 0..3 {
-            outcome(&b, false);
-        }
-        assert!(b.allow().is_none(), "open: fail fast");
-        let b = breaker(0);
-        for _ in 0..3 {
-            outcome(&b, false);
-        }
+        assert!(tripped(60_000).allow().is_none(), "open: fail fast");
+        let b = tripped(0);
         let probe = b.allow().unwrap();
         b.record(probe, Health::Failing);
         assert_eq!(b.state(), State::Open);
@@ -315,10 +317,7 @@ mod tests {
 
     #[test]
     fn a_cancelled_probe_frees_the_probe_slot() {
-        let b = breaker(0);
-        for _ in 0..3 {
-            outcome(&b, false);
-        }
+        let b = tripped(0);
         drop(b.allow().expect("probe"));
         assert!(b.allow().is_some(), "another probe may go");
     }
