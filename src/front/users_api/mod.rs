@@ -420,27 +420,20 @@ async fn get_user(State(s): State<UsersState>, Admitted(call): Admitted) -> Resp
         Ok(id) => id,
         Err(r) => return s.refuse(r),
     };
-    match tokio::time::timeout(s.deadline, s.get.get(id)).await {
-        Ok(Ok((Answer::Card(bytes), _))) => {
+    match s.looked_up("get", &s.get, id, started).await {
+        Ok(Answer::Card(bytes)) => {
             s.record("get", "found", started);
             answer(StatusCode::OK, bytes.to_vec())
         }
         // A user the CRM does not know yet: the platform wants the id alone.
-        Ok(Ok((Answer::NotFound, _))) => {
+        Ok(Answer::NotFound) => {
             s.record("get", "new_user", started);
             answer(
                 StatusCode::OK,
                 json!({"user": {"id": id}}).to_string().into_bytes(),
             )
         }
-        Ok(Err(e)) => {
-            s.record("get", e.outcome(), started);
-            s.failure(&e)
-        }
-        Err(_) => {
-            s.record("get", "timeout", started);
-            s.failure(&LookupError::Deadline)
-        }
+        Err(failed) => failed,
     }
 }
 
@@ -450,26 +443,43 @@ async fn order_history(State(s): State<UsersState>, Admitted(call): Admitted) ->
         Ok(id) => id,
         Err(r) => return s.refuse(r),
     };
-    match tokio::time::timeout(s.deadline, s.orders.get(id)).await {
+    match s.looked_up("orders", &s.orders, id, started).await {
         // `{"orders": [...]}`, `[]` included: the CRM answered for a user it
         // knows (the mapping fails an answer without the orders array).
-        Ok(Ok((Answer::Card(bytes), _))) => {
+        Ok(Answer::Card(bytes)) => {
             s.record("orders", "found", started);
             answer(StatusCode::OK, bytes.to_vec())
         }
         // The CRM does not know the user: an error, not an empty history,
         // so that a wrong identifier is not shown as "no orders".
-        Ok(Ok((Answer::NotFound, _))) => {
+        Ok(Answer::NotFound) => {
             s.record("orders", "unknown_user", started);
             error(StatusCode::NOT_FOUND, &s.messages.unknown_user)
         }
-        Ok(Err(e)) => {
-            s.record("orders", e.outcome(), started);
-            s.failure(&e)
-        }
-        Err(_) => {
-            s.record("orders", "timeout", started);
-            s.failure(&LookupError::Deadline)
+        Err(failed) => failed,
+    }
+}
+
+impl Inner {
+    /// `id` through `lookup` within the request deadline; a failure is
+    /// counted under `operation` and answered here.
+    async fn looked_up(
+        &self,
+        operation: &'static str,
+        lookup: &Lookup,
+        id: &str,
+        started: Instant,
+    ) -> Result<Answer, Response> {
+        match tokio::time::timeout(self.deadline, lookup.get(id)).await {
+            Ok(Ok((answer, _))) => Ok(answer),
+            Ok(Err(e)) => {
+                self.record(operation, e.outcome(), started);
+                Err(self.failure(&e))
+            }
+            Err(_) => {
+                self.record(operation, "timeout", started);
+                Err(self.failure(&LookupError::Deadline))
+            }
         }
     }
 }
