@@ -100,6 +100,17 @@ enum Command {
         #[arg(long, value_name = "VERSION", default_value = "1.2")]
         api_version: String,
     },
+    /// Print the card field reference (every object of the Auth API card and
+    /// the users API: field, JSON type, required, since-version) as markdown.
+    ///
+    /// With --write FILE, replaces the generated section of FILE (between its
+    /// `card-reference` marker comments) instead: `authbridge reference
+    /// --write docs/mapping.md` after changing the schema.
+    Reference {
+        /// A markdown file whose generated section to rewrite.
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+    },
     /// Start a built-in demo CRM on loopback and authbridge in front of it.
     Demo {
         /// Where authbridge listens.
@@ -249,6 +260,27 @@ async fn main() -> ExitCode {
             match playground.run().await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
+            }
+        }
+        Command::Reference { write } => {
+            let generated = authbridge::schema::reference::markdown();
+            let Some(file) = write else {
+                out(&mut std::io::stdout(), &generated);
+                return ExitCode::SUCCESS;
+            };
+            let doc = match std::fs::read_to_string(&file) {
+                Ok(d) => d,
+                Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
+            };
+            let Some(updated) = authbridge::schema::reference::splice(&doc, &generated) else {
+                return fail(&format!(
+                    "{} has no card-reference marker comments",
+                    file.display()
+                ));
+            };
+            match std::fs::write(&file, updated) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&format!("cannot write {}: {e}", file.display())),
             }
         }
         Command::Demo { listen } => {

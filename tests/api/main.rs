@@ -20,6 +20,7 @@ mod pipelines;
 mod playground;
 mod process;
 mod redis;
+mod reference;
 mod request_ids;
 mod resilience;
 mod robustness;
