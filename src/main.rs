@@ -35,8 +35,11 @@ enum Command {
     ///
     /// With --mapping: check those mapping files against the Auth API schema
     /// (no CRM or config needed). Without: check the configuration (every
-    /// value, the secrets it names, its mapping file) and every other mapping
-    /// file in the same folder. Prints `ok: FILE` or one `file:line:column:
+    /// value, the secrets it names, its mapping file), the users-API mapping
+    /// files it names, and the other files in the Auth API mapping's folder
+    /// that are mappings (a mapping top-level table such as `[client]`,
+    /// `[[step]]` or `[meta]`, and no config section such as `[server]`: a
+    /// config kept beside its mapping is skipped). Prints `ok: FILE` or one `file:line:column:
     /// field: problem` line per mistake; exits 1 if anything is wrong.
     Check {
         /// A config file layered over config/default.toml (env vars still win).
