@@ -103,6 +103,16 @@ enum Command {
         #[arg(long, value_name = "VERSION", default_value = "1.2")]
         api_version: String,
     },
+    /// Print a draft mapping for a CRM sample: for each card field the sample
+    /// path that fits it best by name and value shape, other candidates as
+    /// comments, TODOs where nothing fits. The draft passes `check` as is.
+    ///
+    /// Example: authbridge scaffold --input crm-sample.json > mappings/my-crm.toml
+    Scaffold {
+        /// A CRM answer as JSON; `-` reads standard input.
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+    },
     /// Print the card field reference (every object of the Auth API card and
     /// the users API: field, JSON type, required, since-version) as markdown.
     ///
@@ -264,6 +274,20 @@ async fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }
+        }
+        Command::Scaffold { input } => {
+            let text = if input.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+            } else {
+                std::fs::read_to_string(&input)
+            };
+            let crm: serde_json::Value = match text.map(|t| serde_json::from_str(&t)) {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => return fail(&format!("{} is not valid JSON: {e}", input.display())),
+                Err(e) => return fail(&format!("cannot read {}: {e}", input.display())),
+            };
+            out(&mut std::io::stdout(), &authbridge::scaffold::draft(&crm));
+            ExitCode::SUCCESS
         }
         Command::Reference { write } => {
             let generated = authbridge::schema::reference::markdown();

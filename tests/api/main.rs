@@ -24,6 +24,7 @@ mod reference;
 mod request_ids;
 mod resilience;
 mod robustness;
+mod scaffold;
 mod shipped_pipelines;
 mod upstream_request;
 mod users;
