@@ -13,6 +13,7 @@ pub mod mapping;
 pub mod mapping_pool;
 pub mod metrics;
 pub mod playground;
+pub mod scaffold;
 pub mod schema;
 pub mod secrets;
 pub mod telemetry;

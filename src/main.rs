@@ -35,8 +35,11 @@ enum Command {
     ///
     /// With --mapping: check those mapping files against the Auth API schema
     /// (no CRM or config needed). Without: check the configuration (every
-    /// value, the secrets it names, its mapping file) and every other mapping
-    /// file in the same folder. Prints `ok: FILE` or one `file:line:column:
+    /// value, the secrets it names, its mapping file), the users-API mapping
+    /// files it names, and the other files in the Auth API mapping's folder
+    /// that are mappings (a mapping top-level table such as `[client]`,
+    /// `[[step]]` or `[meta]`, and no config section such as `[server]`: a
+    /// config kept beside its mapping is skipped). Prints `ok: FILE` or one `file:line:column:
     /// field: problem` line per mistake; exits 1 if anything is wrong.
     Check {
         /// A config file layered over config/default.toml (env vars still win).
@@ -99,6 +102,27 @@ enum Command {
         /// The Auth API version preselected ("1.0", "1.1", "1.2").
         #[arg(long, value_name = "VERSION", default_value = "1.2")]
         api_version: String,
+    },
+    /// Print a draft mapping for a CRM sample: for each card field the sample
+    /// path that fits it best by name and value shape, other candidates as
+    /// comments, TODOs where nothing fits. The draft passes `check` as is.
+    ///
+    /// Example: authbridge scaffold --input crm-sample.json > mappings/my-crm.toml
+    Scaffold {
+        /// A CRM answer as JSON; `-` reads standard input.
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+    },
+    /// Print the card field reference (every object of the Auth API card and
+    /// the users API: field, JSON type, required, since-version) as markdown.
+    ///
+    /// With --write FILE, replaces the generated section of FILE (between its
+    /// `card-reference` marker comments) instead: `authbridge reference
+    /// --write docs/mapping.md` after changing the schema.
+    Reference {
+        /// A markdown file whose generated section to rewrite.
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
     },
     /// Start a built-in demo CRM on loopback and authbridge in front of it.
     Demo {
@@ -249,6 +273,41 @@ async fn main() -> ExitCode {
             match playground.run().await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
+            }
+        }
+        Command::Scaffold { input } => {
+            let text = if input.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+            } else {
+                std::fs::read_to_string(&input)
+            };
+            let crm: serde_json::Value = match text.map(|t| serde_json::from_str(&t)) {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => return fail(&format!("{} is not valid JSON: {e}", input.display())),
+                Err(e) => return fail(&format!("cannot read {}: {e}", input.display())),
+            };
+            out(&mut std::io::stdout(), &authbridge::scaffold::draft(&crm));
+            ExitCode::SUCCESS
+        }
+        Command::Reference { write } => {
+            let generated = authbridge::schema::reference::markdown();
+            let Some(file) = write else {
+                out(&mut std::io::stdout(), &generated);
+                return ExitCode::SUCCESS;
+            };
+            let doc = match std::fs::read_to_string(&file) {
+                Ok(d) => d,
+                Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
+            };
+            let Some(updated) = authbridge::schema::reference::splice(&doc, &generated) else {
+                return fail(&format!(
+                    "{} has no card-reference marker comments",
+                    file.display()
+                ));
+            };
+            match std::fs::write(&file, updated) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&format!("cannot write {}: {e}", file.display())),
             }
         }
         Command::Demo { listen } => {

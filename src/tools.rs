@@ -83,8 +83,10 @@ pub fn check_mappings(
     report
 }
 
-/// Validates the whole configuration (values, secrets, the configured mapping)
-/// and every other mapping file beside the configured one.
+/// Validates the whole configuration (values, secrets, the configured
+/// mapping), the users-API mappings it names, and the other mapping files
+/// beside the Auth API mapping (see [`is_mapping`]: a config file kept there
+/// is not one).
 pub fn check_config(settings: &Settings) -> Report {
     let mut report = Report {
         ok: true,
@@ -109,15 +111,75 @@ pub fn check_config(settings: &Settings) -> Report {
             report.lines.push(e.to_string());
         }
     }
+    let mut named: Vec<PathBuf> = users_mappings(settings);
     let dir = settings.auth_api.mapping.parent().unwrap_or(Path::new("."));
-    let others: Vec<PathBuf> = mapping_files(dir)
-        .into_iter()
-        .filter(|f| f != &settings.auth_api.mapping)
-        .collect();
-    let rest = check_mappings(&others, &settings.auth_api, &settings.upstream);
+    let beside = mapping_files(dir).into_iter().filter(|f| {
+        f != &settings.auth_api.mapping
+            && !named.contains(f)
+            && std::fs::read_to_string(f).is_ok_and(|text| is_mapping(&text))
+    });
+    named.extend(beside.collect::<Vec<_>>());
+    let rest = check_mappings(&named, &settings.auth_api, &settings.upstream);
     report.ok &= rest.ok;
     report.lines.extend(rest.lines);
     report
+}
+
+/// The users-API mapping files the configuration names: all of them when
+/// the front is enabled (a missing one is an error), else those present.
+fn users_mappings(settings: &Settings) -> Vec<PathBuf> {
+    let u = &settings.users_api;
+    [
+        &u.get,
+        &u.update,
+        &u.otp_request,
+        &u.otp_confirm,
+        &u.login,
+        &u.orders,
+    ]
+    .into_iter()
+    .map(|op| op.mapping.clone())
+    .filter(|m| u.enabled || m.exists())
+    .collect()
+}
+
+/// Top-level tables that only a configuration has (the sections of
+/// [`Settings`]).
+const CONFIG_SECTIONS: &[&str] = &[
+    "server",
+    "auth_api",
+    "upstream",
+    "cache",
+    "telemetry",
+    "admin",
+    "reload",
+    "redis",
+    "users_api",
+    "mapping",
+];
+
+/// Top-level keys that make a file a mapping: the card's tables (both
+/// fronts), the pipeline's `[[step]]` and `[meta]`.
+const MAPPING_KEYS: &[&str] = &[
+    "client",
+    "companyList",
+    "user",
+    "otp",
+    "orders",
+    "step",
+    "meta",
+];
+
+/// Whether a TOML text found beside the configured mapping is a mapping to
+/// check: it has a mapping top-level key and no configuration section. Text
+/// that is not TOML counts as a mapping, so a mapping with a syntax error is
+/// reported rather than silently skipped.
+pub fn is_mapping(text: &str) -> bool {
+    let Ok(doc) = text.parse::<toml::Table>() else {
+        return true;
+    };
+    !doc.keys().any(|k| CONFIG_SECTIONS.contains(&k.as_str()))
+        && doc.keys().any(|k| MAPPING_KEYS.contains(&k.as_str()))
 }
 
 /// Applies a mapping file to a CRM payload: the card as pretty JSON, or

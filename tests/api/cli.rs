@@ -253,3 +253,58 @@ item = { name = "@.name" }
         );
     }
 }
+
+/// A config kept beside its mapping is not a mapping: `check --config` checks
+/// the mapping files the config names and the other files in that folder
+/// that are mappings (by their top-level tables), and only those.
+#[test]
+fn check_config_skips_a_config_beside_its_mapping_but_checks_mappings_there() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo_path("mappings/generic-bank.toml"),
+        dir.path().join("bank.toml"),
+    )
+    .unwrap();
+    let config = dir.path().join("authbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nbase_url = \"http://127.0.0.1:9000\"\n[auth_api]\nmapping = {:?}\n",
+            dir.path().join("bank.toml").display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notes.toml"), "title = \"not a mapping\"\n").unwrap();
+    let check = || {
+        authbridge()
+            .args(["check", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+
+    let out = check();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("unknown field"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("authbridge.toml"), "{stdout}");
+    assert!(!stdout.contains("notes.toml"), "{stdout}");
+    // The users-API mappings the (default) config names are checked too.
+    assert!(
+        stdout.contains("ok: mappings/users/generic-bank-get.toml"),
+        "{stdout}"
+    );
+
+    // A broken mapping beside them is still found.
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[client]\nid = \"$.id\"\nsurnme = \"$.x\"\n").unwrap();
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:3:1: client.surnme", broken.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("authbridge.toml"), "{stderr}");
+}
