@@ -159,4 +159,6 @@ impl Mapping {
 }
 
 #[cfg(test)]
+mod lang_tests;
+#[cfg(test)]
 mod tests;

@@ -36,6 +36,7 @@ const TRANSFORM_KEYS: &[&str] = &[
     "case",
     "replace",
     "skip_empty",
+    "null_values",
     "as",
     "map",
     "date",
@@ -72,6 +73,7 @@ pub(crate) fn compile(
         options,
         diagnostics: Diagnostics::new(file, text),
         uses_jq: false,
+        null_values: Vec::new(),
     };
     let program = match DeTable::parse(text) {
         Ok(doc) => {
@@ -98,6 +100,9 @@ struct Compiler<'a> {
     diagnostics: Diagnostics<'a>,
     /// Whether any rule or condition is a jq expression.
     uses_jq: bool,
+    /// The mapping's top-level `null_values`: each scalar rule's unless it
+    /// has its own.
+    null_values: Vec<String>,
 }
 
 fn join(label: &str, name: &str) -> String {

@@ -16,7 +16,17 @@ impl Compiler<'_> {
                 _ => self.error(key.span(), "meta", "`meta` must be a table"),
             }
         }
-        self.object(doc, span, schema, "", false, &["meta", "step"])
+        if let Some(v) = doc.get("null_values") {
+            self.null_values = self.null_values(v, "null_values");
+        }
+        self.object(
+            doc,
+            span,
+            schema,
+            "",
+            false,
+            &["meta", "step", "null_values"],
+        )
     }
 
     /// A target object written as a TOML table of `field = rule`, plus an
