@@ -149,6 +149,19 @@ impl Log {
         });
     }
 
+    /// A parent lookup met a parent already on its chain and dropped the
+    /// link: listed with the sources, so `map --explain` and the playground
+    /// show where the CRM's data has a cycle.
+    pub(crate) fn cut_cycle(&mut self, field: String, key: &str, wanted: String) {
+        let source =
+            format!("parent cycle: no element whose {key} = this id is taken again; link dropped");
+        self.sources.push(FieldSource {
+            field,
+            source,
+            value: Value::String(wanted),
+        });
+    }
+
     /// Logs a failure once (a nested object's failure reaches each
     /// enclosing field on its way up; the innermost, logged first, is kept).
     /// `at` is the byte offset of the field's rule; `rule`, the scalar rule

@@ -131,3 +131,46 @@ fn new_keys_are_checked_like_the_others() {
     .to_string();
     assert!(err.contains("strings, numbers or booleans"), "{err}");
 }
+
+#[test]
+fn a_parent_cycle_drops_the_link_that_closes_it_and_explain_says_so() {
+    let m = mapping(
+        r#"
+[client.group]
+each = "$.groups[*]"
+[client.group.item]
+id = "@.id"
+parentGroup = { lookup = "$.groups[*]", key = "@.id", match = "@.parentId" }
+"#,
+    );
+    let crm = person(json!({"groups": [
+        {"id": 1, "parentId": 2},
+        {"id": 2, "parentId": 1},
+        {"id": 3, "parentId": 3}
+    ]}));
+    let card = m.apply(&crm).unwrap();
+    assert_eq!(
+        card["client"]["group"],
+        json!([
+            {"id": 1, "parentGroup": {"id": 2}},
+            {"id": 2, "parentGroup": {"id": 1}},
+            {"id": 3}
+        ])
+    );
+    let explained = m.explain(&crm);
+    assert_eq!(explained.card.as_ref(), Some(&card));
+    let cuts: Vec<_> = explained
+        .sources
+        .iter()
+        .filter(|s| s.source.starts_with("parent cycle"))
+        .map(|s| s.field.as_str())
+        .collect();
+    assert_eq!(
+        cuts,
+        [
+            "client.group[0].parentGroup.parentGroup",
+            "client.group[1].parentGroup.parentGroup",
+            "client.group[2].parentGroup"
+        ]
+    );
+}

@@ -17,8 +17,9 @@ use super::path::{Path, Scope};
 use super::rule::Rule;
 use crate::schema::FieldType;
 
-/// Longest chain of parents a `lookup` follows (a guard against cycles in
-/// the CRM's data).
+/// Longest chain of parents a `lookup` follows (a guard against chains
+/// that are too long; cycles are cut as soon as they close, see
+/// [`Lookup::produce`]).
 pub const MAX_LOOKUP_DEPTH: usize = 16;
 
 /// How one target field is produced.
@@ -298,7 +299,7 @@ impl Node {
                 }
                 Ok((!map.is_empty()).then_some(Value::Object(map)))
             }
-            Node::Lookup(lookup) => lookup.produce(scope, ctx, trail, depth),
+            Node::Lookup(lookup) => lookup.produce(scope, ctx, trail, depth, None),
         }
     }
 }
@@ -419,12 +420,17 @@ impl Lookup {
         Ok(index.get(wanted).copied())
     }
 
+    /// The parent of the current item. A parent already on the chain (the
+    /// item itself, or a parent below) would close a cycle in the CRM's
+    /// data: that link is dropped, so the card is served with the chain up
+    /// to it, and an explained application says so.
     fn produce<'a>(
         &self,
         scope: Scope<'a>,
         ctx: &Ctx<'a>,
         trail: &Trail<'_>,
         depth: usize,
+        below: Option<&Seen<'_>>,
     ) -> Result<Option<Value>, Failure> {
         spend(trail, 1)?;
         if depth >= MAX_LOOKUP_DEPTH {
@@ -444,6 +450,17 @@ impl Lookup {
         else {
             return Ok(None);
         };
+        let seen = Seen {
+            node: scope.current(),
+            below,
+        };
+        if seen.holds(parent) {
+            if let Some(log) = &ctx.explain {
+                log.borrow_mut()
+                    .cut_cycle(trail.render(), self.key.text(), wanted);
+            }
+            return Ok(None);
+        }
         let inner = scope.with_item(parent);
         if let Some(log) = &ctx.explain {
             log.borrow_mut().enter(format!(
@@ -453,7 +470,7 @@ impl Lookup {
                 self.matches.text()
             ));
         }
-        let out = self.parent(inner, ctx, trail, depth);
+        let out = self.parent(inner, ctx, trail, depth, &seen);
         if let Some(log) = &ctx.explain {
             log.borrow_mut().leave();
         }
@@ -468,14 +485,37 @@ impl Lookup {
         ctx: &Ctx<'a>,
         trail: &Trail<'_>,
         depth: usize,
+        seen: &Seen<'_>,
     ) -> Result<Option<Value>, Failure> {
         let Some(mut obj) = self.fields.apply(inner, ctx, trail, depth + 1)? else {
             return Ok(None);
         };
-        if let Some(grand) = self.produce(inner, ctx, &Trail::Field(trail, self.name), depth + 1)? {
+        let up = Trail::Field(trail, self.name);
+        if let Some(grand) = self.produce(inner, ctx, &up, depth + 1, Some(seen))? {
             obj.insert(self.name.to_owned(), grand);
         }
         Ok(Some(Value::Object(obj)))
+    }
+}
+
+/// The elements a parent chain has gone through, the latest first (on the
+/// stack: a chain costs no allocation).
+struct Seen<'s> {
+    node: &'s Value,
+    below: Option<&'s Seen<'s>>,
+}
+
+impl Seen<'_> {
+    /// Whether `node` (the same element of the document) is on the chain.
+    fn holds(&self, node: &Value) -> bool {
+        let mut at = Some(self);
+        while let Some(seen) = at {
+            if std::ptr::eq(seen.node, node) {
+                return true;
+            }
+            at = seen.below;
+        }
+        false
     }
 }
 
