@@ -174,3 +174,46 @@ parentGroup = { lookup = "$.groups[*]", key = "@.id", match = "@.parentId" }
         ]
     );
 }
+
+#[test]
+fn entries_iterate_an_objects_keys_and_values() {
+    let m = mapping(
+        r#"
+[[client.fieldList]]
+name  = { const = "Segment" }
+value = "$.segment"
+
+[[client.fieldList]]
+entries = "$.customFields"
+where   = { path = "@.key", not_equals = "internal" }
+item    = { name = "@.key", value = { path = "@.value", as = "string" } }
+"#,
+    );
+    let crm = person(json!({
+        "segment": "Retail",
+        "customFields": {"Manager": "Orlova", "internal": "x", "Visits": 3}
+    }));
+    let card = m.apply(&crm).unwrap();
+    assert_eq!(
+        card["client"]["fieldList"],
+        json!([
+            {"name": "Segment", "value": "Retail"},
+            {"name": "Manager", "value": "Orlova"},
+            {"name": "Visits", "value": "3"}
+        ])
+    );
+    let explained = m.explain(&crm);
+    assert_eq!(explained.card.as_ref(), Some(&card));
+    assert!(
+        explained
+            .sources
+            .iter()
+            .any(|s| s.source == "entries of $.customFields → @.key"),
+        "{:#?}",
+        explained.sources
+    );
+    let err = load_err(
+        "[[client.fieldList]]\neach = \"$.a\"\nentries = \"$.b\"\nitem = { name = \"@.key\", value = \"@.value\" }\n",
+    );
+    assert!(err.contains("not both"), "{err}");
+}

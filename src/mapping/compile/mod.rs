@@ -43,8 +43,8 @@ const TRANSFORM_KEYS: &[&str] = &[
 ];
 /// The keys a scalar rule table may hold besides [`TRANSFORM_KEYS`].
 const RULE_KEYS: &[&str] = &["path", "const", "template", "default", "when", "fallback"];
-/// The keys of a list part built from a CRM array.
-const EACH_KEYS: &[&str] = &["each", "item", "where"];
+/// The keys of a list part built from a CRM array (or an object's entries).
+const EACH_KEYS: &[&str] = &["each", "entries", "item", "where"];
 /// The keys of a condition table.
 const CONDITION_KEYS: &[&str] = &["path", "equals", "not_equals", "in", "jq"];
 /// The keys of a parent lookup.
