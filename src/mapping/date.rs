@@ -3,12 +3,14 @@
 //!
 //! Formats are `chrono` strftime patterns (`%d.%m.%Y`) or the names `iso`
 //! (ISO 8601 date or date-time, any offset; the date is taken in the value's
-//! own offset), `epoch_seconds` and `epoch_millis` (UTC). One list of formats
+//! own offset), `epoch_seconds`, `epoch_millis` (UTC) and `dotnet` (Microsoft
+//! JSON's `/Date(ms±hhmm)/`, the date taken in its offset, as for `iso`).
+//! One list of formats
 //! serves both outputs, so a mapping names the CRM's forms the same way
 //! whatever the field wants.
 
 use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
 
 /// One accepted input form.
@@ -18,6 +20,9 @@ pub enum DateFormat {
     Iso,
     EpochSeconds,
     EpochMillis,
+    /// `/Date(1700000000000+0300)/`: milliseconds since the epoch (UTC), and
+    /// optionally the offset of the sender's clock.
+    Dotnet,
 }
 
 impl DateFormat {
@@ -27,10 +32,11 @@ impl DateFormat {
             "iso" => Ok(DateFormat::Iso),
             "epoch_seconds" => Ok(DateFormat::EpochSeconds),
             "epoch_millis" => Ok(DateFormat::EpochMillis),
+            "dotnet" => Ok(DateFormat::Dotnet),
             pattern => {
                 if !pattern.contains('%') {
                     return Err(format!(
-                        "`{pattern}` is not a date format: use a strftime pattern like \"%d.%m.%Y\", or iso, epoch_seconds, epoch_millis"
+                        "`{pattern}` is not a date format: use a strftime pattern like \"%d.%m.%Y\", or iso, epoch_seconds, epoch_millis, dotnet"
                     ));
                 }
                 if StrftimeItems::new(pattern).any(|i| matches!(i, Item::Error)) {
@@ -48,6 +54,7 @@ impl DateFormat {
             DateFormat::Iso => "iso",
             DateFormat::EpochSeconds => "epoch_seconds",
             DateFormat::EpochMillis => "epoch_millis",
+            DateFormat::Dotnet => "dotnet",
         }
     }
 
@@ -83,6 +90,7 @@ impl DateFormat {
             DateFormat::EpochMillis => epoch(value)
                 .and_then(DateTime::from_timestamp_millis)
                 .map(|d| d.date_naive()),
+            DateFormat::Dotnet => dotnet(value).map(|d| d.date_naive()),
         }
     }
 }
@@ -129,8 +137,40 @@ impl DateFormat {
             }
             DateFormat::EpochSeconds => epoch(value).and_then(|s| DateTime::from_timestamp(s, 0)),
             DateFormat::EpochMillis => epoch(value).and_then(DateTime::from_timestamp_millis),
+            DateFormat::Dotnet => dotnet(value).map(|d| d.to_utc()),
         }
     }
+}
+
+/// `/Date(ms)/` or `/Date(ms±hhmm)/` (the slashes optional): the instant is
+/// `ms` after the epoch in UTC whatever the offset; the offset only says in
+/// which zone the sender's clock was, so the date is taken there.
+fn dotnet(value: &Value) -> Option<DateTime<FixedOffset>> {
+    let s = value.as_str()?.trim();
+    let s = s.strip_prefix('/').unwrap_or(s);
+    let s = s.strip_suffix('/').unwrap_or(s);
+    let inner = s.strip_prefix("Date(")?.strip_suffix(')')?;
+    // The sign of the millis may be `-` too: look for the offset after it.
+    let split = inner.get(1..)?.find(['+', '-']).map(|i| i + 1);
+    let (millis, offset) = match split {
+        Some(i) => (&inner[..i], Some(&inner[i..])),
+        None => (inner, None),
+    };
+    let instant = DateTime::from_timestamp_millis(millis.parse().ok()?)?;
+    let offset = match offset {
+        None => FixedOffset::east_opt(0)?,
+        Some(o) => {
+            let (sign, digits) = o.split_at(1);
+            if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let hours: i32 = digits[..2].parse().ok()?;
+            let minutes: i32 = digits[2..].parse().ok()?;
+            let seconds = (hours * 60 + minutes) * 60;
+            FixedOffset::east_opt(if sign == "-" { -seconds } else { seconds })?
+        }
+    };
+    Some(instant.with_timezone(&offset))
 }
 
 fn epoch(value: &Value) -> Option<i64> {
@@ -259,6 +299,44 @@ mod tests {
         );
         let err = parse_timestamp(&json!("yesterday-42"), &iso).unwrap_err();
         assert!(!err.contains("42"), "{err}");
+    }
+
+    #[test]
+    fn dotnet_dates_name_the_instant_and_take_the_date_in_their_offset() {
+        let f = fmt(&["dotnet"]);
+        // 2023-11-14T22:13:20Z; at +0300 it is already the 15th.
+        assert_eq!(
+            parse_date(&json!("/Date(1700000000000)/"), &f).unwrap(),
+            json!("2023-11-14")
+        );
+        assert_eq!(
+            parse_date(&json!("/Date(1700000000000+0300)/"), &f).unwrap(),
+            json!("2023-11-15")
+        );
+        assert_eq!(
+            parse_date(&json!("/Date(1700000000000-0500)/"), &f).unwrap(),
+            json!("2023-11-14")
+        );
+        assert_eq!(
+            parse_date(&json!("/Date(-86400000)/"), &f).unwrap(),
+            json!("1969-12-31")
+        );
+        for offset in ["/Date(1700000000000)/", "/Date(1700000000000+0300)/"] {
+            assert_eq!(
+                parse_timestamp(&json!(offset), &f).unwrap(),
+                json!("1700000000"),
+                "{offset}"
+            );
+        }
+        for bad in [
+            "/Date()/",
+            "/Date(17x)/",
+            "/Date(1+03)/",
+            "Date",
+            "1700000000000",
+        ] {
+            assert!(parse_date(&json!(bad), &f).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -149,6 +149,19 @@ impl Log {
         });
     }
 
+    /// A parent lookup met a parent already on its chain and dropped the
+    /// link: listed with the sources, so `map --explain` and the playground
+    /// show where the CRM's data has a cycle.
+    pub(crate) fn cut_cycle(&mut self, field: String, key: &str, wanted: String) {
+        let source =
+            format!("parent cycle: no element whose {key} = this id is taken again; link dropped");
+        self.sources.push(FieldSource {
+            field,
+            source,
+            value: Value::String(wanted),
+        });
+    }
+
     /// Logs a failure once (a nested object's failure reaches each
     /// enclosing field on its way up; the innermost, logged first, is kept).
     /// `at` is the byte offset of the field's rule; `rule`, the scalar rule
@@ -228,6 +241,11 @@ fn chain(rule: &Rule, scope: Scope<'_>) -> String {
     let mut steps: Vec<String> = Vec::new();
     let found = rule.source(scope).is_some();
     match &rule.source {
+        Source::Paths(_) if rule.skips() => {
+            if let Ok((Some(p), _)) = rule.first_kept(scope) {
+                steps.push(p.text().to_owned());
+            }
+        }
         Source::Paths(paths) => {
             if let Some(p) = paths.iter().find(|p| p.first(scope).is_some()) {
                 steps.push(p.text().to_owned());
@@ -257,6 +275,9 @@ fn chain(rule: &Rule, scope: Scope<'_>) -> String {
         }
         if rule.skip_empty {
             steps.push("skip_empty".into());
+        }
+        if !rule.null_values.is_empty() {
+            steps.push(format!("null_values {:?}", rule.null_values));
         }
         if let Some(ty) = rule.as_type {
             steps.push(format!("as {}", ty.describe()));
@@ -289,6 +310,12 @@ fn diagnose(rule: &Rule, scope: Scope<'_>, ty: FieldType) -> (Option<Value>, Opt
     {
         return (None, Some("a `when` condition that evaluates".into()));
     }
+    if rule.skips() {
+        return match rule.first_kept(scope) {
+            Ok((_, value)) => finish(rule, value, ty),
+            Err(_) => (None, Some("an input the jq expression accepts".into())),
+        };
+    }
     let mut value = rule.source(scope).map(Cow::into_owned);
     if let Some(jq) = &rule.jq {
         let input = value.take().unwrap_or(Value::Null);
@@ -302,15 +329,15 @@ fn diagnose(rule: &Rule, scope: Scope<'_>, ty: FieldType) -> (Option<Value>, Opt
             }
         }
     }
-    if let Some(mut v) = value.take() {
-        if let Value::String(s) = &mut v {
-            rule.edit(s);
-        }
-        let skipped = rule.skip_empty && v.as_str() == Some("");
-        if !skipped {
-            value = Some(v);
-        }
+    if let Some(Value::String(s)) = value.as_mut() {
+        rule.edit(s);
     }
+    finish(rule, value, ty)
+}
+
+/// [`diagnose`] from the value the string edits left: `as`, `map`, `date`,
+/// `default` and the field's type.
+fn finish(rule: &Rule, mut value: Option<Value>, ty: FieldType) -> (Option<Value>, Option<String>) {
     if let Some(v) = value.as_mut() {
         if let Some(as_ty) = rule.as_type {
             match coerce(v, as_ty) {

@@ -17,6 +17,7 @@ pub(crate) mod path;
 mod program;
 mod rule;
 mod template;
+mod trail;
 
 use std::path::Path as FsPath;
 
@@ -158,5 +159,7 @@ impl Mapping {
     }
 }
 
+#[cfg(test)]
+mod lang_tests;
 #[cfg(test)]
 mod tests;

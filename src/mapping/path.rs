@@ -165,6 +165,25 @@ impl Path {
         }
     }
 
+    /// Every non-null node the path selects, in order (without spreading an
+    /// array: the candidates of a fallback, where `first` takes the first).
+    pub fn every<'a>(&self, scope: Scope<'a>) -> Vec<&'a Value> {
+        let Some(base) = self.base(scope) else {
+            return Vec::new();
+        };
+        match &self.plain {
+            Some(steps) => walk(base, steps)
+                .filter(|v| !v.is_null())
+                .into_iter()
+                .collect(),
+            None => {
+                let mut nodes = self.path.query(base).all();
+                nodes.retain(|v| !v.is_null());
+                nodes
+            }
+        }
+    }
+
     /// Every node the path selects. A path that selects one array yields that
     /// array's elements, so `$.companies` and `$.companies[*]` mean the same.
     pub fn all<'a>(&self, scope: Scope<'a>) -> Vec<&'a Value> {

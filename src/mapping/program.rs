@@ -15,10 +15,12 @@ use super::error::ApplyError;
 use super::explain::Log;
 use super::path::{Path, Scope};
 use super::rule::Rule;
+use super::trail::{Failure, Trail, spend};
 use crate::schema::FieldType;
 
-/// Longest chain of parents a `lookup` follows (a guard against cycles in
-/// the CRM's data).
+/// Longest chain of parents a `lookup` follows (a guard against chains
+/// that are too long; cycles are cut as soon as they close, see
+/// [`Lookup::produce`]).
 pub const MAX_LOOKUP_DEPTH: usize = 16;
 
 /// How one target field is produced.
@@ -53,12 +55,15 @@ pub enum ListPart {
     /// One item per node `each` selects (`@` is that node), kept when `filter`
     /// holds.
     Each {
-        each: Path,
+        each: Box<Path>,
         /// The array `each` iterates (`each` without its last selector);
         /// boxed, as it is read only for required lists that came out empty.
         array: Box<Path>,
         filter: Option<Condition>,
         item: ObjectProgram,
+        /// `entries = "$.obj"`: one item per entry of the object(s) `each`
+        /// selects, `@` being `{"key": k, "value": v}`.
+        entries: bool,
     },
 }
 
@@ -108,66 +113,25 @@ pub(crate) struct Ctx<'a> {
     /// Set only by an explained application: then a failed field is logged
     /// and the walk goes on, so one run reports every error. The server's
     /// applications leave it `None` and pay one branch per failure.
-    explain: Option<RefCell<Log>>,
+    explain: Option<&'a RefCell<Log>>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for values built during the application (an object's
+    /// entries): the same log, its own lookup indexes.
+    fn fork<'b>(&self) -> Ctx<'b>
+    where
+        'a: 'b,
+    {
+        Ctx {
+            indexes: RefCell::default(),
+            explain: self.explain,
+        }
+    }
 }
 
 /// A lookup table's elements by key text.
 type Index<'a> = HashMap<String, &'a Value>;
-
-/// Charges `n` steps of the budget to the field at `trail`.
-fn spend(trail: &Trail<'_>, n: u64) -> Result<(), Failure> {
-    budget::charge(n).map_err(|e| Failure::invalid(trail, e.to_string()))
-}
-
-/// A breadcrumb to the field being produced, rendered only on error.
-#[derive(Clone, Copy)]
-enum Trail<'a> {
-    Root,
-    Field(&'a Trail<'a>, &'static str),
-    Index(&'a Trail<'a>, usize),
-}
-
-impl Trail<'_> {
-    fn render(&self) -> String {
-        match self {
-            Trail::Root => String::new(),
-            Trail::Field(parent, name) => {
-                let p = parent.render();
-                if p.is_empty() {
-                    (*name).to_owned()
-                } else {
-                    format!("{p}.{name}")
-                }
-            }
-            Trail::Index(parent, i) => format!("{}[{i}]", parent.render()),
-        }
-    }
-}
-
-/// Failure inside an object: a required value absent (which an explicit list
-/// item tolerates) or any other error.
-enum Failure {
-    Missing(ApplyError),
-    Invalid(ApplyError),
-}
-
-impl Failure {
-    fn error(&self) -> &ApplyError {
-        match self {
-            Failure::Missing(e) | Failure::Invalid(e) => e,
-        }
-    }
-
-    fn into_error(self) -> ApplyError {
-        match self {
-            Failure::Missing(e) | Failure::Invalid(e) => e,
-        }
-    }
-
-    fn invalid(trail: &Trail<'_>, message: String) -> Self {
-        Failure::Invalid(ApplyError::new(trail.render(), message))
-    }
-}
 
 impl ObjectProgram {
     /// Applies the program to a whole CRM payload.
@@ -184,14 +148,16 @@ impl ObjectProgram {
         &self,
         root: &Value,
     ) -> (Result<Map<String, Value>, ApplyError>, Log) {
+        let log = RefCell::default();
         let ctx = Ctx {
-            explain: Some(RefCell::default()),
+            explain: Some(&log),
             ..Ctx::default()
         };
         let out = self
             .apply(Scope::root(root), &ctx, &Trail::Root, 0)
             .map(Option::unwrap_or_default);
-        let mut log = ctx.explain.map(RefCell::into_inner).unwrap_or_default();
+        drop(ctx);
+        let mut log = log.into_inner();
         let out = out.map_err(|f| {
             // A failure no field caught (the budget, a root condition).
             log.failed(None, f.error(), None, Scope::root(root));
@@ -298,7 +264,7 @@ impl Node {
                 }
                 Ok((!map.is_empty()).then_some(Value::Object(map)))
             }
-            Node::Lookup(lookup) => lookup.produce(scope, ctx, trail, depth),
+            Node::Lookup(lookup) => lookup.produce(scope, ctx, trail, depth, None),
         }
     }
 }
@@ -329,45 +295,91 @@ impl ListPart {
                 }
             }
             ListPart::Each {
+                each,
+                filter,
+                item,
+                entries: false,
+                ..
+            } => each_item(
+                each.all(scope),
+                each.text(),
+                filter,
+                item,
+                scope,
+                ctx,
+                trail,
+                list,
+            )?,
+            ListPart::Each {
                 each, filter, item, ..
             } => {
-                let nodes = each.all(scope);
-                spend(trail, nodes.len() as u64)?;
-                if let Some(log) = &ctx.explain {
-                    log.borrow_mut().enter(each.text().to_owned());
-                }
-                let mut first = None;
-                for node in nodes {
-                    let inner = scope.with_item(node);
-                    match filter.as_ref().map(|f| f.holds(inner)) {
-                        None | Some(Ok(true)) => {}
-                        Some(Ok(false)) => continue,
-                        Some(Err(m)) if ctx.explain.is_some() => {
-                            first.get_or_insert(Failure::invalid(trail, m));
-                            continue;
-                        }
-                        Some(Err(m)) => return Err(Failure::invalid(trail, m)),
-                    }
-                    let at = Trail::Index(trail, list.len());
-                    match item.apply(inner, ctx, &at, 0) {
-                        Ok(Some(obj)) => list.push(Value::Object(obj)),
-                        Ok(None) => {}
-                        Err(f) if ctx.explain.is_some() => {
-                            first.get_or_insert(f);
-                        }
-                        Err(f) => return Err(f),
-                    }
-                }
-                if let Some(log) = &ctx.explain {
-                    log.borrow_mut().leave();
-                }
-                if let Some(f) = first {
-                    return Err(f);
-                }
+                // `{"key": k, "value": v}` per entry, built here: they live
+                // shorter than the document, hence a forked context.
+                let built: Vec<Value> = each
+                    .all(scope)
+                    .into_iter()
+                    .filter_map(Value::as_object)
+                    .flatten()
+                    .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
+                    .collect();
+                let nodes = built.iter().collect();
+                let label = format!("entries of {}", each.text());
+                each_item(nodes, &label, filter, item, scope, &ctx.fork(), trail, list)?;
             }
         }
         Ok(())
     }
+}
+
+/// One list item per node (`@` is the node) that passes `filter`.
+#[allow(clippy::too_many_arguments)]
+fn each_item<'a>(
+    nodes: Vec<&'a Value>,
+    label: &str,
+    filter: &Option<Condition>,
+    item: &ObjectProgram,
+    scope: Scope<'a>,
+    ctx: &Ctx<'a>,
+    trail: &Trail<'_>,
+    list: &mut Vec<Value>,
+) -> Result<(), Failure> {
+    {
+        {
+            spend(trail, nodes.len() as u64)?;
+            if let Some(log) = &ctx.explain {
+                log.borrow_mut().enter(label.to_owned());
+            }
+            let mut first = None;
+            for node in nodes {
+                let inner = scope.with_item(node);
+                match filter.as_ref().map(|f| f.holds(inner)) {
+                    None | Some(Ok(true)) => {}
+                    Some(Ok(false)) => continue,
+                    Some(Err(m)) if ctx.explain.is_some() => {
+                        first.get_or_insert(Failure::invalid(trail, m));
+                        continue;
+                    }
+                    Some(Err(m)) => return Err(Failure::invalid(trail, m)),
+                }
+                let at = Trail::Index(trail, list.len());
+                match item.apply(inner, ctx, &at, 0) {
+                    Ok(Some(obj)) => list.push(Value::Object(obj)),
+                    Ok(None) => {}
+                    Err(f) if ctx.explain.is_some() => {
+                        first.get_or_insert(f);
+                    }
+                    Err(f) => return Err(f),
+                }
+            }
+            if let Some(log) = &ctx.explain {
+                log.borrow_mut().leave();
+            }
+            if let Some(f) = first {
+                return Err(f);
+            }
+        }
+    }
+    Ok(())
 }
 
 impl ListPart {
@@ -375,7 +387,13 @@ impl ListPart {
     fn array_exists(&self, scope: Scope<'_>) -> bool {
         match self {
             ListPart::Item(_) => false,
-            ListPart::Each { array, .. } => array.first(scope).is_some_and(Value::is_array),
+            ListPart::Each { array, entries, .. } => array.first(scope).is_some_and(|v| {
+                if *entries {
+                    v.is_object()
+                } else {
+                    v.is_array()
+                }
+            }),
         }
     }
 }
@@ -419,12 +437,17 @@ impl Lookup {
         Ok(index.get(wanted).copied())
     }
 
+    /// The parent of the current item. A parent already on the chain (the
+    /// item itself, or a parent below) would close a cycle in the CRM's
+    /// data: that link is dropped, so the card is served with the chain up
+    /// to it, and an explained application says so.
     fn produce<'a>(
         &self,
         scope: Scope<'a>,
         ctx: &Ctx<'a>,
         trail: &Trail<'_>,
         depth: usize,
+        below: Option<&Seen<'_>>,
     ) -> Result<Option<Value>, Failure> {
         spend(trail, 1)?;
         if depth >= MAX_LOOKUP_DEPTH {
@@ -444,6 +467,17 @@ impl Lookup {
         else {
             return Ok(None);
         };
+        let seen = Seen {
+            node: scope.current(),
+            below,
+        };
+        if seen.holds(parent) {
+            if let Some(log) = &ctx.explain {
+                log.borrow_mut()
+                    .cut_cycle(trail.render(), self.key.text(), wanted);
+            }
+            return Ok(None);
+        }
         let inner = scope.with_item(parent);
         if let Some(log) = &ctx.explain {
             log.borrow_mut().enter(format!(
@@ -453,7 +487,7 @@ impl Lookup {
                 self.matches.text()
             ));
         }
-        let out = self.parent(inner, ctx, trail, depth);
+        let out = self.parent(inner, ctx, trail, depth, &seen);
         if let Some(log) = &ctx.explain {
             log.borrow_mut().leave();
         }
@@ -468,14 +502,37 @@ impl Lookup {
         ctx: &Ctx<'a>,
         trail: &Trail<'_>,
         depth: usize,
+        seen: &Seen<'_>,
     ) -> Result<Option<Value>, Failure> {
         let Some(mut obj) = self.fields.apply(inner, ctx, trail, depth + 1)? else {
             return Ok(None);
         };
-        if let Some(grand) = self.produce(inner, ctx, &Trail::Field(trail, self.name), depth + 1)? {
+        let up = Trail::Field(trail, self.name);
+        if let Some(grand) = self.produce(inner, ctx, &up, depth + 1, Some(seen))? {
             obj.insert(self.name.to_owned(), grand);
         }
         Ok(Some(Value::Object(obj)))
+    }
+}
+
+/// The elements a parent chain has gone through, the latest first (on the
+/// stack: a chain costs no allocation).
+struct Seen<'s> {
+    node: &'s Value,
+    below: Option<&'s Seen<'s>>,
+}
+
+impl Seen<'_> {
+    /// Whether `node` (the same element of the document) is on the chain.
+    fn holds(&self, node: &Value) -> bool {
+        let mut at = Some(self);
+        while let Some(seen) = at {
+            if std::ptr::eq(seen.node, node) {
+                return true;
+            }
+            at = seen.below;
+        }
+        false
     }
 }
 

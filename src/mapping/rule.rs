@@ -2,8 +2,13 @@
 //! passes through, in a fixed, documented order:
 //!
 //! `when` → source (`path` | `const` | `template` | current value) → `jq` →
-//! `trim` → `case` → `replace` → `skip_empty` → `as` → `map` / `fallback` →
-//! `date` → `default` (if still no value) → conversion to the field's type.
+//! `trim` → `case` → `replace` → `skip_empty` / `null_values` → `as` →
+//! `map` / `fallback` → `date` → `default` (if still no value) → conversion to
+//! the field's type.
+//!
+//! `skip_empty` and `null_values` make a value count as absent: with a list
+//! of paths (or a path selecting several nodes) the next alternative is then
+//! tried, as for `null`, so a rule says "the first non-empty of these".
 //!
 //! A fixed order keeps each rule readable as a table; anything that needs
 //! another order is one `jq` expression.
@@ -25,7 +30,8 @@ use crate::schema::FieldType;
 /// Where a value comes from.
 #[derive(Debug)]
 pub enum Source {
-    /// JSONPaths tried in order; the first non-null value wins.
+    /// JSONPaths tried in order; the first non-null value wins (the first
+    /// one kept, when the rule skips empty or null-like values).
     Paths(Vec<Path>),
     /// A constant.
     Const(Value),
@@ -60,6 +66,9 @@ pub struct Rule {
     pub case: Option<Case>,
     pub replace: Vec<(Regex, String)>,
     pub skip_empty: bool,
+    /// Texts that mean "no value" (1C's `0001-01-01T00:00:00`, a zero GUID),
+    /// compared with the value's text after the string edits.
+    pub null_values: Vec<String>,
     pub as_type: Option<FieldType>,
     pub map: Option<ValueMap>,
     pub date: Vec<DateFormat>,
@@ -79,6 +88,7 @@ impl Rule {
             case: None,
             replace: Vec::new(),
             skip_empty: false,
+            null_values: Vec::new(),
             as_type: None,
             map: None,
             date: Vec::new(),
@@ -95,10 +105,66 @@ impl Rule {
             && !self.trim
             && self.case.is_none()
             && self.replace.is_empty()
-            && !self.skip_empty
+            && !self.skips()
             && self.as_type.is_none()
             && self.map.is_none()
             && self.date.is_empty()
+    }
+
+    /// Whether some values count as absent, so that alternatives are tried
+    /// past them.
+    pub(super) fn skips(&self) -> bool {
+        self.skip_empty || !self.null_values.is_empty()
+    }
+
+    /// Whether an edited value counts as no value (`skip_empty`,
+    /// `null_values`).
+    fn is_nothing(&self, value: &Value) -> bool {
+        if self.null_values.is_empty() {
+            return self.skip_empty && value.as_str() == Some("");
+        }
+        let text = match value {
+            Value::String(s) => Cow::Borrowed(s.as_str()),
+            Value::Number(_) | Value::Bool(_) => Cow::Owned(value.to_string()),
+            _ => return false,
+        };
+        (self.skip_empty && text.is_empty()) || self.null_values.iter().any(|n| *n == *text)
+    }
+
+    /// A candidate through `jq` and the string edits; `None` when it yields
+    /// no value or one that counts as none.
+    pub(super) fn kept(&self, candidate: Option<Cow<'_, Value>>) -> Result<Option<Value>, String> {
+        let value = match &self.jq {
+            Some(jq) => jq.first(candidate.as_deref().unwrap_or(&Value::Null))?,
+            None => candidate.map(Cow::into_owned),
+        };
+        let Some(mut value) = value else {
+            return Ok(None);
+        };
+        if let Value::String(s) = &mut value {
+            self.edit(s);
+        }
+        Ok((!self.is_nothing(&value)).then_some(value))
+    }
+
+    /// The first candidate kept (see [`kept`](Self::kept)) and the path it
+    /// came from: every node of every path in order, then, if none is kept,
+    /// what `jq` makes of no value.
+    pub(super) fn first_kept<'a>(
+        &'a self,
+        scope: Scope<'_>,
+    ) -> Result<(Option<&'a Path>, Option<Value>), String> {
+        if let Source::Paths(paths) = &self.source {
+            for path in paths {
+                for node in path.every(scope) {
+                    if let Some(v) = self.kept(Some(Cow::Borrowed(node)))? {
+                        return Ok((Some(path), Some(v)));
+                    }
+                }
+            }
+            return Ok((None, self.kept(None)?));
+        }
+        Ok((None, self.kept(self.source(scope))?))
     }
 
     pub(super) fn source<'a>(&'a self, scope: Scope<'a>) -> Option<Cow<'a, Value>> {
@@ -123,11 +189,11 @@ impl Rule {
         {
             return Ok(None);
         }
-        let mut value = self.source(scope);
-        if let Some(jq) = &self.jq {
-            let input = value.as_deref().unwrap_or(&Value::Null);
-            value = jq.first(input)?.map(Cow::Owned);
-        }
+        let value = if self.skips() {
+            self.first_kept(scope)?.1
+        } else {
+            self.kept(self.source(scope))?
+        };
         let value = match value {
             Some(v) => self.transform(v)?,
             None => None,
@@ -170,14 +236,8 @@ impl Rule {
         }
     }
 
-    fn transform(&self, value: Cow<'_, Value>) -> Result<Option<Value>, String> {
-        let mut value = value.into_owned();
-        if let Value::String(s) = &mut value {
-            self.edit(s);
-            if self.skip_empty && s.is_empty() {
-                return Ok(None);
-            }
-        }
+    /// `as`, `map` and `date` on a kept value.
+    fn transform(&self, mut value: Value) -> Result<Option<Value>, String> {
         if let Some(ty) = self.as_type {
             value = coerce(&value, ty)?;
         }
@@ -232,6 +292,36 @@ mod tests {
             Some(json!("+79991234567"))
         );
         assert_eq!(eval(json!({"phone": "n/a"})), None);
+    }
+
+    #[test]
+    fn skip_empty_and_null_values_move_on_to_the_next_alternative() {
+        let mut rule = Rule::from_source(Source::Paths(vec![
+            Path::parse("$.phones[*].value").unwrap(),
+            Path::parse("$.phone").unwrap(),
+        ]));
+        rule.trim = true;
+        rule.skip_empty = true;
+        rule.null_values = vec!["-".into(), "0".into()];
+        rule.default = Some(json!("none"));
+        let eval = |doc: Value| rule.eval(Scope::root(&doc), FieldType::String).unwrap();
+        let doc = json!({"phones": [{"value": ""}, {"value": "  "}, {"value": "+7 1"}]});
+        assert_eq!(eval(doc), Some(json!("+7 1")));
+        let doc = json!({"phones": [{"value": "", "primary": true}], "phone": "+7 2"});
+        assert_eq!(eval(doc), Some(json!("+7 2")));
+        // A null-like value, numbers compared by their text.
+        assert_eq!(
+            eval(json!({"phones": [{"value": "-"}], "phone": 0})),
+            Some(json!("none"))
+        );
+        // Without skip_empty, "" is a value and stops the search.
+        rule.skip_empty = false;
+        rule.null_values.clear();
+        let doc = json!({"phones": [{"value": ""}], "phone": "+7 2"});
+        assert_eq!(
+            rule.eval(Scope::root(&doc), FieldType::String).unwrap(),
+            Some(json!(""))
+        );
     }
 
     #[test]

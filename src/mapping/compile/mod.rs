@@ -36,14 +36,15 @@ const TRANSFORM_KEYS: &[&str] = &[
     "case",
     "replace",
     "skip_empty",
+    "null_values",
     "as",
     "map",
     "date",
 ];
 /// The keys a scalar rule table may hold besides [`TRANSFORM_KEYS`].
 const RULE_KEYS: &[&str] = &["path", "const", "template", "default", "when", "fallback"];
-/// The keys of a list part built from a CRM array.
-const EACH_KEYS: &[&str] = &["each", "item", "where"];
+/// The keys of a list part built from a CRM array (or an object's entries).
+const EACH_KEYS: &[&str] = &["each", "entries", "item", "where"];
 /// The keys of a condition table.
 const CONDITION_KEYS: &[&str] = &["path", "equals", "not_equals", "in", "jq"];
 /// The keys of a parent lookup.
@@ -72,6 +73,7 @@ pub(crate) fn compile(
         options,
         diagnostics: Diagnostics::new(file, text),
         uses_jq: false,
+        null_values: Vec::new(),
     };
     let program = match DeTable::parse(text) {
         Ok(doc) => {
@@ -98,6 +100,9 @@ struct Compiler<'a> {
     diagnostics: Diagnostics<'a>,
     /// Whether any rule or condition is a jq expression.
     uses_jq: bool,
+    /// The mapping's top-level `null_values`: each scalar rule's unless it
+    /// has its own.
+    null_values: Vec<String>,
 }
 
 fn join(label: &str, name: &str) -> String {

@@ -16,7 +16,17 @@ impl Compiler<'_> {
                 _ => self.error(key.span(), "meta", "`meta` must be a table"),
             }
         }
-        self.object(doc, span, schema, "", false, &["meta", "step"])
+        if let Some(v) = doc.get("null_values") {
+            self.null_values = self.null_values(v, "null_values");
+        }
+        self.object(
+            doc,
+            span,
+            schema,
+            "",
+            false,
+            &["meta", "step", "null_values"],
+        )
     }
 
     /// A target object written as a TOML table of `field = rule`, plus an
@@ -277,7 +287,9 @@ impl Compiler<'_> {
                 for (i, it) in items.iter().enumerate() {
                     let item_label = format!("{label}[{i}]");
                     match it.get_ref() {
-                        DeValue::Table(t) if t.contains_key("each") => {
+                        DeValue::Table(t)
+                            if t.contains_key("each") || t.contains_key("entries") =>
+                        {
                             parts.extend(self.each(schema, t, it.span(), &item_label, in_item));
                         }
                         DeValue::Table(t) => {
@@ -329,16 +341,31 @@ impl Compiler<'_> {
         in_item: bool,
     ) -> Option<ListPart> {
         self.unknown_keys(t, EACH_KEYS, "a list mapping", label);
-        let each = match t.get("each") {
+        let entries = t.contains_key("entries");
+        if entries && t.contains_key("each") {
+            self.error(
+                span.clone(),
+                label,
+                "a list part takes `each` (an array) or `entries` (an object), not both",
+            );
+        }
+        let key = if entries { "entries" } else { "each" };
+        let each = match t.get(key) {
             Some(v) => match v.get_ref() {
+                DeValue::String(s) if entries => self
+                    .path(s, v.span(), label, in_item)
+                    .map(|p| (Box::new(p.clone()), Box::new(p))),
                 DeValue::String(s) => self
                     .path(s, v.span(), label, in_item)
-                    .map(|p| (p.clone(), Box::new(array_of(s).unwrap_or(p)))),
+                    .map(|p| (Box::new(p.clone()), Box::new(array_of(s).unwrap_or(p)))),
                 other => {
                     self.error(
                         v.span(),
                         label,
-                        format!("`each` must be a JSONPath string, got {}", other.type_str()),
+                        format!(
+                            "`{key}` must be a JSONPath string, got {}",
+                            other.type_str()
+                        ),
                     );
                     None
                 }
@@ -391,6 +418,7 @@ impl Compiler<'_> {
             array,
             filter,
             item: item?,
+            entries,
         })
     }
 }

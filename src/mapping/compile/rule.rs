@@ -19,7 +19,9 @@ impl Compiler<'_> {
         let errors_before = self.diagnostics.count();
         let rule = match value.get_ref() {
             DeValue::String(_) | DeValue::Array(_) => {
-                Rule::from_source(Source::Paths(self.paths(value, label, in_item)))
+                let mut rule = Rule::from_source(Source::Paths(self.paths(value, label, in_item)));
+                rule.null_values = self.null_values.clone();
+                rule
             }
             DeValue::Table(t) => self.rule_table(t, value.span(), ty, label, in_item),
             _ => Rule::from_source(Source::Const(
@@ -114,6 +116,13 @@ impl Compiler<'_> {
         if let Some(v) = t.get("skip_empty") {
             rule.skip_empty = self.boolean(v, label, "skip_empty");
         }
+        // A rule's own list replaces the mapping's (`null_values = []` opts
+        // a field out); a constant is never "nothing".
+        rule.null_values = match t.get("null_values") {
+            Some(v) => self.null_values(v, label),
+            None if !matches!(rule.source, Source::Const(_)) => self.null_values.clone(),
+            None => Vec::new(),
+        };
         if let Some(v) = t.get("case") {
             rule.case = self.choice(
                 v,
@@ -242,6 +251,32 @@ impl Compiler<'_> {
             }
         }
         rule
+    }
+
+    /// `null_values = ["0001-01-01T00:00:00", 0]`: the texts of scalars.
+    pub(super) fn null_values(&mut self, value: &Spanned<DeValue<'_>>, label: &str) -> Vec<String> {
+        let DeValue::Array(items) = value.get_ref() else {
+            self.error(
+                value.span(),
+                label,
+                "`null_values` is a list of strings, numbers or booleans",
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in items.iter() {
+            match to_json(item.get_ref()) {
+                v @ (Value::String(_) | Value::Number(_) | Value::Bool(_)) => {
+                    out.extend(key_text(&v));
+                }
+                _ => self.error(
+                    item.span(),
+                    label,
+                    "`null_values` holds strings, numbers or booleans",
+                ),
+            }
+        }
+        out
     }
 
     /// `replace = { pattern = "...", with = "..." }` or a list of them.
