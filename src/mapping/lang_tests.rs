@@ -6,40 +6,19 @@ use super::*;
 use crate::schema::auth_api::RESPONSE;
 use serde_json::json;
 
-const HEAD: &str = r#"
-[client]
-id = "$.id"
-name = "$.fullName"
-surname = "$.last"
-firstName = "$.first"
-patronymic = { path = "$.middle", default = "" }
-type = { const = "0" }
-enabled = true
-"#;
+use super::tests::{HEAD, with_head};
 
 fn mapping(rest: &str) -> Mapping {
-    Mapping::parse(
-        "t.toml",
-        &format!("{HEAD}{rest}"),
-        &RESPONSE,
-        ApiVersion::V1_2,
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+    Mapping::parse("t.toml", &with_head(rest), &RESPONSE, ApiVersion::V1_2)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn load_err(rest: &str) -> String {
-    Mapping::parse(
-        "t.toml",
-        &format!("{HEAD}{rest}"),
-        &RESPONSE,
-        ApiVersion::V1_2,
-    )
-    .unwrap_err()
-    .to_string()
+    super::tests::load_err(&with_head(rest))
 }
 
 fn person(extra: Value) -> Value {
-    let mut crm = json!({"id": 1, "fullName": "A B", "last": "A", "first": "B"});
+    let mut crm = super::tests::person();
     crm.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());

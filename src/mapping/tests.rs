@@ -30,7 +30,7 @@ fn map(text: &str, input: Value) -> Result<Value, ApplyError> {
         .apply(&input)
 }
 
-fn load_err(text: &str) -> String {
+pub(super) fn load_err(text: &str) -> String {
     Mapping::parse("t.toml", text, &RESPONSE, ApiVersion::V1_2)
         .unwrap_err()
         .to_string()
@@ -132,7 +132,7 @@ fn invalid_toml_reports_position() {
     assert!(err.starts_with("t.toml:1:"), "{err}");
 }
 
-const HEAD: &str = r#"
+pub(super) const HEAD: &str = r#"
 [client]
 id = "$.id"
 name = "$.fullName"
@@ -143,11 +143,11 @@ type = { const = "0" }
 enabled = true
 "#;
 
-fn with_head(rest: &str) -> String {
+pub(super) fn with_head(rest: &str) -> String {
     format!("{HEAD}{rest}")
 }
 
-fn person() -> Value {
+pub(super) fn person() -> Value {
     json!({"id": 1, "fullName": "A B", "last": "A", "first": "B"})
 }
 
