@@ -319,7 +319,7 @@ fn list<'a>(
             keys.iter().rev().take(2).any(|k| like(k))
         })
         .map(|a| {
-            let item = Sample::of(&a.item);
+            let item = Sample::of(&a.value);
             let has = |i: usize| {
                 item.leaves
                     .iter()

@@ -14,26 +14,20 @@ pub enum Seg {
     First,
 }
 
-/// A scalar value of the sample and where it is.
+/// A value of the sample and where it is.
 #[derive(Debug, Clone)]
-pub struct Leaf {
+pub struct Found {
     pub segs: Vec<Seg>,
     pub value: Value,
 }
 
-/// An array whose first element is an object (a candidate list).
-#[derive(Debug, Clone)]
-pub struct Array {
-    pub segs: Vec<Seg>,
-    pub item: Value,
-}
-
+/// A scalar leaf.
+pub type Leaf = Found;
+/// An array whose first element is an object (a candidate list); `value`
+/// is that first element.
+pub type Array = Found;
 /// An object reached by keys (a candidate single company or branch).
-#[derive(Debug, Clone)]
-pub struct Object {
-    pub segs: Vec<Seg>,
-    pub value: Value,
-}
+pub type Object = Found;
 
 /// Everything found in one walk.
 #[derive(Debug, Default)]
@@ -55,10 +49,7 @@ impl Sample {
         match value {
             Value::Object(map) => {
                 if !at.is_empty() {
-                    self.objects.push(Object {
-                        segs: at.clone(),
-                        value: value.clone(),
-                    });
+                    self.objects.push(found(at, value));
                 }
                 for (k, v) in map {
                     at.push(Seg::Key(k.clone()));
@@ -69,21 +60,22 @@ impl Sample {
             Value::Array(items) => {
                 let Some(first) = items.first() else { return };
                 if first.is_object() {
-                    self.arrays.push(Array {
-                        segs: at.clone(),
-                        item: first.clone(),
-                    });
+                    self.arrays.push(found(at, first));
                 }
                 at.push(Seg::First);
                 self.walk(first, at);
                 at.pop();
             }
             Value::Null => {}
-            scalar => self.leaves.push(Leaf {
-                segs: at.clone(),
-                value: scalar.clone(),
-            }),
+            scalar => self.leaves.push(found(at, scalar)),
         }
+    }
+}
+
+fn found(at: &[Seg], value: &Value) -> Found {
+    Found {
+        segs: at.to_vec(),
+        value: value.clone(),
     }
 }
 
