@@ -116,27 +116,22 @@ pub fn leaf_name(segs: &[Seg]) -> String {
 /// The JSONPath of `segs` from `root` (`$` or `@`), in RFC 9535 syntax:
 /// shorthand for plain ASCII names, brackets for the rest.
 pub fn jsonpath(root: char, segs: &[Seg]) -> String {
-    let mut out = String::from(root);
-    for s in segs {
-        match s {
-            Seg::First => out.push_str("[0]"),
-            Seg::Key(k) if is_plain(k) => {
-                out.push('.');
-                out.push_str(k);
-            }
-            Seg::Key(k) => {
-                out.push_str("['");
-                out.push_str(&k.replace('\\', "\\\\").replace('\'', "\\'"));
-                out.push_str("']");
-            }
-        }
-    }
-    out
+    render(root.to_string(), segs, |k| {
+        format!("['{}']", k.replace('\\', "\\\\").replace('\'', "\\'"))
+    })
 }
 
 /// The jq path of `segs` from the document's root (`.a.b[0]`).
 pub fn jq_path(segs: &[Seg]) -> String {
-    let mut out = String::new();
+    let out = render(String::new(), segs, |k| {
+        format!(".[{}]", serde_json::Value::String(k.to_owned()))
+    });
+    if out.is_empty() { ".".into() } else { out }
+}
+
+/// `segs` appended to `out`: `[0]` for a first element, `.name` for a
+/// plain name, `quoted(name)` for any other.
+fn render(mut out: String, segs: &[Seg], quoted: impl Fn(&str) -> String) -> String {
     for s in segs {
         match s {
             Seg::First => out.push_str("[0]"),
@@ -144,14 +139,10 @@ pub fn jq_path(segs: &[Seg]) -> String {
                 out.push('.');
                 out.push_str(k);
             }
-            Seg::Key(k) => {
-                out.push_str(".[");
-                out.push_str(&serde_json::Value::String(k.clone()).to_string());
-                out.push(']');
-            }
+            Seg::Key(k) => out.push_str(&quoted(k)),
         }
     }
-    if out.is_empty() { ".".into() } else { out }
+    out
 }
 
 fn is_plain(key: &str) -> bool {
