@@ -128,6 +128,17 @@ impl<'a> Ctx<'a> {
             explain: self.explain,
         }
     }
+
+    /// A failure met on the walk: a normal application stops with it; an
+    /// explained one keeps the first and goes on, so one run sees every
+    /// error. [`settled`] returns the kept one at the end.
+    fn carry_on(&self, first: &mut Option<Failure>, failure: Failure) -> Result<(), Failure> {
+        if self.explain.is_none() {
+            return Err(failure);
+        }
+        first.get_or_insert(failure);
+        Ok(())
+    }
 }
 
 /// A lookup table's elements by key text.
@@ -200,15 +211,12 @@ impl ObjectProgram {
                 Ok(None) => continue,
                 Err(f) => f,
             };
-            let Some(log) = &ctx.explain else {
-                return Err(failure);
-            };
-            log_failed(&mut log.borrow_mut(), slot, scope, &failure);
-            first.get_or_insert(failure);
+            if let Some(log) = &ctx.explain {
+                log_failed(&mut log.borrow_mut(), slot, scope, &failure);
+            }
+            ctx.carry_on(&mut first, failure)?;
         }
-        if let Some(failure) = first {
-            return Err(failure);
-        }
+        settled(first)?;
         Ok(if out.is_empty() && !self.has_required {
             None
         } else {
@@ -237,15 +245,10 @@ impl Node {
                 let mut first = None;
                 for part in parts {
                     if let Err(f) = part.produce(scope, ctx, trail, &mut list) {
-                        if ctx.explain.is_none() {
-                            return Err(f);
-                        }
-                        first.get_or_insert(f);
+                        ctx.carry_on(&mut first, f)?;
                     }
                 }
-                if let Some(f) = first {
-                    return Err(f);
-                }
+                settled(first)?;
                 let empty_but_there =
                     list.is_empty() && *required && parts.iter().any(|p| p.array_exists(scope));
                 Ok((!list.is_empty() || empty_but_there).then_some(Value::Array(list)))
@@ -343,43 +346,37 @@ fn each_item<'a>(
     trail: &Trail<'_>,
     list: &mut Vec<Value>,
 ) -> Result<(), Failure> {
-    {
-        {
-            spend(trail, nodes.len() as u64)?;
-            if let Some(log) = &ctx.explain {
-                log.borrow_mut().enter(label.to_owned());
-            }
-            let mut first = None;
-            for node in nodes {
-                let inner = scope.with_item(node);
-                match filter.as_ref().map(|f| f.holds(inner)) {
-                    None | Some(Ok(true)) => {}
-                    Some(Ok(false)) => continue,
-                    Some(Err(m)) if ctx.explain.is_some() => {
-                        first.get_or_insert(Failure::invalid(trail, m));
-                        continue;
-                    }
-                    Some(Err(m)) => return Err(Failure::invalid(trail, m)),
-                }
-                let at = Trail::Index(trail, list.len());
-                match item.apply(inner, ctx, &at, 0) {
-                    Ok(Some(obj)) => list.push(Value::Object(obj)),
-                    Ok(None) => {}
-                    Err(f) if ctx.explain.is_some() => {
-                        first.get_or_insert(f);
-                    }
-                    Err(f) => return Err(f),
-                }
-            }
-            if let Some(log) = &ctx.explain {
-                log.borrow_mut().leave();
-            }
-            if let Some(f) = first {
-                return Err(f);
+    spend(trail, nodes.len() as u64)?;
+    if let Some(log) = &ctx.explain {
+        log.borrow_mut().enter(label.to_owned());
+    }
+    let mut first = None;
+    for node in nodes {
+        let inner = scope.with_item(node);
+        match filter.as_ref().map(|f| f.holds(inner)) {
+            None | Some(Ok(true)) => {}
+            Some(Ok(false)) => continue,
+            Some(Err(m)) => {
+                ctx.carry_on(&mut first, Failure::invalid(trail, m))?;
+                continue;
             }
         }
+        let at = Trail::Index(trail, list.len());
+        match item.apply(inner, ctx, &at, 0) {
+            Ok(Some(obj)) => list.push(Value::Object(obj)),
+            Ok(None) => {}
+            Err(f) => ctx.carry_on(&mut first, f)?,
+        }
     }
-    Ok(())
+    if let Some(log) = &ctx.explain {
+        log.borrow_mut().leave();
+    }
+    settled(first)
+}
+
+/// The failure an explained walk kept, if any (see [`Ctx::carry_on`]).
+fn settled(first: Option<Failure>) -> Result<(), Failure> {
+    first.map_or(Ok(()), Err)
 }
 
 impl ListPart {

@@ -36,6 +36,16 @@ pub(super) fn load_err(text: &str) -> String {
         .to_string()
 }
 
+/// Asserts that `text` fails to load and that its diagnostics hold each of
+/// `expected`.
+#[track_caller]
+pub(super) fn assert_rejected(text: &str, expected: &[&str]) {
+    let err = load_err(text);
+    for e in expected {
+        assert!(err.contains(e), "missing `{e}` in:\n{err}");
+    }
+}
+
 #[test]
 fn maps_sources_constants_defaults_and_arrays() {
     let card = map(
@@ -80,32 +90,32 @@ fn type_errors_at_apply_name_the_field() {
 
 #[test]
 fn unknown_fields_are_rejected_with_a_suggestion_and_position() {
-    let err = load_err(&BASIC.replace("firstName =", "firstname ="));
-    assert!(err.contains("t.toml:6:1: client.firstname: unknown field `firstname` in Client; did you mean `firstName`?"), "{err}");
-    assert!(
-        err.contains("required Client field `firstName` is not mapped"),
-        "{err}"
+    assert_rejected(
+        &BASIC.replace("firstName =", "firstname ="),
+        &[
+            "t.toml:6:1: client.firstname: unknown field `firstname` in Client; did you mean `firstName`?",
+            "required Client field `firstName` is not mapped",
+        ],
     );
 }
 
 #[test]
 fn bad_paths_and_constants_are_load_errors() {
-    let err = load_err(&BASIC.replace(r#"id = "$.id""#, r#"id = "$.id[""#));
-    assert!(
-        err.contains("t.toml:3:6: client.id: invalid JSONPath"),
-        "{err}"
+    assert_rejected(
+        &BASIC.replace(r#"id = "$.id""#, r#"id = "$.id[""#),
+        &["t.toml:3:6: client.id: invalid JSONPath"],
     );
-    let err = load_err(&BASIC.replace(r#"id = "$.branch.code""#, r#"id = { const = "main" }"#));
-    assert!(
-        err.contains("client.branch.id: this constant is a string, but the field takes integer"),
-        "{err}"
+    assert_rejected(
+        &BASIC.replace(r#"id = "$.branch.code""#, r#"id = { const = "main" }"#),
+        &["client.branch.id: this constant is a string, but the field takes integer"],
     );
-    let err = load_err(&BASIC.replace(r#"id = "$.id""#, r#"id = "@.id""#));
-    assert!(err.contains("not inside a list's `item`"), "{err}");
-    let err = load_err(&BASIC.replace(r#"id = "$.id""#, r#"id = "client.id""#));
-    assert!(
-        err.contains(r#"for a constant string write { const = "client.id" }"#),
-        "{err}"
+    assert_rejected(
+        &BASIC.replace(r#"id = "$.id""#, r#"id = "@.id""#),
+        &["not inside a list's `item`"],
+    );
+    assert_rejected(
+        &BASIC.replace(r#"id = "$.id""#, r#"id = "client.id""#),
+        &[r#"for a constant string write { const = "client.id" }"#],
     );
 }
 
@@ -422,43 +432,31 @@ inn = { path = "$.i", fallback = "0" }
 
 #[test]
 fn a_date_transform_on_a_non_date_field_is_a_load_error() {
-    let err = load_err(&with_head(
-        "[client.branch]\nid = { path = \"$.b\", date = \"%d.%m.%Y\" }\n",
-    ));
-    assert!(
-        err.contains(
-            "client.branch.id: `date` produces a YYYY-MM-DD string, but the field takes integer"
-        ),
-        "{err}"
+    assert_rejected(
+        &with_head("[client.branch]\nid = { path = \"$.b\", date = \"%d.%m.%Y\" }\n"),
+        &["client.branch.id: `date` produces a YYYY-MM-DD string, but the field takes integer"],
     );
 }
 
 #[test]
 fn conditions_and_lookups_are_validated() {
-    let err = load_err(&with_head(
-        r#"inn = { path = "$.i", when = { path = "$.k", equal = "X" } }"#,
-    ));
-    assert!(
-        err.contains("unknown key `equal` in a condition; did you mean `equals`?"),
-        "{err}"
+    assert_rejected(
+        &with_head(r#"inn = { path = "$.i", when = { path = "$.k", equal = "X" } }"#),
+        &["unknown key `equal` in a condition; did you mean `equals`?"],
     );
-    let err = load_err(&with_head(
-        "[client.group]\neach = \"$.g[*]\"\nitem = { id = \"@.id\", parentGroup = { lookup = \"$.g[*]\", key = \"$.id\", match = \"@.p\" } }\n",
-    ));
-    assert!(
-        err.contains("`key` is read from each candidate: write it with `@`"),
-        "{err}"
+    assert_rejected(
+        &with_head(
+            "[client.group]\neach = \"$.g[*]\"\nitem = { id = \"@.id\", parentGroup = { lookup = \"$.g[*]\", key = \"$.id\", match = \"@.p\" } }\n",
+        ),
+        &["`key` is read from each candidate: write it with `@`"],
     );
 }
 
 #[test]
 fn unmapped_list_item_fields_are_required_where_the_schema_says_so() {
-    let err = load_err(&with_head(
-        "[companyList]\neach = \"$.c[*]\"\nitem = { name = \"@.n\" }\n",
-    ));
-    assert!(
-        err.contains("companyList.item.id: required Company field `id` is not mapped"),
-        "{err}"
+    assert_rejected(
+        &with_head("[companyList]\neach = \"$.c[*]\"\nitem = { name = \"@.n\" }\n"),
+        &["companyList.item.id: required Company field `id` is not mapped"],
     );
 }
 
