@@ -217,6 +217,11 @@ impl Reloader {
                 changed(&old.server.access, &settings.server.access),
             ),
             (
+                "server.trusted_proxies",
+                old.server.trusted_proxies != settings.server.trusted_proxies
+                    || old.server.client_ip_header != settings.server.client_ip_header,
+            ),
+            (
                 "upstream.base_url",
                 old.upstream.base_url != settings.upstream.base_url,
             ),

@@ -19,6 +19,7 @@ mod ops;
 mod pipelines;
 mod playground;
 mod process;
+mod proxies;
 mod redis;
 mod reference;
 mod request_ids;
