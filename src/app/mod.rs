@@ -233,8 +233,11 @@ impl Application {
         let reloader = Reloader::new(
             config_file,
             settings.clone(),
-            state.auth.clone(),
-            cert.clone(),
+            reload::Parts {
+                lookup: state.auth.clone(),
+                users: state.users.as_ref().map(|(_, users)| users.clone()),
+                cert: cert.clone(),
+            },
         );
         let admin = match settings.admin.listen {
             None => None,
