@@ -22,6 +22,7 @@ mod process;
 mod proxies;
 mod redis;
 mod reference;
+mod reloading;
 mod request_ids;
 mod resilience;
 mod robustness;
