@@ -62,7 +62,7 @@ pub struct TrustedProxies {
 
 /// A forwarding header that cannot be read where the walk needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Malformed;
+struct Malformed;
 
 /// One hop of a chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
