@@ -111,8 +111,13 @@ async fn purge_all(State(state): State<AdminState>) -> Response {
 
 async fn reload(State(state): State<AdminState>) -> Response {
     match state.reloader.reload().await {
-        Ok(r) => Json(json!({"reloaded": true, "mapping_changed": r.mapping_changed, "needs_restart": r.needs_restart}))
-            .into_response(),
+        Ok(r) => Json(json!({
+            "reloaded": true,
+            "mapping_changed": r.mapping_changed,
+            "users_mappings_changed": r.users_mappings_changed,
+            "needs_restart": r.needs_restart,
+        }))
+        .into_response(),
         Err(e) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(json!({"reloaded": false, "errors": e.lines().collect::<Vec<_>>()})),

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+use crate::app::client_addr::TrustedProxies;
 use crate::app::reload::Reloader;
 use crate::app::request_span::RequestSpanLayer;
 use crate::config::{Settings, UsersApiSettings};
@@ -33,6 +34,7 @@ use server::{ConnLimits, ReloadableCert};
 
 pub mod admin;
 pub mod auth_engine;
+pub mod client_addr;
 pub mod demo;
 pub mod first_bytes;
 pub mod http_refusals;
@@ -222,12 +224,20 @@ impl Application {
             }
             _ => None,
         };
+        let proxies = TrustedProxies::new(
+            &settings.server.trusted_proxies,
+            settings.server.client_ip_header,
+            state.metrics.clone(),
+        );
         let (listener, local_addr) = bind_shared(settings.server.listen)?;
         let reloader = Reloader::new(
             config_file,
             settings.clone(),
-            state.auth.clone(),
-            cert.clone(),
+            reload::Parts {
+                lookup: state.auth.clone(),
+                users: state.users.as_ref().map(|(_, users)| users.clone()),
+                cert: cert.clone(),
+            },
         );
         let admin = match settings.admin.listen {
             None => None,
@@ -246,6 +256,7 @@ impl Application {
                 max_connections: settings.server.max_connections,
                 header_read_timeout: settings.server.header_read_timeout,
                 drain: settings.server.drain_timeout,
+                proxies,
             },
             cert,
             reloader,

@@ -1,41 +1,49 @@
-//! Hot reload: on SIGHUP, on a change of the config or mapping file, or from
-//! the admin API, the configuration and mapping are loaded and validated in
-//! full, then swapped in atomically. An invalid version is rejected — logged
-//! with its file:line diagnostics and counted — and the running one keeps
-//! serving; no request fails during a reload.
+//! Hot reload: on SIGHUP, on a change of the config or a mapping file, or
+//! from the admin API, the configuration and every mapping are loaded and
+//! validated in full, then swapped in atomically. An invalid version is
+//! rejected — logged with its file:line diagnostics and counted — and the
+//! running one keeps serving; no request fails during a reload, and a
+//! request under way finishes with the version it started with.
 //!
 //! A version is known by the digest of the files it is read from. The file
-//! watcher reloads only when that digest changes (reading the files must not
-//! look like a change), and only once the files have been quiet for
-//! `reload.debounce_ms`, so a file written in several steps is read whole. A
-//! rejected version is logged once per distinct content; SIGHUP and the admin
-//! API always reload, and every reload is counted once: `ok`, `failed`, or
-//! `unchanged` when the digest equals the running version's.
+//! watcher ([`watch`]) reloads only when that digest changes (reading the
+//! files must not look like a change), and only once the files have been
+//! quiet for `reload.debounce_ms`, so a file written in several steps is
+//! read whole. A rejected version is logged once per distinct content;
+//! SIGHUP and the admin API always reload, and every reload is counted
+//! once: `ok`, `failed`, or `unchanged` when the digest equals the running
+//! version's.
 //!
-//! Reloadable: the mapping and its pipeline, the `[upstream]` request and its
-//! timeouts and limits, cache TTLs / grace / jitter / stale-while-revalidate,
-//! token checks and the request timeout, the TLS certificate (from the same
-//! files). Anything else (listen addresses, CRM base URL, credentials, pool
-//! and retry/breaker settings, cache size and key, access rules, Redis, the
-//! users API and its mappings) needs a restart; a reload that changes it says
-//! so in its answer and the log.
+//! Reloadable: the Auth API mapping and its pipeline; the users API's six
+//! mappings, their TTLs and identifier limit; the `[upstream]` request,
+//! timeouts and pipeline limits; retries and the circuit breaker (its
+//! state and counts are kept: see `upstream/breaker.rs`); cache TTLs / grace /
+//! jitter / stale-while-revalidate; token checks and the request timeout;
+//! the TLS certificate (from the same files). The rest ([`restart`]) needs
+//! a restart; a reload that changes it says so in its answer and the log.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use notify::{EventKind, RecursiveMode, Watcher};
-
 use crate::app::auth_engine::build_engine;
 use crate::app::server::ReloadableCert;
 use crate::config::Settings;
+use crate::front::users_api::UsersState;
 use crate::lookup::Lookup;
+
+mod restart;
+mod watch;
 
 /// What a successful reload did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Reloaded {
-    /// True when the mapping changed (its cached cards were dropped).
+    /// True when the Auth API mapping changed (its cached cards were
+    /// dropped).
     pub mapping_changed: bool,
+    /// The users-API calls whose mapping changed (`get`, `orders`, ...; a
+    /// cached call's answers were dropped).
+    pub users_mappings_changed: Vec<&'static str>,
     /// Settings that changed but only take effect after a restart.
     pub needs_restart: Vec<&'static str>,
 }
@@ -48,6 +56,8 @@ pub struct Reloader {
     started_with: Settings,
     current: Mutex<Settings>,
     lookup: Lookup,
+    /// The users front, when it runs.
+    users: Option<UsersState>,
     cert: Option<Arc<ReloadableCert>>,
     /// Serialises reloads.
     busy: tokio::sync::Mutex<()>,
@@ -70,24 +80,30 @@ pub enum Trigger {
     FileChange,
 }
 
-fn changed(a: &impl std::fmt::Debug, b: &impl std::fmt::Debug) -> bool {
-    format!("{a:?}") != format!("{b:?}")
+/// What a reloader acts on: the running server's parts a reload swaps.
+pub struct Parts {
+    /// The Auth API's lookup (its engine, and the shared CRM transport).
+    pub lookup: Lookup,
+    /// The users front, when it runs.
+    pub users: Option<UsersState>,
+    pub cert: Option<Arc<ReloadableCert>>,
 }
 
 impl Reloader {
     /// A reloader for a server started with `settings` (read from
     /// `config_file`, if any).
-    pub fn new(
-        config_file: Option<PathBuf>,
-        settings: Settings,
-        lookup: Lookup,
-        cert: Option<Arc<ReloadableCert>>,
-    ) -> Arc<Self> {
+    pub fn new(config_file: Option<PathBuf>, settings: Settings, parts: Parts) -> Arc<Self> {
+        let Parts {
+            lookup,
+            users,
+            cert,
+        } = parts;
         Arc::new(Self {
             config_file,
             current: Mutex::new(settings.clone()),
             started_with: settings,
             lookup,
+            users,
             cert,
             busy: tokio::sync::Mutex::new(()),
             versions: Mutex::new(Versions::default()),
@@ -103,16 +119,26 @@ impl Reloader {
         self
     }
 
-    /// The digest of everything a version is read from: the config file,
-    /// the mapping and the TLS files (a missing file digests as empty).
-    fn digest_of(&self, settings: &Settings) -> [u8; 32] {
+    /// Every file a version of `settings` is read from: the config file,
+    /// the mappings (the users API's while it runs) and the TLS files.
+    fn files_of<'a>(&'a self, settings: &'a Settings) -> Vec<&'a Path> {
         let mut files: Vec<&Path> = Vec::new();
         files.extend(self.config_file.as_deref());
         files.push(&settings.auth_api.mapping);
+        if self.users.is_some() && settings.users_api.enabled {
+            let users = settings.users_api.operations();
+            files.extend(users.map(|(_, op)| op.mapping.as_path()));
+        }
         files.extend(settings.server.tls.cert_file.as_deref());
         files.extend(settings.server.tls.key_file.as_deref());
+        files
+    }
+
+    /// The digest of everything a version is read from (a missing file
+    /// digests as empty).
+    fn digest_of(&self, settings: &Settings) -> [u8; 32] {
         let mut all = Vec::new();
-        for file in files {
+        for file in self.files_of(settings) {
             let bytes = std::fs::read(file).unwrap_or_default();
             // Length-prefixed, so moving bytes between files changes the digest.
             all.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
@@ -171,7 +197,12 @@ impl Reloader {
                 versions.running = Some(digest);
                 versions.rejected = None;
                 self.count("ok");
-                tracing::info!(mapping_changed = r.mapping_changed, needs_restart = ?r.needs_restart, "reloaded");
+                tracing::info!(
+                    mapping_changed = r.mapping_changed,
+                    users_mappings_changed = ?r.users_mappings_changed,
+                    needs_restart = ?r.needs_restart,
+                    "reloaded"
+                );
             }
             Err(e) => {
                 self.count("failed");
@@ -194,102 +225,37 @@ impl Reloader {
             .increment(1);
     }
 
+    /// Builds and validates everything, then swaps it in; on any error
+    /// nothing is swapped.
     fn try_reload(&self, settings: Settings) -> Result<Reloaded, String> {
         let engine = build_engine(&settings).map_err(|e| e.to_string())?;
+        // Turning the users front on or off needs a restart (it is routed
+        // at start); while it runs, its mappings are loaded with the rest.
+        let users = match &self.users {
+            Some(users) if settings.users_api.enabled => Some((
+                users,
+                UsersState::load(&settings).map_err(|e| e.to_string())?,
+            )),
+            _ => None,
+        };
         if let Some(cert) = &self.cert {
             cert.reload()?;
         }
         let mut current = self.current.lock().expect("settings lock");
-        let old = &*current;
-        let mut needs_restart = Vec::new();
-        for (name, differs) in [
-            ("server.listen", old.server.listen != settings.server.listen),
-            (
-                "server.max_connections",
-                old.server.max_connections != settings.server.max_connections,
-            ),
-            (
-                "server.header_read_timeout_ms",
-                old.server.header_read_timeout != settings.server.header_read_timeout,
-            ),
-            (
-                "server.access",
-                changed(&old.server.access, &settings.server.access),
-            ),
-            (
-                "upstream.base_url",
-                old.upstream.base_url != settings.upstream.base_url,
-            ),
-            (
-                "upstream.auth",
-                changed(&old.upstream.auth, &settings.upstream.auth),
-            ),
-            (
-                "upstream.tls",
-                changed(&old.upstream.tls, &settings.upstream.tls),
-            ),
-            (
-                "upstream.retry",
-                changed(&old.upstream.retry, &settings.upstream.retry),
-            ),
-            (
-                "upstream.breaker",
-                changed(&old.upstream.breaker, &settings.upstream.breaker),
-            ),
-            (
-                "upstream.max_in_flight",
-                old.upstream.max_in_flight != settings.upstream.max_in_flight,
-            ),
-            (
-                "cache.max_bytes",
-                old.cache.max_bytes != settings.cache.max_bytes,
-            ),
-            (
-                "cache.hash_key",
-                old.cache.hash_key_env != settings.cache.hash_key_env
-                    || old.cache.hash_key_file != settings.cache.hash_key_file,
-            ),
-            ("server.tls", changed(&old.server.tls, &settings.server.tls)),
-            (
-                "upstream.connect_timeout_ms",
-                old.upstream.connect_timeout != settings.upstream.connect_timeout,
-            ),
-            (
-                "upstream.pool",
-                old.upstream.pool_idle_timeout != settings.upstream.pool_idle_timeout
-                    || old.upstream.pool_max_idle != settings.upstream.pool_max_idle
-                    || old.upstream.http2_prior_knowledge
-                        != settings.upstream.http2_prior_knowledge,
-            ),
-            (
-                "upstream.max_queue",
-                old.upstream.max_queue != settings.upstream.max_queue,
-            ),
-            ("redis", changed(&old.redis, &settings.redis)),
-            ("users_api", changed(&old.users_api, &settings.users_api)),
-            ("telemetry", changed(&old.telemetry, &settings.telemetry)),
-            ("admin", changed(&old.admin, &settings.admin)),
-        ] {
-            if differs {
-                needs_restart.push(name);
-            }
-        }
+        let needs_restart = restart::needs_restart(&current, &settings);
         let mapping_changed = self.lookup.swap_engine(engine);
+        let users_mappings_changed = users
+            .map(|(users, loaded)| users.install(loaded))
+            .unwrap_or_default();
+        self.lookup
+            .transport()
+            .reconfigure(&settings.upstream.retry, &settings.upstream.breaker);
         *current = settings;
         Ok(Reloaded {
             mapping_changed,
+            users_mappings_changed,
             needs_restart,
         })
-    }
-
-    /// The files whose change triggers a reload.
-    fn watched(&self) -> Vec<PathBuf> {
-        let current = self.current.lock().expect("settings lock");
-        let mut files = vec![current.auth_api.mapping.clone()];
-        files.extend(self.config_file.clone());
-        files.extend(current.server.tls.cert_file.clone());
-        files.extend(current.server.tls.key_file.clone());
-        files
     }
 
     /// Reloads on every SIGHUP, for the life of the process.
@@ -311,67 +277,22 @@ impl Reloader {
     }
 
     /// Reloads when a watched file's content changes, once the files have
-    /// been quiet for `debounce` (editors and copy tools write in several
-    /// steps). The watcher lives as long as the returned handle.
+    /// been quiet for `debounce`. The watcher lives as long as the returned
+    /// handle.
     pub fn watch_files(self: &Arc<Self>, debounce: Duration) -> Option<notify::RecommendedWatcher> {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let files = self.watched();
-        let names: Vec<PathBuf> = files.iter().map(|f| canonical(f)).collect();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                // Reading a file (ours included, on every reload) raises
-                // access events: only writes, creations, renames and removals
-                // can change a version.
-                if let Ok(event) = event
-                    && !matches!(event.kind, EventKind::Access(_))
-                    && event.paths.iter().any(|p| names.contains(&canonical(p)))
-                {
-                    let _ = tx.send(());
-                }
-            })
-            .map_err(|e| tracing::warn!(error = %e, "cannot watch files; reload with SIGHUP"))
-            .ok()?;
-        for dir in files.iter().filter_map(|f| f.parent()) {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
-                tracing::warn!(error = %e, dir = %dir.display(), "cannot watch a folder; reload with SIGHUP");
-            }
-        }
+        let files: Vec<PathBuf> = {
+            let current = self.current.lock().expect("settings lock");
+            self.files_of(&current)
+                .into_iter()
+                .map(Path::to_owned)
+                .collect()
+        };
         let this = Arc::clone(self);
-        tokio::spawn(async move {
-            while rx.recv().await.is_some() {
-                // Quiet for `debounce`: every new event restarts the wait.
-                loop {
-                    match tokio::time::timeout(debounce, rx.recv()).await {
-                        Ok(Some(())) => continue,
-                        Ok(None) => return,
-                        Err(_) => break,
-                    }
-                }
+        watch::watch(&files, debounce, move || {
+            let this = Arc::clone(&this);
+            async move {
                 let _ = this.reload_on(Trigger::FileChange).await;
             }
-        });
-        Some(watcher)
+        })
     }
-}
-
-fn canonical(p: &Path) -> PathBuf {
-    // A file being replaced may briefly not exist: fall back to its parent.
-    std::fs::canonicalize(p).unwrap_or_else(|_| {
-        let name = p.file_name().map(PathBuf::from).unwrap_or_default();
-        p.parent()
-            .and_then(|d| {
-                std::fs::canonicalize(if d.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    d
-                })
-                .ok()
-            })
-            .map_or_else(|| p.to_owned(), |d| d.join(name))
-    })
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::app::client_addr::{ClientAddr, TrustedProxies};
 use crate::app::first_bytes::FirstBytes;
 use crate::app::http_refusals::ShapedRefusals;
 use crate::metrics::Metrics;
@@ -31,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-/// Connection-level limits.
+/// Connection-level limits, and whose forwarding headers are believed.
 #[derive(Debug, Clone)]
 pub struct ConnLimits {
     /// Open connections at most; more are closed at once.
@@ -42,6 +43,8 @@ pub struct ConnLimits {
     /// How long in-flight requests may take to finish after the listener
     /// closes.
     pub drain: Duration,
+    /// Resolves each request's [`ClientAddr`].
+    pub proxies: TrustedProxies,
 }
 
 /// A server certificate that can be swapped while the server runs.
@@ -243,9 +246,15 @@ pub async fn serve(
             continue;
         };
         let _ = tcp.set_nodelay(true);
+        // The client address is stored before any middleware runs. From an
+        // untrusted peer it is fixed for the connection: no header is read.
+        let proxies = limits.proxies.clone();
+        let fixed = proxies.fixed(peer.ip());
         let service = TowerToHyperService::new(app.clone().map_request(
             move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                let client = fixed.unwrap_or_else(|| proxies.resolve(peer.ip(), req.headers()));
                 req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert::<ClientAddr>(client);
                 req
             },
         ));

@@ -109,7 +109,8 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("upstream.not_found.statuses")
                 .with_list_parse_key("upstream.retry.statuses")
-                .with_list_parse_key("server.access.allow_cidrs"),
+                .with_list_parse_key("server.access.allow_cidrs")
+                .with_list_parse_key("server.trusted_proxies"),
         );
         let settings: Settings = builder
             .build()

@@ -46,8 +46,36 @@ pub struct ServerSettings {
     /// `SO_REUSEPORT` socket, so a request, its CRM call and its answer stay
     /// on one thread (nginx's worker model); 0 = one per CPU.
     pub workers: usize,
+    /// Load balancers and reverse proxies (CIDR) whose forwarding header is
+    /// believed: a request from one of them is attributed to the client the
+    /// header names (see `app::client_addr`); empty = the TCP peer always.
+    #[serde(deserialize_with = "de::cidrs")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// The header those proxies write; only this one is read.
+    pub client_ip_header: ClientIpHeader,
     pub tls: ServerTlsSettings,
     pub access: AccessSettings,
+}
+
+/// The forwarding header trusted proxies write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For: client, proxy1, proxy2`.
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1`.
+    Forwarded,
+}
+
+impl ClientIpHeader {
+    /// The header's name, for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientIpHeader::XForwardedFor => "x-forwarded-for",
+            ClientIpHeader::Forwarded => "forwarded",
+        }
+    }
 }
 
 /// TLS termination for the Auth API (off unless both files are set).
@@ -133,6 +161,8 @@ impl Default for ServerSettings {
             shutdown_delay: Duration::from_millis(5_000),
             drain_timeout: Duration::from_millis(10_000),
             workers: 0,
+            trusted_proxies: Vec::new(),
+            client_ip_header: ClientIpHeader::default(),
             tls: ServerTlsSettings::default(),
             access: AccessSettings::default(),
         }
@@ -161,6 +191,14 @@ impl ServerSettings {
             self.tls.cert_file.is_some() == self.tls.key_file.is_some(),
             "server.tls.key_file",
             "TLS needs both cert_file and key_file",
+        );
+        // A proxy network of every address would let any client name the
+        // address it is seen with (and escape the allowlist and the rate
+        // limit).
+        c.check(
+            self.trusted_proxies.iter().all(|net| net.prefix_len() > 0),
+            "server.trusted_proxies",
+            "a /0 network trusts every client to name its own address; list the proxies' networks",
         );
         self.access.validate(c);
     }

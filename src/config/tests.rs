@@ -76,6 +76,14 @@ fn values_that_do_not_parse_name_their_keys() {
             "configuration: server.access.allow_cidrs: must be CIDR networks like 10.0.0.0/8 or fd00::/8",
         ),
         (
+            "[server]\ntrusted_proxies = [\"10.0.0.0/24\", \"lb\"]\n[upstream]\nbase_url = \"http://x\"\n",
+            "configuration: server.trusted_proxies: must be CIDR networks like 10.0.0.0/8 or fd00::/8",
+        ),
+        (
+            "[server]\ntrusted_proxies = [\"10.0.0.0/24\", \"::/0\"]\n[upstream]\nbase_url = \"http://x\"\n",
+            "configuration: server.trusted_proxies: a /0 network trusts every client to name its own address; list the proxies' networks",
+        ),
+        (
             "[admin]\nlisten = \"localhost\"\n[upstream]\nbase_url = \"http://x\"\n",
             "configuration: admin.listen: must be empty (off) or an address like 127.0.0.1:9090",
         ),
@@ -107,4 +115,10 @@ fn values_are_typed_once_at_load() {
     assert_eq!(s.upstream.base_url.as_ref().unwrap().path(), "/api");
     assert_eq!(s.cache.found_ttl, std::time::Duration::from_secs(7));
     assert_eq!(s.admin.listen, None);
+    let s = Settings::from_toml(
+        "[server]\ntrusted_proxies = [\"10.0.0.0/24\"]\nclient_ip_header = \"forwarded\"\n[upstream]\nbase_url = \"http://x\"\n",
+    )
+    .unwrap();
+    assert!(s.server.trusted_proxies[0].contains(&"10.0.0.9".parse::<std::net::IpAddr>().unwrap()));
+    assert_eq!(s.server.client_ip_header, super::ClientIpHeader::Forwarded);
 }

@@ -82,7 +82,7 @@ pub struct UpstreamSettings {
 }
 
 /// Retries of idempotent (GET) CRM requests.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetrySettings {
     /// Tries per request, the first included; 1 = no retries.
@@ -114,7 +114,7 @@ impl Default for RetrySettings {
 }
 
 /// The circuit breaker in front of the CRM.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerSettings {
     pub enabled: bool,

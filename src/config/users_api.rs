@@ -105,6 +105,18 @@ impl Default for UsersApiSettings {
 }
 
 impl UsersApiSettings {
+    /// The six calls, by their key name.
+    pub fn operations(&self) -> [(&'static str, &UsersOperation); 6] {
+        [
+            ("get", &self.get),
+            ("update", &self.update),
+            ("otp_request", &self.otp_request),
+            ("otp_confirm", &self.otp_confirm),
+            ("login", &self.login),
+            ("orders", &self.orders),
+        ]
+    }
+
     /// The checks of `[users_api]` that its types cannot express.
     pub(super) fn validate(&self, c: &mut Checks) {
         c.check(
@@ -117,14 +129,7 @@ impl UsersApiSettings {
             "users_api.max_body_bytes",
             "must be at least 1024",
         );
-        for (name, op) in [
-            ("get", &self.get),
-            ("update", &self.update),
-            ("otp_request", &self.otp_request),
-            ("otp_confirm", &self.otp_confirm),
-            ("login", &self.login),
-            ("orders", &self.orders),
-        ] {
+        for (name, op) in self.operations() {
             c.check(
                 !self.enabled || op.path.starts_with('/'),
                 &format!("users_api.{name}.path"),

@@ -8,8 +8,18 @@
 //! customers whose records make the CRM fail cannot open it for everyone,
 //! since they stay a small share of the traffic. The older "N failures in a
 //! row" rule is there for CRMs with little traffic, off by default.
+//!
+//! Its settings are reloadable ([`Breaker::reconfigure`]). A reload keeps
+//! the state and the counts and judges the next outcome by the new
+//! thresholds: the counts are what the CRM did, true under any rule, and
+//! resetting them would close an open breaker and send a sick CRM a burst
+//! of misses the moment someone tunes a threshold. An open breaker waits
+//! out the new `open_ms`, counted from when it opened. Two exceptions: a new
+//! `window_ms` starts an empty window (its slices are sized from it, so the
+//! old counts cannot be re-sliced), and a disabled breaker is closed.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::config::BreakerSettings;
@@ -66,6 +76,9 @@ const BUCKETS: usize = 10;
 
 #[derive(Debug)]
 struct Inner {
+    settings: BreakerSettings,
+    /// One slice of the window: `window / BUCKETS`.
+    slice: Duration,
     state: State,
     consecutive: u32,
     buckets: [Bucket; BUCKETS],
@@ -76,12 +89,17 @@ struct Inner {
 /// The breaker.
 #[derive(Debug)]
 pub struct Breaker {
-    settings: BreakerSettings,
+    /// `settings.enabled`, read without the lock: a disabled breaker costs
+    /// a request no lock.
+    enabled: AtomicBool,
     /// Where the state gauge and the transitions are counted.
     metrics: Metrics,
     started: Instant,
-    slice: Duration,
     inner: Mutex<Inner>,
+}
+
+fn slice_of(window: Duration) -> Duration {
+    (window / BUCKETS as u32).max(Duration::from_millis(1))
 }
 
 /// Permission to send one request; report its outcome with [`Breaker::record`].
@@ -112,11 +130,12 @@ impl Breaker {
     pub fn new(settings: &BreakerSettings, metrics: Metrics) -> Self {
         metrics.gauge("authbridge_breaker_state").set(0.0);
         Self {
-            settings: settings.clone(),
+            enabled: AtomicBool::new(settings.enabled),
             metrics,
             started: Instant::now(),
-            slice: (settings.window / BUCKETS as u32).max(Duration::from_millis(1)),
             inner: Mutex::new(Inner {
+                settings: settings.clone(),
+                slice: slice_of(settings.window),
                 state: State::Closed,
                 consecutive: 0,
                 buckets: [Bucket::default(); BUCKETS],
@@ -148,9 +167,28 @@ impl Breaker {
         }
     }
 
+    /// Applies new settings (see the module doc for what is kept).
+    pub fn reconfigure(&self, settings: &BreakerSettings) {
+        let mut inner = self.inner.lock().expect("breaker lock");
+        if inner.settings == *settings {
+            return;
+        }
+        if inner.settings.window != settings.window || !settings.enabled {
+            inner.buckets = [Bucket::default(); BUCKETS];
+            inner.slice = slice_of(settings.window);
+        }
+        if !settings.enabled {
+            inner.consecutive = 0;
+            inner.probe_in_flight = false;
+            self.transition(&mut inner, State::Closed);
+        }
+        inner.settings = settings.clone();
+        self.enabled.store(settings.enabled, Ordering::Relaxed);
+    }
+
     /// May a request go to the CRM now?
     pub fn allow(&self) -> Option<Permit<'_>> {
-        if !self.settings.enabled {
+        if !self.enabled.load(Ordering::Relaxed) {
             return Some(Permit {
                 breaker: self,
                 probe: false,
@@ -164,7 +202,7 @@ impl Breaker {
                 probe: false,
                 reported: false,
             }),
-            State::Open if inner.opened_at.elapsed() >= self.settings.open => {
+            State::Open if inner.opened_at.elapsed() >= inner.settings.open => {
                 self.transition(&mut inner, State::HalfOpen);
                 inner.probe_in_flight = true;
                 Some(Permit {
@@ -188,7 +226,7 @@ impl Breaker {
     /// Reports what a permitted request said about the CRM's health.
     pub fn record(&self, mut permit: Permit<'_>, health: Health) {
         permit.reported = true;
-        if !self.settings.enabled {
+        if !self.enabled.load(Ordering::Relaxed) {
             return;
         }
         let success = health == Health::Healthy;
@@ -210,7 +248,7 @@ impl Breaker {
             return;
         }
         inner.consecutive = if success { 0 } else { inner.consecutive + 1 };
-        let epoch = (self.started.elapsed().as_nanos() / self.slice.as_nanos().max(1)) as u64;
+        let epoch = (self.started.elapsed().as_nanos() / inner.slice.as_nanos().max(1)) as u64;
         let bucket = &mut inner.buckets[(epoch % BUCKETS as u64) as usize];
         if bucket.epoch != epoch {
             *bucket = Bucket {
@@ -232,11 +270,12 @@ impl Breaker {
                 (o + u64::from(b.ok), f + u64::from(b.failed))
             });
         let total = ok + failed;
+        let settings = &inner.settings;
         let ratio_tripped = !success
-            && total >= u64::from(self.settings.min_requests)
-            && failed as f64 >= self.settings.failure_ratio * total as f64;
-        let consecutive_tripped = self.settings.consecutive_failures > 0
-            && inner.consecutive >= self.settings.consecutive_failures;
+            && total >= u64::from(settings.min_requests)
+            && failed as f64 >= settings.failure_ratio * total as f64;
+        let consecutive_tripped =
+            settings.consecutive_failures > 0 && inner.consecutive >= settings.consecutive_failures;
         if ratio_tripped || consecutive_tripped {
             inner.opened_at = Instant::now();
             self.transition(&mut inner, State::Open);
@@ -339,6 +378,45 @@ mod tests {
             outcome(&b, !(i < 5 || i % 40 == 0));
         }
         assert_eq!(b.state(), State::Closed);
+    }
+
+    #[test]
+    fn a_reconfigured_breaker_keeps_its_counts_and_judges_by_the_new_thresholds() {
+        let b = breaker(60_000);
+        outcome(&b, false);
+        outcome(&b, false);
+        let mut s = b.inner.lock().unwrap().settings.clone();
+        s.consecutive_failures = 2;
+        b.reconfigure(&s);
+        assert_eq!(b.state(), State::Closed, "judged at the next outcome");
+        outcome(&b, false);
+        assert_eq!(b.state(), State::Open, "3 in a row, over the new 2");
+        // Open stays open; a shorter open_ms counts from when it opened.
+        s.open = Duration::ZERO;
+        b.reconfigure(&s);
+        assert_eq!(b.state(), State::Open);
+        assert!(b.allow().is_some_and(|p| p.probe));
+    }
+
+    #[test]
+    fn a_new_window_starts_empty_and_disabling_closes() {
+        let b = ratio_only();
+        for _ in 0..19 {
+            outcome(&b, false);
+        }
+        let mut s = b.inner.lock().unwrap().settings.clone();
+        s.window = Duration::from_millis(20_000);
+        b.reconfigure(&s);
+        outcome(&b, false);
+        assert_eq!(b.state(), State::Closed, "1 in the new window < 20");
+        s.min_requests = 1;
+        b.reconfigure(&s);
+        outcome(&b, false);
+        assert_eq!(b.state(), State::Open);
+        s.enabled = false;
+        b.reconfigure(&s);
+        assert_eq!(b.state(), State::Closed);
+        assert!(b.allow().is_some());
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! renewed), the body size cap, and the classification of the answer as
 //! found, not found or a named error.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt as _, Full};
 use reqwest::header::{CONTENT_LENGTH, HeaderMap, HeaderValue, USER_AGENT};
@@ -22,7 +24,7 @@ use super::breaker::{self, Breaker, Health};
 use super::client::{self, ClientSettings, CrmClient};
 use super::error::UpstreamError;
 use super::outcome::NotFoundRule;
-use crate::config::{ConfigError, RetrySettings, TlsSettings, UpstreamSettings};
+use crate::config::{BreakerSettings, ConfigError, RetrySettings, TlsSettings, UpstreamSettings};
 use crate::metrics::Metrics;
 
 /// What the CRM said.
@@ -56,10 +58,41 @@ pub struct Transport {
     auth: Auth,
     breaker: Breaker,
     gate: Gate,
-    retry: RetrySettings,
-    budget: TpsBudget,
+    /// Swapped whole on reload; a request keeps the policy it started with.
+    retry: ArcSwap<Retry>,
     /// The application's registry: CRM requests, retries and sheds.
     metrics: Metrics,
+}
+
+/// How failed requests are retried, and the budget that bounds it.
+#[derive(Debug)]
+struct Retry {
+    settings: RetrySettings,
+    /// Kept across reloads that leave its knobs alone, so a reload does not
+    /// hand out a fresh allowance during an outage.
+    budget: Arc<TpsBudget>,
+}
+
+impl Retry {
+    fn new(settings: &RetrySettings, old: Option<&Retry>) -> Self {
+        let budget = match old {
+            Some(old)
+                if old.settings.budget_percent == settings.budget_percent
+                    && old.settings.budget_min_per_sec == settings.budget_min_per_sec =>
+            {
+                old.budget.clone()
+            }
+            _ => Arc::new(TpsBudget::new(
+                Duration::from_secs(10),
+                settings.budget_min_per_sec,
+                settings.budget_percent / 100.0,
+            )),
+        };
+        Self {
+            settings: settings.clone(),
+            budget,
+        }
+    }
 }
 
 /// A cap on CRM requests in flight with a bounded queue in front of it:
@@ -233,12 +266,7 @@ impl Transport {
                 max_queue: s.max_queue,
                 metrics: metrics.clone(),
             },
-            retry: s.retry.clone(),
-            budget: TpsBudget::new(
-                Duration::from_secs(10),
-                s.retry.budget_min_per_sec,
-                s.retry.budget_percent / 100.0,
-            ),
+            retry: ArcSwap::from_pointee(Retry::new(&s.retry, None)),
             metrics,
         })
     }
@@ -306,13 +334,24 @@ impl Transport {
         self.breaker.state()
     }
 
-    fn retryable(&self, request: &Request, e: &UpstreamError) -> bool {
+    /// Applies reloaded retry and breaker settings (requests under way
+    /// finish with the retry policy they started with; see
+    /// [`Breaker::reconfigure`] for the breaker's state).
+    pub fn reconfigure(&self, retry: &RetrySettings, breaker: &BreakerSettings) {
+        let old = self.retry.load();
+        if old.settings != *retry {
+            self.retry.store(Arc::new(Retry::new(retry, Some(&old))));
+        }
+        self.breaker.reconfigure(breaker);
+    }
+
+    fn retryable(retry: &RetrySettings, request: &Request, e: &UpstreamError) -> bool {
         // Only idempotent requests; timeouts are not retried, since a slow
         // CRM would only get slower with more load.
         request.method == reqwest::Method::GET
             && match e {
                 UpstreamError::Unreachable | UpstreamError::Body => true,
-                UpstreamError::Status(s) => self.retry.statuses.contains(s),
+                UpstreamError::Status(s) => retry.statuses.contains(s),
                 _ => false,
             }
     }
@@ -326,12 +365,13 @@ impl Transport {
         not_found: &NotFoundRule,
     ) -> Result<(u16, Fetched), UpstreamError> {
         use backon::BackoffBuilder as _;
-        self.budget.deposit();
+        let retry = self.retry.load_full();
+        retry.budget.deposit();
         let mut delays = backon::ExponentialBuilder::default()
-            .with_min_delay(self.retry.base_delay)
-            .with_max_delay(self.retry.max_delay)
+            .with_min_delay(retry.settings.base_delay)
+            .with_max_delay(retry.settings.max_delay)
             .with_jitter()
-            .with_max_times(self.retry.max_attempts.saturating_sub(1))
+            .with_max_times(retry.settings.max_attempts.saturating_sub(1))
             .build();
         loop {
             let result = {
@@ -353,11 +393,11 @@ impl Transport {
                 result
             };
             match result {
-                Err(e) if self.retryable(request, &e) => {
+                Err(e) if Self::retryable(&retry.settings, request, &e) => {
                     let Some(delay) = delays.next() else {
                         return Err(e);
                     };
-                    if !self.budget.withdraw() {
+                    if !retry.budget.withdraw() {
                         self.metrics
                             .counter_with(
                                 "authbridge_retries_total",

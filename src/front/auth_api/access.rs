@@ -1,6 +1,7 @@
 //! Inbound access control for the Auth API, which defines none: a CIDR
 //! allowlist, a shared secret (bearer or basic, compared in constant time) and
-//! a per-client-IP rate limit.
+//! a per-client-IP rate limit, both on the client's address as resolved
+//! behind trusted proxies (see [`crate::app::client_addr`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -17,6 +18,7 @@ use ipnet::IpNet;
 use secrecy::ExposeSecret;
 
 use super::{codes, error_body};
+use crate::app::client_addr::ClientAddr;
 use crate::config::{AccessKind, AccessSettings, ConfigError, read_secret};
 use crate::metrics::Metrics;
 use crate::secrets::{digest, matches};
@@ -140,12 +142,17 @@ impl Denied {
     }
 }
 
-/// The middleware: runs the checks before the handler.
+/// The middleware: runs the checks before the handler, on the request's
+/// [`ClientAddr`] (the client behind trusted proxies; the peer when the
+/// request did not come through the accept loop, as in router tests).
 pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+    let extensions = request.extensions();
+    let peer = match extensions.get::<ClientAddr>() {
+        Some(ClientAddr(ip)) => Some(*ip),
+        None => extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_canonical()),
+    };
     let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
     match access.check(peer, authorization) {
         Ok(()) => next.run(request).await,

@@ -10,6 +10,9 @@
 //! without `error` as success (for the order history: "no orders"), so a
 //! failed code check, login or history lookup always carries one.
 //! Passwords, codes and identifiers never reach logs, metrics or messages.
+//!
+//! The calls' mappings reload without a restart ([`state`]); a call runs
+//! with the version it started with.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,162 +24,24 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{any, patch, post};
-use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
-use crate::app::startup_error::StartupError;
-use crate::config::{
-    CacheSettings, ConfigError, Settings, UsersMessages, UsersOperation, read_secret,
-};
 use crate::error::LookupError;
-use crate::lookup::cache::{Answer, AnswerCache, CachePolicy, KeyHasher};
-use crate::lookup::{CardProducer as _, Engine, Limits, Lookup};
-use crate::mapping_pool::MappingPool;
+use crate::lookup::cache::Answer;
+use crate::lookup::{CardProducer as _, Lookup};
 use crate::secrets::{digest, matches};
-use crate::upstream::{Fetched, Pipeline, Transport};
-use card::{Shape, UsersCardBuilder};
+use crate::upstream::Fetched;
 use errors::{Refusal, answer, error};
+use state::{Calls, Inner, Operation};
 
 pub mod card;
 pub mod errors;
+pub mod state;
 
-/// This front's cache key space for profiles (Get User Data).
-pub const NAMESPACE: &str = "users-api";
-/// The key space of order histories: a profile and a history of one user
-/// never share a key.
-pub const ORDERS_NAMESPACE: &str = "users-api-orders";
+pub use state::{Loaded, NAMESPACE, ORDERS_NAMESPACE, UsersState};
 
 /// The body field Get User Data looks the user up by.
 const GET_FIELD: &str = "userIdentifier";
-
-/// One forwarded operation: its requests and how its answer is built.
-struct Operation {
-    pipeline: Pipeline,
-    builder: Arc<UsersCardBuilder>,
-    /// Digest of the mapping text both were compiled from.
-    digest: [u8; 32],
-}
-
-impl Operation {
-    fn load(op: &UsersOperation, settings: &Settings, shape: Shape) -> Result<Self, StartupError> {
-        let (file, text) = crate::mapping::read_file(&op.mapping)?;
-        let pipeline =
-            Pipeline::from_mapping_text(&file, &text, &settings.upstream)?.ok_or_else(|| {
-                ConfigError::Invalid(vec![(
-                    format!("users_api: {file}"),
-                    "a users-API mapping declares its CRM requests as [[step]] tables".into(),
-                )])
-            })?;
-        Ok(Self {
-            pipeline,
-            builder: Arc::new(
-                UsersCardBuilder::from_text(&file, &text, shape)?
-                    .with_budget(settings.mapping.budget()),
-            ),
-            digest: digest(text.as_bytes()),
-        })
-    }
-}
-
-/// What the users handlers reach.
-#[derive(Clone)]
-pub struct UsersState {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    get: Lookup,
-    orders: Lookup,
-    transport: Arc<Transport>,
-    /// Where forwarded answers are mapped (see [`crate::mapping_pool`]).
-    pool: Arc<MappingPool>,
-    update: Operation,
-    otp_request: Operation,
-    otp_confirm: Operation,
-    login: Operation,
-    key: [u8; 32],
-    messages: Arc<UsersMessages>,
-    max_identifier: usize,
-    deadline: Duration,
-}
-
-impl UsersState {
-    /// Loads the five mappings and the API key; shares the CRM transport.
-    pub fn new(settings: &Settings, transport: Arc<Transport>) -> Result<Self, StartupError> {
-        let u = &settings.users_api;
-        let key = read_secret(
-            ("users_api.api_key_env", u.api_key_env.as_deref()),
-            ("users_api.api_key_file", u.api_key_file.as_deref()),
-        )?
-        .ok_or_else(|| {
-            ConfigError::invalid(
-                "users_api.api_key_env",
-                "the users API needs the platform's key",
-            )
-        })?;
-        let hasher = KeyHasher::from_settings(&settings.cache)?;
-        let profiles = CacheSettings {
-            max_bytes: u.cache_max_bytes,
-            found_ttl: u.found_ttl,
-            not_found_ttl: u.not_found_ttl,
-            ..settings.cache.clone()
-        };
-        // A history is at most `orders_ttl_secs` old: no stale copy is served
-        // when the CRM fails (a status shown as current must be), and 0 turns
-        // the cache off for found and unknown users alike.
-        let histories = CacheSettings {
-            max_bytes: u.cache_max_bytes,
-            found_ttl: u.orders_ttl,
-            not_found_ttl: u.orders_ttl,
-            grace: Duration::ZERO,
-            stale_while_revalidate: false,
-            ..settings.cache.clone()
-        };
-        let cached = |namespace, op: &UsersOperation, shape, cache: &CacheSettings| {
-            let loaded = Operation::load(op, settings, shape)?;
-            let engine = Engine {
-                producer: loaded.builder,
-                pool: MappingPool::shared(&settings.mapping),
-                pipeline: loaded.pipeline,
-                policy: CachePolicy::new(cache),
-                limits: Limits {
-                    max_token_bytes: u.max_identifier_bytes,
-                    request_timeout: settings.server.request_timeout,
-                    token_pattern: None,
-                },
-                mapping_digest: loaded.digest,
-                mapping_file: op.mapping.display().to_string(),
-                generation: 0,
-            };
-            Ok::<_, StartupError>(Lookup::new(
-                namespace,
-                hasher.clone(),
-                AnswerCache::new(cache),
-                transport.clone(),
-                engine,
-                None,
-            ))
-        };
-        let get = cached(NAMESPACE, &u.get, Shape::User, &profiles)?;
-        let orders = cached(ORDERS_NAMESPACE, &u.orders, Shape::Orders, &histories)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                get,
-                orders,
-                transport,
-                pool: MappingPool::shared(&settings.mapping),
-                update: Operation::load(&u.update, settings, Shape::User)?,
-                otp_request: Operation::load(&u.otp_request, settings, Shape::Otp)?,
-                otp_confirm: Operation::load(&u.otp_confirm, settings, Shape::User)?,
-                login: Operation::load(&u.login, settings, Shape::LoginUser)?,
-                key: digest(format!("Bearer {}", key.expose_secret()).as_bytes()),
-                messages: Arc::new(u.messages.clone()),
-                max_identifier: u.max_identifier_bytes,
-                deadline: settings.server.request_timeout,
-            }),
-        })
-    }
-}
 
 /// The users routes, at the configured paths, behind the guard that gives
 /// every failure the `error` shape. Wrong methods on a call's path and
@@ -245,7 +110,8 @@ impl FromRequest<UsersState> for Admitted {
         // Only this header is needed once the body is read.
         let authorization = req.headers().get(AUTHORIZATION).cloned();
         // A body trickled in must not hold a connection past the deadline.
-        let body = match tokio::time::timeout(s.deadline, Bytes::from_request(req, &())).await {
+        let (_, deadline) = s.limits();
+        let body = match tokio::time::timeout(deadline, Bytes::from_request(req, &())).await {
             Err(_) => return Err(s.refuse(Refusal::SlowBody)),
             Ok(Err(rejection)) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(s.refuse(Refusal::TooLarge));
@@ -386,17 +252,24 @@ impl Inner {
         error(status, message)
     }
 
+    /// The identifier limit and the deadline of the running version.
+    fn limits(&self) -> (usize, Duration) {
+        let calls = self.calls.load();
+        (calls.max_identifier, calls.deadline)
+    }
+
     /// Runs a forwarded (never cached) operation.
     async fn forward(
         &self,
         op: &Operation,
+        deadline: Duration,
         token: &str,
         call: Call,
     ) -> Result<Option<Value>, LookupError> {
         let run =
             op.pipeline
                 .run_with_input(&self.transport, token, Some(Value::Object(call.input)));
-        match tokio::time::timeout(self.deadline, run).await {
+        match tokio::time::timeout(deadline, run).await {
             Err(_) => Err(LookupError::Deadline),
             Ok(Err(e)) => Err(e.into()),
             Ok(Ok(Fetched::NotFound)) => Ok(None),
@@ -416,11 +289,12 @@ impl Inner {
 
 async fn get_user(State(s): State<UsersState>, Admitted(call): Admitted) -> Response {
     let (s, started) = (&s.inner, Instant::now());
-    let id = match field(&call, GET_FIELD, s.max_identifier) {
+    let (max_identifier, deadline) = s.limits();
+    let id = match field(&call, GET_FIELD, max_identifier) {
         Ok(id) => id,
         Err(r) => return s.refuse(r),
     };
-    match s.looked_up("get", &s.get, id, started).await {
+    match s.looked_up("get", &s.get, id, deadline, started).await {
         Ok(Answer::Card(bytes)) => {
             s.record("get", "found", started);
             answer(StatusCode::OK, bytes.to_vec())
@@ -439,11 +313,15 @@ async fn get_user(State(s): State<UsersState>, Admitted(call): Admitted) -> Resp
 
 async fn order_history(State(s): State<UsersState>, Admitted(call): Admitted) -> Response {
     let (s, started) = (&s.inner, Instant::now());
-    let id = match field(&call, "userIdentifier", s.max_identifier) {
+    let (max_identifier, deadline) = s.limits();
+    let id = match field(&call, "userIdentifier", max_identifier) {
         Ok(id) => id,
         Err(r) => return s.refuse(r),
     };
-    match s.looked_up("orders", &s.orders, id, started).await {
+    match s
+        .looked_up("orders", &s.orders, id, deadline, started)
+        .await
+    {
         // `{"orders": [...]}`, `[]` included: the CRM answered for a user it
         // knows (the mapping fails an answer without the orders array).
         Ok(Answer::Card(bytes)) => {
@@ -468,9 +346,10 @@ impl Inner {
         operation: &'static str,
         lookup: &Lookup,
         id: &str,
+        deadline: Duration,
         started: Instant,
     ) -> Result<Answer, Response> {
-        match tokio::time::timeout(self.deadline, lookup.get(id)).await {
+        match tokio::time::timeout(deadline, lookup.get(id)).await {
             Ok(Ok((answer, _))) => Ok(answer),
             Ok(Err(e)) => {
                 self.record(operation, e.outcome(), started);
@@ -504,12 +383,12 @@ impl Forwarded {
         }
     }
 
-    fn operation(self, s: &Inner) -> &Operation {
+    fn operation(self, c: &Calls) -> &Operation {
         match self {
-            Forwarded::Update => &s.update,
-            Forwarded::OtpRequest => &s.otp_request,
-            Forwarded::OtpConfirm => &s.otp_confirm,
-            Forwarded::Login => &s.login,
+            Forwarded::Update => &c.update,
+            Forwarded::OtpRequest => &c.otp_request,
+            Forwarded::OtpConfirm => &c.otp_confirm,
+            Forwarded::Login => &c.login,
         }
     }
 
@@ -544,11 +423,13 @@ impl Forwarded {
     }
 }
 
-/// Checks, forwards (never cached) and answers one forwarded call.
+/// Checks, forwards (never cached) and answers one forwarded call, with
+/// the mappings in use when it started.
 async fn forward(s: &Inner, kind: Forwarded, call: Call) -> Response {
     let started = Instant::now();
+    let calls = s.calls.load_full();
     let (token_field, secret) = kind.fields();
-    let token = match field(&call, token_field, s.max_identifier) {
+    let token = match field(&call, token_field, calls.max_identifier) {
         Ok(t) => t.to_owned(),
         Err(r) => return s.refuse(r),
     };
@@ -557,7 +438,9 @@ async fn forward(s: &Inner, kind: Forwarded, call: Call) -> Response {
     {
         return s.refuse(r);
     }
-    let result = s.forward(kind.operation(s), &token, call).await;
+    let result = s
+        .forward(kind.operation(&calls), calls.deadline, &token, call)
+        .await;
     if let Forwarded::Update = kind {
         // Whatever the CRM did, the cached profile may be stale now.
         s.get.purge(&token).await;
