@@ -20,6 +20,8 @@ mod pipelines;
 mod playground;
 mod process;
 mod redis;
+mod redis_ha;
+mod redis_servers;
 mod reference;
 mod request_ids;
 mod resilience;
