@@ -210,8 +210,20 @@ async fn a_sentinel_failover_mid_load_fails_no_lookup_and_the_promoted_replica_t
         "the failover was felt (and survived)"
     );
 
-    // Nothing outlives its TTL: once the CRM's answer changes, the old
-    // card (in moka and on the promoted replica) gives way within the TTL.
+    // Nothing outlives its TTL: the promoted replica holds each card with
+    // the TTL it was written with (if it still holds it)...
+    for token in ["steady", "load-0"] {
+        let pttl: i64 = replica
+            .ask(redis::cmd("PTTL").arg(card_key(token)))
+            .await
+            .unwrap();
+        assert!(
+            pttl == -2 || (1..=2_000).contains(&pttl),
+            "{token}: PTTL {pttl} ms"
+        );
+    }
+    // ...and once the CRM's answer changes, the old card (in moka and on
+    // the promoted replica) gives way within the TTL.
     Mock::given(path(crm_path("steady")))
         .respond_with(bob())
         .with_priority(1)
