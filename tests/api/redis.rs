@@ -221,6 +221,8 @@ async fn replicas_share_a_users_api_profile_sealed_in_its_own_key_space() {
         s.redis.timeout = Duration::from_millis(2_000);
         s.cache.hash_key_file = Some(hash_key.path().to_owned());
         s.redis.encryption_key_file = Some(aes.path().to_owned());
+        // Exact TTLs, so Redis's can be checked against them.
+        s.cache.ttl_jitter = 0.0;
         (s, key)
     };
     let (settings_a, _key_a) = users_replica();

@@ -131,6 +131,7 @@ async fn a_sentinel_failover_mid_load_fails_no_lookup_and_the_promoted_replica_t
     // Short-lived cards and no grace: nothing may outlive its TTL.
     settings.cache.found_ttl = Duration::from_secs(2);
     settings.cache.grace = Duration::ZERO;
+    settings.cache.ttl_jitter = 0.0;
     let address = start(settings).await;
 
     // Before: the card goes to the master the sentinels name, and on to the replica.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::config::{ConfigError, RedisSettings};
+use crate::config::{ConfigError, NodeAddr, RedisSettings};
 use crate::lookup::cache::{Answer, CacheKey, Entry};
 use crate::metrics::Metrics;
 use credentials::Auth;
@@ -133,7 +133,7 @@ impl SharedCache {
     async fn run_on<T: redis::FromRedisValue>(
         &self,
         op: &'static str,
-        node: Option<&crate::config::NodeAddr>,
+        node: Option<&NodeAddr>,
         cmd: redis::Cmd,
     ) -> Option<T> {
         let core = &*self.core;
@@ -277,7 +277,7 @@ impl SharedCache {
 
     /// The nodes to scan, `None` standing for the one node; `None` overall
     /// when Redis is not answering.
-    async fn nodes(&self) -> Option<Vec<Option<crate::config::NodeAddr>>> {
+    async fn nodes(&self) -> Option<Vec<Option<NodeAddr>>> {
         let core = &*self.core;
         if core.is_down() {
             return None;
@@ -292,7 +292,7 @@ impl SharedCache {
     }
 
     /// Clears this key space's keys on `node`; false if Redis failed.
-    async fn clear_on(&self, node: Option<&crate::config::NodeAddr>) -> bool {
+    async fn clear_on(&self, node: Option<&NodeAddr>) -> bool {
         let pattern = format!("{}*", self.prefix);
         let mut cursor: u64 = 0;
         loop {
@@ -310,7 +310,7 @@ impl SharedCache {
             };
             // Other key spaces may share the prefix (`authbridge:` holds
             // `authbridge:users-api:…`): only this one's keys go.
-            keys.retain(|k| own_key(&k[self.prefix.len()..]));
+            keys.retain(|k| k.strip_prefix(&*self.prefix).is_some_and(own_key));
             // A cluster client splits a many-key DEL by slot.
             if !keys.is_empty()
                 && self
