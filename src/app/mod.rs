@@ -77,7 +77,7 @@ impl AppState {
         let users = if settings.users_api.enabled {
             Some((
                 Arc::new(settings.users_api.clone()),
-                UsersState::new(settings, transport.clone())?,
+                UsersState::new(settings, transport.clone(), shared.as_ref())?,
             ))
         } else {
             None

@@ -110,7 +110,9 @@ impl Settings {
                 .with_list_parse_key("upstream.not_found.statuses")
                 .with_list_parse_key("upstream.retry.statuses")
                 .with_list_parse_key("server.access.allow_cidrs")
-                .with_list_parse_key("server.trusted_proxies"),
+                .with_list_parse_key("server.trusted_proxies")
+                .with_list_parse_key("redis.sentinels")
+                .with_list_parse_key("redis.cluster_nodes"),
         );
         let settings: Settings = builder
             .build()

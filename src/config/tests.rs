@@ -122,3 +122,113 @@ fn values_are_typed_once_at_load() {
     assert!(s.server.trusted_proxies[0].contains(&"10.0.0.9".parse::<std::net::IpAddr>().unwrap()));
     assert_eq!(s.server.client_ip_header, super::ClientIpHeader::Forwarded);
 }
+
+#[test]
+fn redis_topologies_parse_from_the_url_or_the_explicit_keys() {
+    let base = "[upstream]\nbase_url = \"http://x\"\n[cache]\nhash_key_env = \"K\"\n[redis]\n";
+    let s = Settings::from_toml(&format!(
+        "{base}url = \"redis+sentinel://10.0.0.1:26379,[fd00::2]:26380/cache/2\"\n"
+    ))
+    .unwrap();
+    match s.redis.topology() {
+        Some(RedisTopology::Sentinel {
+            sentinels,
+            master_name,
+            db,
+        }) => {
+            assert_eq!(sentinels[1].host, "fd00::2");
+            assert_eq!(sentinels[1].port, 26380);
+            assert_eq!((master_name.as_str(), db), ("cache", 2));
+        }
+        other => panic!("{other:?}"),
+    }
+    let s = Settings::from_toml(&format!(
+        "{base}sentinels = [\"s1:26379\", \"s2:26379\"]\nmaster_name = \"m\"\n"
+    ))
+    .unwrap();
+    assert!(matches!(
+        s.redis.topology(),
+        Some(RedisTopology::Sentinel { sentinels, db: 0, .. }) if sentinels.len() == 2
+    ));
+    let s = Settings::from_toml(&format!(
+        "{base}url = \"redis+cluster://n1:7000,n2:7001/\"\n"
+    ))
+    .unwrap();
+    assert!(matches!(
+        s.redis.topology(),
+        Some(RedisTopology::Cluster { nodes }) if nodes.len() == 2
+    ));
+    let s = Settings::from_toml(&format!("{base}cluster_nodes = [\"n1:7000\"]\n")).unwrap();
+    assert!(matches!(
+        s.redis.topology(),
+        Some(RedisTopology::Cluster { .. })
+    ));
+    let s = Settings::from_toml(&format!("{base}url = \"redis://h:6379/1\"\n")).unwrap();
+    assert!(matches!(s.redis.topology(), Some(RedisTopology::Server(_))));
+    assert!(
+        Settings::from_toml(base)
+            .unwrap()
+            .redis
+            .topology()
+            .is_none()
+    );
+}
+
+#[test]
+fn redis_topologies_that_cannot_work_name_their_keys() {
+    let base = "[upstream]\nbase_url = \"http://x\"\n[cache]\nhash_key_env = \"K\"\n[redis]\n";
+    for (redis, expected) in [
+        (
+            "url = \"redis+sentinel://s1:26379\"",
+            "redis.url: a sentinel URL names its master",
+        ),
+        (
+            "url = \"redis+sentinel:///m\"",
+            "redis.url: a sentinel URL lists at least one sentinel",
+        ),
+        (
+            "url = \"redis+cluster://\"",
+            "redis.url: a cluster URL lists at least one node",
+        ),
+        (
+            "url = \"redis+cluster://n1:7000/3\"",
+            "redis.url: a cluster has no database",
+        ),
+        (
+            "url = \"redis+sentinel://user:pw@s1:26379/m\"",
+            "redis.url: carries no credentials",
+        ),
+        (
+            "url = \"http://h\"",
+            "redis.url: must be redis://host:port/db",
+        ),
+        (
+            "sentinels = [\"s1:26379\"]",
+            "redis.master_name: redis.sentinels need the name of the master",
+        ),
+        (
+            "master_name = \"m\"",
+            "redis.master_name: names a master only",
+        ),
+        (
+            "sentinels = [\"s1\"]\nmaster_name = \"m\"",
+            "redis.sentinels: each must be host:port",
+        ),
+        (
+            "cluster_nodes = [\"n1:notaport\"]",
+            "redis.cluster_nodes: each must be host:port",
+        ),
+        (
+            "url = \"redis://h/\"\ncluster_nodes = [\"n1:7000\"]",
+            "redis.url: set one of redis.url, redis.sentinels and redis.cluster_nodes",
+        ),
+        (
+            "url = \"redis://h/\"\nsentinel_password_env = \"P\"",
+            "redis.sentinel_password_env: sentinel credentials need a Sentinel topology",
+        ),
+    ] {
+        let err = Settings::from_toml(&format!("{base}{redis}\n")).unwrap_err();
+        assert!(err.to_string().contains(expected), "{redis}: {err}");
+        assert!(!err.to_string().contains("pw"), "{err}");
+    }
+}

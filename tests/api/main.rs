@@ -21,6 +21,8 @@ mod playground;
 mod process;
 mod proxies;
 mod redis;
+mod redis_ha;
+mod redis_servers;
 mod reference;
 mod reloading;
 mod request_ids;

@@ -3,7 +3,6 @@
 //! `tools/test` install it): replicas share cards, values are encrypted at
 //! rest, and a Redis outage costs no lookup.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -14,88 +13,14 @@ use crate::helpers::{
     alice, crm_answering, crm_path, eventually, file, lookup_at, metrics_of, refusal, start,
     test_settings,
 };
-
-/// A redis-server on a free loopback port, killed when dropped.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (run tools/test or .ci/run, which install it)");
-        // Owned by the guard from here on: killed and waited for on drop.
-        let server = Self { child, port };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    async fn keys(&self) -> Vec<(String, Vec<u8>)> {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("authbridge:*")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let mut out = Vec::new();
-        for k in keys {
-            let v: Vec<u8> = redis::cmd("GET")
-                .arg(&k)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            out.push((k, v));
-        }
-        out
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use crate::redis_servers::RedisProcess;
 
 /// The cache key every replica of a test shares.
-fn hash_key() -> tempfile::NamedTempFile {
-    file("a-shared-hmac-key-of-32-bytes!!!")
+pub const HASH_KEY: &str = "a-shared-hmac-key-of-32-bytes!!!";
+
+/// [`HASH_KEY`] in a file, for `cache.hash_key_file`.
+pub fn hash_key() -> tempfile::NamedTempFile {
+    file(HASH_KEY)
 }
 
 /// A mock CRM answering `response` for `token`, expected `times` when given.
@@ -114,12 +39,12 @@ async fn crm_for(token: &str, response: ResponseTemplate, times: Option<u64>) ->
 /// not turn a healthy Redis into a "Redis is down" fallback.
 fn replica(
     crm: &MockServer,
-    redis: &RedisServer,
+    redis: &RedisProcess,
     hash_key: &tempfile::NamedTempFile,
     aes: Option<&tempfile::NamedTempFile>,
 ) -> authbridge::Settings {
     let mut s = test_settings(&crm.uri());
-    s.redis.url = redis.url();
+    s.redis.url = Some(redis.url().parse().unwrap());
     s.redis.timeout = Duration::from_millis(2_000);
     s.cache.hash_key_file = Some(hash_key.path().to_owned());
     s.redis.encryption_key_file = aes.map(|f| f.path().to_owned());
@@ -133,7 +58,7 @@ async fn card(address: &str, token: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn a_card_fetched_by_one_replica_is_served_by_another_without_a_crm_call() {
-    let redis = RedisServer::start().await;
+    let redis = RedisProcess::server(&[]).await;
     let crm = crm_for("shared", alice(), Some(1)).await;
     let hash_key = hash_key();
     let aes = file(&"7".repeat(64));
@@ -151,7 +76,7 @@ async fn a_card_fetched_by_one_replica_is_served_by_another_without_a_crm_call()
         "B used A's card from Redis"
     );
     // At rest the card is sealed: no personal data in Redis, and the key is a hash.
-    let stored = redis.keys().await;
+    let stored = redis.entries().await;
     assert_eq!(stored.len(), 1, "one card; the fetch lock was released");
     let (key, value) = &stored[0];
     assert!(!key.contains("shared"), "{key}");
@@ -161,7 +86,7 @@ async fn a_card_fetched_by_one_replica_is_served_by_another_without_a_crm_call()
 
 #[tokio::test]
 async fn replicas_coalesce_a_cold_token_through_the_redis_lock() {
-    let redis = RedisServer::start().await;
+    let redis = RedisProcess::server(&[]).await;
     // The CRM holds A's fetch (and so A's Redis lock) for 1.5 s; B asks once
     // the CRM has A's request, well inside that, and may wait up to 3 s.
     let crm = crm_for(
@@ -201,7 +126,7 @@ async fn replicas_coalesce_a_cold_token_through_the_redis_lock() {
 
 #[tokio::test]
 async fn killing_redis_mid_test_fails_no_lookup() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = RedisProcess::server(&[]).await;
     let crm = crm_answering(alice()).await;
     let hash_key = hash_key();
     let mut settings = replica(&crm, &redis, &hash_key, None);
@@ -232,7 +157,7 @@ async fn killing_redis_mid_test_fails_no_lookup() {
 #[tokio::test]
 async fn redis_requires_a_shared_hash_key() {
     let mut settings = test_settings("http://127.0.0.1:9");
-    settings.redis.url = "redis://127.0.0.1:1/".into();
+    settings.redis.url = Some("redis://127.0.0.1:1/".parse().unwrap());
     let err = refusal(settings).await;
     assert!(
         err.contains("cache.hash_key_env: replicas sharing Redis need the same cache key"),
@@ -242,7 +167,7 @@ async fn redis_requires_a_shared_hash_key() {
 
 #[tokio::test]
 async fn purge_all_clears_the_shared_level_too() {
-    let redis = RedisServer::start().await;
+    let redis = RedisProcess::server(&[]).await;
     let crm = crm_for("p", alice(), Some(2)).await;
     let hash_key = hash_key();
     let admin_token = file("adm1n");
@@ -252,7 +177,7 @@ async fn purge_all_clears_the_shared_level_too() {
     let (address, admin) = crate::helpers::start_with_admin(settings).await;
 
     assert_eq!(card(&address, "p").await.0, 200);
-    assert_eq!(redis.keys().await.len(), 1);
+    assert_eq!(redis.entries().await.len(), 1);
     let purged = reqwest::Client::new()
         .post(format!("{}/admin/cache/purge-all", admin.unwrap()))
         .bearer_auth("adm1n")
@@ -260,10 +185,73 @@ async fn purge_all_clears_the_shared_level_too() {
         .await
         .unwrap();
     assert_eq!(purged.status(), 200);
-    assert!(redis.keys().await.is_empty(), "Redis emptied too");
+    assert!(redis.entries().await.is_empty(), "Redis emptied too");
     assert_eq!(
         card(&address, "p").await.0,
         200,
         "fetched again from the CRM"
     );
+}
+
+/// Get User Data on `address` with the platform key `key`.
+async fn users_get(address: &str, key: &str, id: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{address}/users/get"))
+        .json(&serde_json::json!({"key": key, "userIdentifier": id}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn replicas_share_a_users_api_profile_sealed_in_its_own_key_space() {
+    let redis = RedisProcess::server(&[]).await;
+    let crm = MockServer::start().await;
+    Mock::given(path("/api/v1/customers/79991234567"))
+        .respond_with(crate::helpers::crm_fixture("users/customer-anna.json"))
+        .expect(1)
+        .mount(&crm)
+        .await;
+    let hash_key = hash_key();
+    let aes = file(&"5".repeat(64));
+    let users_replica = || {
+        let (mut s, key) = crate::helpers::users_settings(&crm.uri(), "platform-key");
+        s.redis.url = Some(redis.url().parse().unwrap());
+        s.redis.timeout = Duration::from_millis(2_000);
+        s.cache.hash_key_file = Some(hash_key.path().to_owned());
+        s.redis.encryption_key_file = Some(aes.path().to_owned());
+        // Exact TTLs, so Redis's can be checked against them.
+        s.cache.ttl_jitter = 0.0;
+        (s, key)
+    };
+    let (settings_a, _key_a) = users_replica();
+    let (settings_b, _key_b) = users_replica();
+    let ttl = settings_a.users_api.found_ttl + settings_a.cache.grace;
+    let a = start(settings_a).await;
+    let b = start(settings_b).await;
+
+    let from_a = users_get(&a, "platform-key", "79991234567").await;
+    let from_b = users_get(&b, "platform-key", "79991234567").await;
+
+    assert_eq!(from_a.0, 200, "{}", from_a.1);
+    assert_eq!(from_a, from_b, "B served A's profile");
+    assert_eq!(from_b.1["user"]["name"], "Иванова Анна");
+    // One profile in the users front's own key space, sealed, with the
+    // profile's TTL (plus the grace window), as in moka.
+    let stored = redis.entries().await;
+    assert_eq!(stored.len(), 1, "one profile, the fetch lock released");
+    let (name, value) = &stored[0];
+    let hash = name
+        .strip_prefix("authbridge:users-api:")
+        .unwrap_or_else(|| panic!("{name} is in the users-API key space"));
+    assert_eq!(hash.len(), 64, "{name}: a keyed hash, not the identifier");
+    let text = String::from_utf8_lossy(value);
+    assert!(!text.contains("Анна") && !text.contains("456123789"));
+    let pttl: i64 = redis.ask(redis::cmd("PTTL").arg(name)).await.unwrap();
+    assert!(
+        pttl > 0 && pttl as u128 <= ttl.as_millis(),
+        "PTTL {pttl} ms within the profile's {ttl:?}"
+    );
+    crm.verify().await;
 }

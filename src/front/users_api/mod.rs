@@ -10,6 +10,7 @@
 //! without `error` as success (for the order history: "no orders"), so a
 //! failed code check, login or history lookup always carries one.
 //! Passwords, codes and identifiers never reach logs, metrics or messages.
+//! Profiles and histories share the Redis level, each in its key space.
 //!
 //! The calls' mappings reload without a restart ([`state`]); a call runs
 //! with the version it started with.
@@ -20,20 +21,22 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{any, patch, post};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::error::LookupError;
 use crate::lookup::cache::Answer;
 use crate::lookup::{CardProducer as _, Lookup};
-use crate::secrets::{digest, matches};
+use crate::secrets::digest;
 use crate::upstream::Fetched;
+use admit::{Call, admit, field, is_json};
 use errors::{Refusal, answer, error};
 use state::{Calls, Inner, Operation};
 
+mod admit;
 pub mod card;
 pub mod errors;
 pub mod state;
@@ -89,11 +92,6 @@ async fn unknown_path(State(s): State<UsersState>) -> Response {
     error(StatusCode::NOT_FOUND, &s.inner.messages.bad_request)
 }
 
-/// A checked request: the body without the key.
-struct Call {
-    input: Map<String, Value>,
-}
-
 /// A request the front admits: a JSON body within the size limit, read
 /// within the deadline, that is an object and carries the right key. Its
 /// rejection is the front's `error` answer.
@@ -122,58 +120,6 @@ impl FromRequest<UsersState> for Admitted {
         admit(&s.key, authorization.as_ref(), &body)
             .map(Admitted)
             .map_err(|r| s.refuse(r))
-    }
-}
-
-/// `application/json` or any `+json` type; a missing header is read as JSON.
-fn is_json(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(CONTENT_TYPE) else {
-        return true;
-    };
-    let Ok(value) = value.to_str() else {
-        return false;
-    };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
-}
-
-/// Parses the body and checks the API key (in the body's `key`, else the
-/// `Authorization` header); the key is taken out of what is forwarded.
-fn admit(
-    key: &[u8; 32],
-    authorization: Option<&HeaderValue>,
-    body: &[u8],
-) -> Result<Call, Refusal> {
-    let Ok(Value::Object(mut input)) = serde_json::from_slice::<Value>(body) else {
-        return Err(Refusal::BadRequest);
-    };
-    let from_body = input.remove("key");
-    let presented = match &from_body {
-        Some(Value::String(k)) => Some(format!("Bearer {k}").into_bytes()),
-        Some(_) => None,
-        None => authorization.map(|v| v.as_bytes().to_vec()),
-    };
-    if !presented.is_some_and(|p| matches(&p, key)) {
-        return Err(Refusal::Unauthorized);
-    }
-    Ok(Call { input })
-}
-
-/// A required string field of the body, checked without echoing it.
-fn field<'a>(call: &'a Call, name: &str, max: usize) -> Result<&'a str, Refusal> {
-    match call.input.get(name) {
-        Some(Value::String(s))
-            if !s.is_empty() && s.len() <= max && !s.chars().any(char::is_control) =>
-        {
-            Ok(s)
-        }
-        _ => Err(Refusal::BadRequest),
     }
 }
 

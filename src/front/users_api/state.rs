@@ -18,6 +18,7 @@ use crate::config::{
     CacheSettings, ConfigError, Settings, UsersMessages, UsersOperation, read_secret,
 };
 use crate::lookup::cache::{AnswerCache, CachePolicy, KeyHasher};
+use crate::lookup::shared_cache::SharedCache;
 use crate::lookup::{Engine, Limits, Lookup};
 use crate::mapping_pool::MappingPool;
 use crate::secrets::digest;
@@ -134,8 +135,13 @@ fn caches(settings: &Settings) -> (CacheSettings, CacheSettings) {
 }
 
 impl UsersState {
-    /// Loads the six mappings and the API key; shares the CRM transport.
-    pub fn new(settings: &Settings, transport: Arc<Transport>) -> Result<Self, StartupError> {
+    /// Loads the six mappings and the API key; shares the CRM transport and
+    /// the Redis level (profiles and histories each in their key space).
+    pub fn new(
+        settings: &Settings,
+        transport: Arc<Transport>,
+        shared: Option<&SharedCache>,
+    ) -> Result<Self, StartupError> {
         let u = &settings.users_api;
         let key = read_secret(
             ("users_api.api_key_env", u.api_key_env.as_deref()),
@@ -157,7 +163,7 @@ impl UsersState {
                 AnswerCache::new(cache),
                 transport.clone(),
                 engine,
-                None,
+                shared.map(|s| s.scoped(namespace)),
             )
         };
         Ok(Self {
