@@ -14,6 +14,7 @@ mod lifecycle;
 mod logs;
 mod mtls;
 mod oauth2;
+mod openapi;
 mod operations;
 mod ops;
 mod pipelines;
