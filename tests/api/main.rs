@@ -5,6 +5,8 @@ mod caching;
 mod card;
 mod cli;
 mod cli_map;
+mod deploy;
+mod deploy_metrics;
 mod errors;
 mod golden;
 mod helpers;
