@@ -12,6 +12,7 @@ pub mod lookup;
 pub mod mapping;
 pub mod mapping_pool;
 pub mod metrics;
+pub mod openapi;
 pub mod playground;
 pub mod scaffold;
 pub mod schema;

@@ -124,6 +124,24 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         write: Option<PathBuf>,
     },
+    /// Print the OpenAPI 3.1 document of this configuration: the Auth API
+    /// (the card of its api_version, every error code), the users API when
+    /// enabled, the probes, /metrics and the admin API when on. The server
+    /// serves the same bytes at GET /openapi.json.
+    ///
+    /// Describing the API needs no CRM or secret: the configuration's values
+    /// are read but not checked (`authbridge check` does that).
+    ///
+    /// Example: authbridge openapi --config /etc/authbridge/prod.toml > openapi.json
+    Openapi {
+        /// A config file layered over config/default.toml (env vars still win).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Document this Auth API version instead of auth_api.api_version
+        /// ("1.0", "1.1", "1.2").
+        #[arg(long, value_name = "VERSION")]
+        api_version: Option<String>,
+    },
     /// Start a built-in demo CRM on loopback and authbridge in front of it.
     Demo {
         /// Where authbridge listens.
@@ -309,6 +327,24 @@ async fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&format!("cannot write {}: {e}", file.display())),
             }
+        }
+        Command::Openapi {
+            config,
+            api_version,
+        } => {
+            let mut settings = match Settings::layered(config.as_deref()) {
+                Ok(s) => s,
+                Err(e) => return fail(&e),
+            };
+            if let Some(version) = api_version {
+                match api_settings(&version, false) {
+                    Ok(api) => settings.auth_api.api_version = api.api_version,
+                    Err(e) => return fail(&e),
+                }
+            }
+            let document = authbridge::openapi::to_bytes(&settings);
+            let _ = std::io::stdout().write_all(&document);
+            ExitCode::SUCCESS
         }
         Command::Demo { listen } => {
             telemetry::init(&Default::default());

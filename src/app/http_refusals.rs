@@ -17,17 +17,23 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::front::auth_api::codes;
+
 /// The statuses hyper answers by itself, with their codes and texts.
 const REFUSALS: &[(&[u8], &str, &str)] = &[
     (
         b"HTTP/1.1 400 Bad Request\r\n",
-        "1400",
+        codes::MALFORMED,
         "Malformed HTTP request",
     ),
-    (b"HTTP/1.1 414 URI Too Long\r\n", "1414", "URI too long"),
+    (
+        b"HTTP/1.1 414 URI Too Long\r\n",
+        codes::URI_TOO_LONG,
+        "URI too long",
+    ),
     (
         b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
-        "1431",
+        codes::HEADERS_TOO_LARGE,
         "Request headers too large",
     ),
 ];

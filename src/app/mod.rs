@@ -14,6 +14,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use tokio::net::TcpListener;
 
 use crate::app::client_addr::TrustedProxies;
@@ -58,6 +59,8 @@ pub struct AppState {
     /// This application's own registry: everything it serves, fetches and
     /// runs in the background counts here, and only here.
     pub metrics: Metrics,
+    /// The OpenAPI document of this configuration, made once at start-up.
+    pub openapi: Bytes,
 }
 
 impl AppState {
@@ -96,6 +99,7 @@ impl AppState {
             access: Arc::new(Access::new(&settings.server.access, metrics.clone())?),
             ready: Arc::new(AtomicBool::new(false)),
             metrics,
+            openapi: Bytes::from(crate::openapi::to_bytes(settings)),
         })
     }
 }
@@ -117,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route(crate::openapi::OPENAPI_PATH, get(openapi))
         .fallback(no_route)
         .method_not_allowed_fallback(auth_api::wrong_method)
         .with_state(state)
@@ -159,6 +164,12 @@ async fn metrics(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
+}
+
+/// Open like the probes: the document holds no secret, and the bank's
+/// integrators read it before they hold the chat server's credentials.
+async fn openapi(State(state): State<AppState>) -> Response {
+    json(StatusCode::OK, state.openapi.clone())
 }
 
 async fn no_route() -> Response {

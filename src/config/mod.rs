@@ -91,6 +91,16 @@ pub const ENV_PREFIX: &str = "AUTHBRIDGE";
 impl Settings {
     /// Loads defaults → `config/default.toml` → `file` → env, then validates.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let settings = Self::layered(file)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// As [`load`](Self::load), without the checks that only a running
+    /// server needs (a CRM URL, secrets for what is on): for tools that only
+    /// describe the configuration, such as `authbridge openapi`. Values that
+    /// do not parse still fail.
+    pub fn layered(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder().add_source(builtin()).add_source(
             config::File::new("config/default.toml", config::FileFormat::Toml).required(false),
         );
@@ -114,12 +124,10 @@ impl Settings {
                 .with_list_parse_key("redis.sentinels")
                 .with_list_parse_key("redis.cluster_nodes"),
         );
-        let settings: Settings = builder
+        builder
             .build()
             .and_then(config::Config::try_deserialize)
-            .map_err(de::load_error)?;
-        settings.validate()?;
-        Ok(settings)
+            .map_err(de::load_error)
     }
 
     /// Parses settings from TOML text over the built-in defaults (no file or

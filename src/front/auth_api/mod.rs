@@ -25,7 +25,7 @@ pub mod access;
 pub mod card;
 mod error;
 
-pub use error::{ApiError, codes, error_body};
+pub use error::{ApiError, ErrorRow, Scope, TABLE as ERRORS, codes, error_body};
 
 /// This front's cache key space.
 pub const NAMESPACE: &str = "auth-api";

@@ -16,7 +16,7 @@ use axum::response::Response;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::UsersMessages;
-use crate::error::LookupError;
+use crate::error::{Failure, LookupError};
 use crate::metrics::Metrics;
 
 /// Marks an answer that is already in the platform's shape.
@@ -40,8 +40,12 @@ pub fn error(status: StatusCode, message: &str) -> Response {
 /// identifier cannot be asked for, else a 5xx naming whose side failed
 /// (timeout 504, paused or overloaded 503, the CRM 502, ours 500).
 pub fn status_for(e: &LookupError) -> StatusCode {
-    use crate::error::Failure as F;
-    match e.failure() {
+    status_of(e.failure())
+}
+
+fn status_of(failure: Failure) -> StatusCode {
+    use Failure as F;
+    match failure {
         F::BadToken => StatusCode::BAD_REQUEST,
         F::Timeout => StatusCode::GATEWAY_TIMEOUT,
         F::CircuitOpen | F::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -49,6 +53,80 @@ pub fn status_for(e: &LookupError) -> StatusCode {
         F::Mapping | F::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
+
+/// One status this front answers with, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusRow {
+    pub status: StatusCode,
+    pub when: &'static str,
+}
+
+const fn row(status: StatusCode, when: &'static str) -> StatusRow {
+    StatusRow { status, when }
+}
+
+/// Every error status of this front (each with `{"error": {"message"}}`),
+/// as the README's "Second front" section lists them: the OpenAPI document
+/// is written from it, and the tests below keep the code's answers in it.
+pub const STATUSES: &[StatusRow] = &[
+    row(
+        StatusCode::BAD_REQUEST,
+        "The body is not a JSON object, or a required field is missing, empty, too long \
+         or has control characters; or the HTTP layer cannot parse the request.",
+    ),
+    row(
+        StatusCode::UNAUTHORIZED,
+        "A wrong or missing platform key; for OTP confirm a wrong code, for login a wrong \
+         login or password.",
+    ),
+    row(
+        StatusCode::NOT_FOUND,
+        "The CRM does not know the user (update, OTP request, order history), or no call \
+         is at this path under the calls' shared prefix.",
+    ),
+    row(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "A wrong method on a call's path.",
+    ),
+    row(
+        StatusCode::REQUEST_TIMEOUT,
+        "The body did not arrive within server.request_timeout_ms.",
+    ),
+    row(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "The body is over users_api.max_body_bytes.",
+    ),
+    row(
+        StatusCode::URI_TOO_LONG,
+        "The request URI is over the HTTP layer's limit.",
+    ),
+    row(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "A Content-Type that is not JSON (none at all is read as JSON).",
+    ),
+    row(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "The header section is too large or has too many fields.",
+    ),
+    row(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "The mapping cannot build a valid answer from the CRM's (an order history without \
+         its orders array included), or a bug.",
+    ),
+    row(
+        StatusCode::BAD_GATEWAY,
+        "The CRM is unreachable, answered an unexpected status or an unusable body, or \
+         refused authbridge's credentials.",
+    ),
+    row(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The CRM is paused (circuit open) or too many CRM requests are in flight.",
+    ),
+    row(
+        StatusCode::GATEWAY_TIMEOUT,
+        "The CRM did not answer in time.",
+    ),
+];
 
 /// Why a request is refused before anything is forwarded.
 #[derive(Debug, Clone, Copy)]
@@ -145,7 +223,38 @@ pub fn common_prefix<'a>(paths: impl IntoIterator<Item = &'a str>) -> Option<Str
 
 #[cfg(test)]
 mod tests {
-    use super::common_prefix;
+    use super::*;
+
+    #[test]
+    fn every_refusal_and_failure_status_is_in_the_table() {
+        use Failure::*;
+        let listed = |status: StatusCode| STATUSES.iter().any(|r| r.status == status);
+        let refusals = [
+            Refusal::BadRequest,
+            Refusal::Unauthorized,
+            Refusal::NotJson,
+            Refusal::TooLarge,
+            Refusal::SlowBody,
+        ];
+        for refusal in refusals {
+            assert!(listed(refusal.status()), "{refusal:?}");
+        }
+        let failures = [
+            BadToken,
+            Timeout,
+            Unreachable,
+            BadStatus,
+            BadResponse,
+            CircuitOpen,
+            Overloaded,
+            CrmAuth,
+            Mapping,
+            Internal,
+        ];
+        for failure in failures {
+            assert!(listed(status_of(failure)), "{failure:?}");
+        }
+    }
 
     #[test]
     fn prefix_is_whole_shared_segments_short_of_the_call() {
