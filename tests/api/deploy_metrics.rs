@@ -128,7 +128,7 @@ async fn busy_app() -> Busy {
     )
     .unwrap();
     let dead_port = dead.local_addr().unwrap().as_socket().unwrap().port();
-    s.redis.url = format!("redis://127.0.0.1:{dead_port}/0");
+    s.redis.url = Some(format!("redis://127.0.0.1:{dead_port}/0").parse().unwrap());
     s.cache.hash_key_file = Some(hash_key.path().to_owned());
     s.cache.found_ttl = Duration::from_secs(1);
     s.cache.grace = Duration::from_secs(600);
