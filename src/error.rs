@@ -58,6 +58,20 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Every class, for tables and tests that must cover them all.
+    pub const ALL: [Failure; 10] = [
+        Failure::BadToken,
+        Failure::Timeout,
+        Failure::Unreachable,
+        Failure::BadStatus,
+        Failure::BadResponse,
+        Failure::CircuitOpen,
+        Failure::Overloaded,
+        Failure::CrmAuth,
+        Failure::Mapping,
+        Failure::Internal,
+    ];
+
     /// A fixed, low-cardinality name, for metric labels and logs (the same
     /// for every front).
     pub fn label(self) -> &'static str {

@@ -273,20 +273,7 @@ mod tests {
 
     #[test]
     fn every_failure_answers_a_row_of_the_table() {
-        use Failure::*;
-        let failures = [
-            BadToken,
-            Timeout,
-            Unreachable,
-            BadStatus,
-            BadResponse,
-            CircuitOpen,
-            Overloaded,
-            CrmAuth,
-            Mapping,
-            Internal,
-        ];
-        for failure in failures {
+        for failure in Failure::ALL {
             let (status, code) = status_and_code(failure);
             assert!(
                 TABLE.iter().any(|r| r.status == status && r.code == code),
