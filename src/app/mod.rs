@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -59,8 +60,9 @@ pub struct AppState {
     /// This application's own registry: everything it serves, fetches and
     /// runs in the background counts here, and only here.
     pub metrics: Metrics,
-    /// The OpenAPI document of this configuration, made once at start-up.
-    pub openapi: Bytes,
+    /// The OpenAPI document of this configuration, made at start-up and
+    /// made again by each reload (see [`crate::openapi::after_reload`]).
+    pub openapi: Arc<ArcSwap<Bytes>>,
 }
 
 impl AppState {
@@ -99,7 +101,9 @@ impl AppState {
             access: Arc::new(Access::new(&settings.server.access, metrics.clone())?),
             ready: Arc::new(AtomicBool::new(false)),
             metrics,
-            openapi: Bytes::from(crate::openapi::to_bytes(settings)),
+            openapi: Arc::new(ArcSwap::from_pointee(Bytes::from(
+                crate::openapi::to_bytes(settings),
+            ))),
         })
     }
 }
@@ -169,7 +173,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 /// Open like the probes: the document holds no secret, and the bank's
 /// integrators read it before they hold the chat server's credentials.
 async fn openapi(State(state): State<AppState>) -> Response {
-    json(StatusCode::OK, state.openapi.clone())
+    json(StatusCode::OK, Bytes::clone(&state.openapi.load()))
 }
 
 async fn no_route() -> Response {
@@ -248,6 +252,7 @@ impl Application {
                 lookup: state.auth.clone(),
                 users: state.users.as_ref().map(|(_, users)| users.clone()),
                 cert: cert.clone(),
+                openapi: state.openapi.clone(),
             },
         );
         let admin = match settings.admin.listen {

@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+
 use crate::app::auth_engine::build_engine;
 use crate::app::server::ReloadableCert;
 use crate::config::Settings;
@@ -59,6 +62,8 @@ pub struct Reloader {
     /// The users front, when it runs.
     users: Option<UsersState>,
     cert: Option<Arc<ReloadableCert>>,
+    /// The served OpenAPI document, made again on each reload.
+    openapi: Arc<ArcSwap<Bytes>>,
     /// Serialises reloads.
     busy: tokio::sync::Mutex<()>,
     /// Digests of the running version and of the last rejected one.
@@ -87,6 +92,8 @@ pub struct Parts {
     /// The users front, when it runs.
     pub users: Option<UsersState>,
     pub cert: Option<Arc<ReloadableCert>>,
+    /// The OpenAPI document served at `/openapi.json`.
+    pub openapi: Arc<ArcSwap<Bytes>>,
 }
 
 impl Reloader {
@@ -97,6 +104,7 @@ impl Reloader {
             lookup,
             users,
             cert,
+            openapi,
         } = parts;
         Arc::new(Self {
             config_file,
@@ -105,6 +113,7 @@ impl Reloader {
             lookup,
             users,
             cert,
+            openapi,
             busy: tokio::sync::Mutex::new(()),
             versions: Mutex::new(Versions::default()),
         })
@@ -250,6 +259,11 @@ impl Reloader {
         self.lookup
             .transport()
             .reconfigure(&settings.upstream.retry, &settings.upstream.breaker);
+        self.openapi
+            .store(Arc::new(Bytes::from(crate::openapi::after_reload(
+                &self.started_with,
+                &settings,
+            ))));
         *current = settings;
         Ok(Reloaded {
             mapping_changed,

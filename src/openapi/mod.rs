@@ -3,7 +3,7 @@
 //! descriptors (card and users answers), the fronts' error tables, and the
 //! configuration (users-API paths, `auth_api.api_version`, `server.access`,
 //! `admin.listen`). `authbridge openapi` prints it; `GET /openapi.json`
-//! serves the same bytes, made once at start-up.
+//! serves the same bytes, made at start-up and again by each reload.
 //!
 //! The document describes what this configuration serves: the users API only
 //! when `users_api.enabled`, the admin API only when `admin.listen` is set,
@@ -19,6 +19,19 @@ use serde_json::{Map, Value, json};
 use crate::config::Settings;
 
 pub use ops::OPENAPI_PATH;
+
+/// The document of a server started with `started` and reloaded to
+/// `reloaded`: what a reload applies (the card's API version, the token
+/// checks) comes from `reloaded`, what needs a restart (the users API's
+/// routes, the access rules, the admin listener) from `started`, so the
+/// document says what the server really serves.
+pub fn after_reload(started: &Settings, reloaded: &Settings) -> Vec<u8> {
+    let mut described = reloaded.clone();
+    described.users_api = started.users_api.clone();
+    described.server.access = started.server.access.clone();
+    described.admin = started.admin.clone();
+    to_bytes(&described)
+}
 
 /// The document for `settings`.
 pub fn document(settings: &Settings) -> Value {

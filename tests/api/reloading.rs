@@ -396,3 +396,41 @@ async fn a_call_under_way_finishes_with_the_mapping_it_started_with() {
     crm.release.send(()).unwrap();
     assert_eq!(otp_message(&address).await, "Code sent to 7999***4567");
 }
+
+/// The card schemas `/openapi.json` at `address` publishes.
+async fn published_schemas(address: &str) -> Value {
+    let doc: Value = http()
+        .get(format!("{address}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    doc["components"]["schemas"].clone()
+}
+
+#[tokio::test]
+async fn a_reload_to_another_api_version_is_what_openapi_json_then_describes() {
+    let crm = MockServer::start().await;
+    let app = FromFile::start(&crm.uri(), "").await;
+    assert!(
+        published_schemas(&app.address)
+            .await
+            .get("Contacts")
+            .is_some(),
+        "version 1.2 cards have contacts"
+    );
+
+    let older = config(&app.crm, "").replace("[auth_api]\n", "[auth_api]\napi_version = \"1.0\"\n");
+    std::fs::write(&app.config, older).unwrap();
+    let reloaded = app.reloader.reload().await.expect("the reload applies");
+    assert!(reloaded.needs_restart.is_empty(), "{reloaded:?}");
+
+    let schemas = published_schemas(&app.address).await;
+    assert!(schemas.get("Client").is_some(), "{schemas}");
+    assert!(
+        schemas.get("Contacts").is_none(),
+        "a 1.0 card has no contacts, and the document says so after the reload"
+    );
+}
