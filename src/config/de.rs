@@ -21,7 +21,7 @@ use super::ConfigError;
 /// "MESSAGE for key `KEY`"; [`load_error`] turns it back into "KEY: MESSAGE".
 const MARK: &str = "authbridge-invalid-setting: ";
 
-fn invalid<E: Error>(message: &str) -> E {
+pub(super) fn invalid<E: Error>(message: &str) -> E {
     E::custom(format_args!("{MARK}{message}"))
 }
 

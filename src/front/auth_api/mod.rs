@@ -97,9 +97,11 @@ pub fn check_token(token: &str, limits: &Limits) -> Result<(), LookupError> {
     Ok(())
 }
 
-/// Counts one answered lookup in the application's registry: the common
-/// outcomes through pre-resolved handles, the rare ones by name.
+/// Counts one answered lookup in the application's registry (the common
+/// outcomes through pre-resolved handles, the rare ones by name) and
+/// reports its outcome to the request's record.
 fn record(metrics: &Metrics, outcome: &'static str, started: Instant) {
+    crate::telemetry::record::outcome(outcome);
     let hot = metrics.hot();
     match outcome {
         "found_cached" => hot.found_cached.increment(1),
