@@ -1,5 +1,6 @@
 //! Integration tests: the real server on a loopback port, a real HTTP mock CRM.
 
+mod access_log;
 mod budgets;
 mod caching;
 mod card;

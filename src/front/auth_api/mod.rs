@@ -148,6 +148,8 @@ async fn client_by_token(
         }
         Ok((Answer::NotFound, _)) => {
             record(auth.metrics(), "not_found", started);
+            // A prebuilt body, not an ApiError: its code is reported here.
+            crate::telemetry::record::error_code(codes::NOT_FOUND);
             json(StatusCode::NOT_FOUND, Bytes::from_static(NOT_FOUND_BODY))
         }
         Err(err) => {
