@@ -194,12 +194,13 @@ fn finish(meta: &Meta, span: &Span, response: &Response<Body>) {
     let report = meta.record.report();
     let status = response.status().as_u16();
     if !span.is_disabled() {
-        span.record("http.response.status_code", status);
+        // Numbers as i64: the OpenTelemetry layer would make a u64 a string.
+        span.record("http.response.status_code", i64::from(status));
         span.record("authbridge.outcome", report.outcome);
         span.record("authbridge.cache", report.cache);
         span.record("authbridge.error_code", report.error_code);
-        span.record("authbridge.crm_calls", report.crm_calls);
-        span.record("authbridge.crm_status", report.crm_status);
+        span.record("authbridge.crm_calls", i64::from(report.crm_calls));
+        span.record("authbridge.crm_status", report.crm_status.map(i64::from));
         if status >= 500 {
             span.record("otel.status_code", "error");
         }

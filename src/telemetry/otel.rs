@@ -212,7 +212,8 @@ pub fn inject(headers: &mut HeaderMap) {
 /// Records the CRM's answer status on the current (CRM step) span.
 pub fn crm_status(status: u16) {
     if on() {
-        tracing::Span::current().record("http.response.status_code", status);
+        // An i64: the layer would record a u64 as a string.
+        tracing::Span::current().record("http.response.status_code", i64::from(status));
     }
 }
 

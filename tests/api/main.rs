@@ -17,6 +17,7 @@ mod mtls;
 mod oauth2;
 mod operations;
 mod ops;
+mod otel;
 mod pipelines;
 mod playground;
 mod process;

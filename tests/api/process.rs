@@ -77,7 +77,8 @@ impl Served {
         Self::start_in_with_env(dir, config, &[])
     }
 
-    fn start_in_with_env(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Served {
+    /// As [`start_in`](Self::start_in), with these environment variables set.
+    pub fn start_in_with_env(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Served {
         let port = free_port();
         let config = config
             .replace("{port}", &port.to_string())
