@@ -31,8 +31,8 @@ pub enum OtlpProtocol {
     HttpProtobuf,
 }
 
-/// OpenTelemetry traces.
-#[derive(Debug, Clone, Deserialize)]
+/// OpenTelemetry traces (all off or unset by default).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtelSettings {
     /// Export traces at all (off by default).
@@ -58,22 +58,6 @@ pub struct OtelSettings {
     /// Share of new traces sampled, 0 to 1; a caller's sampled flag is
     /// followed (parent-based). Unset = `OTEL_TRACES_SAMPLER(_ARG)`, else 1.
     pub sample_ratio: Option<f64>,
-}
-
-impl Default for OtelSettings {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            protocol: None,
-            endpoint: None,
-            timeout: None,
-            headers_env: None,
-            headers_file: None,
-            service_name: None,
-            resource_attributes: BTreeMap::new(),
-            sample_ratio: None,
-        }
-    }
 }
 
 fn protocol<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OtlpProtocol>, D::Error> {
