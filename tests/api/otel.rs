@@ -433,3 +433,57 @@ async fn traces_are_off_by_default_whatever_otel_variables_say() {
         "no trace context: {carried:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oauth2_token_request_is_a_client_span_the_token_endpoint_continues() {
+    let receiver = Receiver::start();
+    let token = unique("otel-oauth");
+    let crm = crm(&token, "70000000000").await;
+    let access_token = unique("access-token");
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": access_token, "token_type": "bearer", "expires_in": 300
+        })))
+        .expect(1)
+        .mount(&crm)
+        .await;
+    let otel = format!(
+        "enabled = true\nendpoint = \"{}\"\n[upstream.auth]\nkind = \"oauth2\"\ntoken_url = \"{}/oauth/token\"\nclient_id = \"authbridge\"\nsecret_file = \"{{dir}}/client-secret\"",
+        receiver.url,
+        crm.uri()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mapping.toml"), MAPPING).unwrap();
+    std::fs::write(dir.path().join("key"), "otel-platform-key").unwrap();
+    std::fs::write(dir.path().join("client-secret"), "client-secret-otel").unwrap();
+    let served = Served::start_in_with_env(dir, &config(&crm.uri(), Some(&otel)), &[]);
+    let response = crate::helpers::http()
+        .get(format!("{}/rest/chat/client/id/{token}", served.base))
+        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    stop(served);
+
+    let spans = receiver.spans();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let span = spans
+        .iter()
+        .find(|s| s.kind == KIND_CLIENT && s.name == "crm oauth2 token")
+        .unwrap_or_else(|| panic!("no token request span: {spans:#?}"));
+    assert_eq!(hex(&span.trace_id), TRACE_ID);
+    assert_eq!(attr(span, "http.response.status_code"), 200);
+    let tp = traceparents(&crm).await["/oauth/token"]
+        .clone()
+        .expect("the token endpoint got a traceparent");
+    assert_eq!(tp, format!("00-{TRACE_ID}-{}-01", hex(&span.span_id)));
+    let raw = receiver.raw();
+    for secret in [access_token.as_str(), "client-secret-otel", token.as_str()] {
+        assert!(
+            !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} was exported"
+        );
+    }
+}
