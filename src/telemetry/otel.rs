@@ -115,6 +115,15 @@ impl Traces {
     }
 }
 
+/// What [`Traces::build`] would refuse, without building anything: the
+/// `OTEL_*` protocol and the export headers' secret (for `authbridge check`).
+pub fn check(s: &OtelSettings) -> Result<(), ConfigError> {
+    if s.active(&|name| std::env::var(name).ok())? {
+        export_headers(s)?;
+    }
+    Ok(())
+}
+
 /// `service.name` (config, else `OTEL_SERVICE_NAME` or `service.name` in
 /// `OTEL_RESOURCE_ATTRIBUTES`, else ours), the version, then the configured
 /// attributes over `OTEL_RESOURCE_ATTRIBUTES` (the SDK's detectors read both

@@ -487,3 +487,60 @@ async fn the_oauth2_token_request_is_a_client_span_the_token_endpoint_continues(
         );
     }
 }
+
+/// Runs the binary with `args` and `env` from the repository and returns
+/// its exit code and stderr; a process still running after 20 s is killed
+/// and fails the test (a refused start must not serve).
+fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut child = crate::process::command()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("{args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn grpc_is_refused_at_start_naming_the_key_or_the_variable() {
+    let port = crate::process::free_port();
+    let base = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n[upstream]\nbase_url = \"http://127.0.0.1:9\"\n[telemetry.otel]\nenabled = true\n"
+    );
+    let grpc = crate::helpers::file(&format!("{base}protocol = \"grpc\"\n"));
+    let plain = crate::helpers::file(&base);
+    let grpc_path = grpc.path().to_str().unwrap();
+    let plain_path = plain.path().to_str().unwrap();
+
+    let (code, stderr) = run(&["serve", "--config", grpc_path], &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("telemetry.otel.protocol: grpc is not built in"),
+        "{stderr}"
+    );
+    let env = [("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")];
+    for command in ["serve", "check"] {
+        let (code, stderr) = run(&[command, "--config", plain_path], &env);
+        assert_eq!(code, Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains("OTEL_EXPORTER_OTLP_PROTOCOL: \"grpc\" is not built in"),
+            "{command}: {stderr}"
+        );
+    }
+    // The same config without the variable passes the check.
+    assert_eq!(run(&["check", "--config", plain_path], &[]).0, Some(0));
+}
