@@ -90,9 +90,13 @@ pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, ConfigError> {
     let traces = Traces::build(&settings.otel)?;
     let filter = env_filter(&settings.log_level);
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let _ = Registry::default()
-        .with(layer(settings.log_format, filter, std::io::stdout, colour))
-        .with(traces.as_ref().map(Traces::layer))
-        .try_init();
+    let logs =
+        Registry::default().with(layer(settings.log_format, filter, std::io::stdout, colour));
+    // Without traces, no layer at all: an absent `Option` layer would make
+    // every callsite the log filter turns off "sometimes" (asked per call).
+    let _ = match &traces {
+        Some(t) => logs.with(t.layer()).try_init(),
+        None => logs.try_init(),
+    };
     Ok(Telemetry { traces })
 }
