@@ -165,14 +165,21 @@ async fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return fail(&e),
             };
-            telemetry::init(&settings.telemetry);
-            match Application::build_with_config_file(settings, config).await {
+            let telemetry = match telemetry::init(&settings.telemetry) {
+                Ok(t) => t,
+                Err(e) => return fail(&e),
+            };
+            let code = match Application::build_with_config_file(settings, config).await {
                 Ok(app) => match app.run_until_stopped().await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => fail(&e),
                 },
                 Err(e) => fail(&e),
-            }
+            };
+            // The spans of the last requests are still buffered: export them
+            // (a blocking call, so off the async workers).
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+            code
         }
         Command::Check {
             config,
@@ -347,7 +354,8 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Demo { listen } => {
-            telemetry::init(&Default::default());
+            // The default settings have traces off: nothing to flush.
+            let _telemetry = telemetry::init(&Default::default());
             match authbridge::app::demo::run(&listen).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),

@@ -111,6 +111,10 @@ pub fn check_config(settings: &Settings) -> Report {
             report.lines.push(e.to_string());
         }
     }
+    if let Err(e) = crate::telemetry::otel::check(&settings.telemetry.otel) {
+        report.ok = false;
+        report.lines.push(e.to_string());
+    }
     let mut named: Vec<PathBuf> = users_mappings(settings);
     let dir = settings.auth_api.mapping.parent().unwrap_or(Path::new("."));
     let beside = mapping_files(dir).into_iter().filter(|f| {

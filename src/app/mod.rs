@@ -134,10 +134,11 @@ pub fn router(state: AppState) -> Router {
 /// The middleware: one layer (see [`crate::app::request_span`]) that gives each
 /// request its id (the caller's `x-request-id` or a new one, set on the
 /// answer) and its DEBUG span (named by the matched route, never the URI,
-/// which holds the token), and answers a panic with a JSON 500 without the
-/// panic text (counted in `metrics`).
-pub fn with_middleware(router: Router, metrics: Metrics) -> Router {
-    router.layer(RequestSpanLayer::new(metrics))
+/// which holds the token), writes its access line when `access_log`, and
+/// answers a panic with a JSON 500 without the panic text (counted in
+/// `metrics`).
+pub fn with_middleware(router: Router, metrics: Metrics, access_log: bool) -> Router {
+    router.layer(RequestSpanLayer::new(metrics, access_log))
 }
 
 async fn healthz() -> Response {
@@ -195,6 +196,8 @@ pub struct Application {
     admin: Option<(TcpListener, AdminState)>,
     /// Readiness 503 while still serving, after the stop signal.
     shutdown_delay: Duration,
+    /// `telemetry.access_log`.
+    access_log: bool,
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
@@ -282,6 +285,7 @@ impl Application {
                 .then_some(settings.reload.debounce),
             admin,
             shutdown_delay: settings.server.shutdown_delay,
+            access_log: settings.telemetry.access_log,
         })
     }
 
@@ -320,7 +324,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let ready = Arc::clone(&self.state.ready);
         let metrics = self.state.metrics.clone();
-        let app = with_middleware(router(self.state), metrics.clone());
+        let app = with_middleware(router(self.state), metrics.clone(), self.access_log);
         let _watcher = self
             .watch_files
             .and_then(|debounce| self.reloader.watch_files(debounce));

@@ -1,14 +1,22 @@
-//! The per-request layer: the request id, the request's span and the panic
-//! guard, in one pass.
+//! The per-request layer: the request id, the request's span, its access
+//! log line and the panic guard, in one pass.
 //!
 //! The id is the caller's `x-request-id` when it sent one, else a new one
 //! ([`crate::app::request_id`]); it is set on the answer either way. The span
 //! (method, matched route — never the URI, which holds the token — and the
-//! id) is at DEBUG: at the default INFO level its callsite is disabled once
-//! and for all, so a request pays one branch for it, no allocation, no field
-//! formatting, no clock read, no wrapped body (what `TraceLayer` plus the
-//! two request-id layers cost even with their events off). Failures are
-//! logged where they are understood (the lookup, the CRM transport), once.
+//! id) is at DEBUG: at the default INFO level, and with traces off, its
+//! callsite is disabled once and for all, so a request pays one branch for
+//! it, no allocation, no field formatting, no clock read, no wrapped body
+//! (what `TraceLayer` plus the two request-id layers cost even with their
+//! events off). With traces on, the traces layer enables it whatever the log
+//! level, and it continues the caller's `traceparent`. Failures are logged
+//! where they are understood (the lookup, the CRM transport), once.
+//!
+//! When the access log or the span is on, the request gets a
+//! [`Record`]: current while the request runs, so the handlers, the lookup
+//! and the CRM transport report to it what they did; when the answer is
+//! ready, its facts become the span's attributes and the access log line.
+//! Off, there is no record: no allocation and no clock read.
 //!
 //! A panic in a handler becomes the Auth API's JSON 500 without the panic
 //! text (which may hold request data); unlike `CatchPanicLayer`, the body of
@@ -19,16 +27,24 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::body::Body;
-use axum::extract::MatchedPath;
-use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use axum::extract::{ConnectInfo, MatchedPath};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use futures_util::FutureExt;
 use futures_util::future::CatchUnwind;
 use tower::{Layer, Service};
+use tracing::Span;
+use tracing::field::Empty;
 use tracing::instrument::{Instrument, Instrumented};
 
+use crate::app::client_addr::ClientAddr;
 use crate::front::auth_api::{codes, error_body};
 use crate::metrics::Metrics;
+use crate::telemetry::access::{self, Answered};
+use crate::telemetry::otel;
+use crate::telemetry::record::{Record, Scoped};
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -37,12 +53,18 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub struct RequestSpanLayer {
     /// The application's registry, where panics are counted.
     metrics: Metrics,
+    /// `telemetry.access_log`.
+    access_log: bool,
 }
 
 impl RequestSpanLayer {
-    /// The layer of the application that records into `metrics`.
-    pub fn new(metrics: Metrics) -> Self {
-        Self { metrics }
+    /// The layer of the application that records into `metrics` and writes
+    /// access lines when `access_log` (and the level filter lets them).
+    pub fn new(metrics: Metrics, access_log: bool) -> Self {
+        Self {
+            metrics,
+            access_log,
+        }
     }
 }
 
@@ -53,6 +75,7 @@ impl<S> Layer<S> for RequestSpanLayer {
         RequestSpan {
             inner,
             metrics: self.metrics.clone(),
+            access_log: self.access_log,
         }
     }
 }
@@ -62,6 +85,29 @@ impl<S> Layer<S> for RequestSpanLayer {
 pub struct RequestSpan<S> {
     inner: S,
     metrics: Metrics,
+    access_log: bool,
+}
+
+/// The client of a request, as the access log names it: the address the
+/// server resolved (behind `server.trusted_proxies`, the forwarded client),
+/// else the TCP peer.
+fn client<B>(req: &Request<B>) -> Option<IpAddr> {
+    let ext = req.extensions();
+    ext.get::<ClientAddr>()
+        .map(|ClientAddr(ip)| *ip)
+        .or_else(|| {
+            ext.get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(peer)| peer.ip())
+        })
+}
+
+/// What the access line needs from the request, kept while it runs.
+struct Meta {
+    record: std::sync::Arc<Record>,
+    method: Method,
+    route: Option<MatchedPath>,
+    /// Whether to write the access line (else the record is for the span).
+    access: bool,
 }
 
 /// The answer to a request whose handler panicked.
@@ -94,13 +140,28 @@ where
         // Field values are only evaluated when the span is enabled.
         let span = tracing::debug_span!(
             "request",
-            method = %req.method(),
-            route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("unmatched", MatchedPath::as_str),
+            otel.name = %format_args!("{} {}", req.method(), route(&req)),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = %req.method(),
+            http.route = route(&req),
             request_id = id.to_str().unwrap_or(""),
+            http.response.status_code = Empty,
+            authbridge.outcome = Empty,
+            authbridge.cache = Empty,
+            authbridge.error_code = Empty,
+            authbridge.crm_calls = Empty,
+            authbridge.crm_status = Empty,
         );
+        otel::continue_trace(&span, req.headers());
+        let access = self.access_log && access::enabled();
+        let meta = (access || !span.is_disabled()).then(|| Meta {
+            record: Record::new(client(&req)),
+            method: req.method().clone(),
+            route: req.extensions().get::<MatchedPath>().cloned(),
+            access,
+        });
+        let record = meta.as_ref().map(|m| m.record.clone());
         let inner = &mut self.inner;
         let future =
             span.in_scope(|| std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req))));
@@ -108,18 +169,65 @@ where
         // each request anyway (axum's routes are), so this is one more
         // reference count, no lookup.
         let metrics = self.metrics.clone();
-        match future {
-            Ok(future) => WithId {
-                inner: Some(AssertUnwindSafe(future).catch_unwind().instrument(span)),
-                id: Some(id),
-                metrics,
-            },
-            Err(_) => WithId {
-                inner: None,
-                id: Some(id),
-                metrics,
-            },
+        let inner = future.ok().map(|future| {
+            Scoped::new(
+                record,
+                AssertUnwindSafe(future)
+                    .catch_unwind()
+                    .instrument(span.clone()),
+            )
+        });
+        WithId {
+            inner,
+            id: Some(id),
+            metrics,
+            span,
+            meta,
         }
+    }
+}
+
+/// The matched route of a request (never its URI).
+fn route<B>(req: &Request<B>) -> &str {
+    req.extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+}
+
+/// Turns the request's record and answer into the span's attributes and
+/// the access line.
+fn finish(meta: &Meta, span: &Span, response: &Response<Body>) {
+    let report = meta.record.report();
+    let status = response.status().as_u16();
+    if !span.is_disabled() {
+        // Numbers as i64: the OpenTelemetry layer would make a u64 a string.
+        span.record("http.response.status_code", i64::from(status));
+        span.record("authbridge.outcome", report.outcome);
+        span.record("authbridge.cache", report.cache);
+        span.record("authbridge.error_code", report.error_code);
+        span.record("authbridge.crm_calls", i64::from(report.crm_calls));
+        span.record("authbridge.crm_status", report.crm_status.map(i64::from));
+        if status >= 500 {
+            span.record("otel.status_code", "error");
+        }
+    }
+    if meta.access {
+        let answered = Answered {
+            request_id: response
+                .headers()
+                .get(X_REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+            method: meta.method.as_str(),
+            route: meta.route.as_ref().map_or("unmatched", MatchedPath::as_str),
+            status,
+        };
+        access::log(
+            &answered,
+            &meta.record,
+            &report,
+            meta.record.started.elapsed(),
+        );
     }
 }
 
@@ -128,9 +236,11 @@ pin_project_lite::pin_project! {
     /// when the handler panicked before returning its future.
     pub struct WithId<F> {
         #[pin]
-        inner: Option<Instrumented<CatchUnwind<AssertUnwindSafe<F>>>>,
+        inner: Option<Scoped<Instrumented<CatchUnwind<AssertUnwindSafe<F>>>>>,
         id: Option<HeaderValue>,
         metrics: Metrics,
+        span: Span,
+        meta: Option<Meta>,
     }
 }
 
@@ -142,15 +252,33 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let mut panicked_here = false;
         let mut result = match this.inner.as_pin_mut() {
-            None => Ok(panicked(this.metrics)),
+            None => {
+                panicked_here = true;
+                Ok(panicked(this.metrics))
+            }
             Some(inner) => match ready!(inner.poll(cx)) {
                 Ok(result) => result,
-                Err(_panic) => Ok(panicked(this.metrics)),
+                Err(_panic) => {
+                    panicked_here = true;
+                    Ok(panicked(this.metrics))
+                }
             },
         };
-        if let (Ok(response), Some(id)) = (&mut result, this.id.take()) {
-            response.headers_mut().insert(X_REQUEST_ID, id);
+        if let Ok(response) = &mut result {
+            if let Some(id) = this.id.take() {
+                response.headers_mut().insert(X_REQUEST_ID, id);
+            }
+            if let Some(meta) = this.meta.take() {
+                if panicked_here {
+                    meta.record.with(|r| {
+                        r.outcome = Some("panic");
+                        r.error_code = Some(codes::INTERNAL);
+                    });
+                }
+                finish(&meta, this.span, response);
+            }
         }
         Poll::Ready(result)
     }
@@ -168,7 +296,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_gets_a_json_500_with_an_id_and_no_panic_text() {
         let metrics = Metrics::new();
-        let service = RequestSpanLayer::new(metrics.clone()).layer(tower::service_fn(boom));
+        let service = RequestSpanLayer::new(metrics.clone(), true).layer(tower::service_fn(boom));
         let response = service.oneshot(Request::new(Body::empty())).await.unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(response.headers().contains_key(X_REQUEST_ID));

@@ -1,6 +1,10 @@
-//! `[telemetry]`: log format and level.
+//! `[telemetry]`: log format and level, the access log, and (in its own
+//! file) `[telemetry.otel]` traces.
 
 use serde::Deserialize;
+
+use super::otel::OtelSettings;
+use super::validate::Checks;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -11,13 +15,18 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logging.
+/// Logging and traces.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetrySettings {
     pub log_format: LogFormat,
     /// Level or filter directives; `RUST_LOG`, when set, wins.
     pub log_level: String,
+    /// One INFO line per request (target `authbridge::access`); the level
+    /// filter can also turn it off (`authbridge::access=off`).
+    pub access_log: bool,
+    /// OpenTelemetry traces.
+    pub otel: OtelSettings,
 }
 
 impl Default for TelemetrySettings {
@@ -25,6 +34,15 @@ impl Default for TelemetrySettings {
         Self {
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
+            access_log: true,
+            otel: OtelSettings::default(),
         }
+    }
+}
+
+impl TelemetrySettings {
+    /// The checks of `[telemetry]`.
+    pub(super) fn validate(&self, c: &mut Checks) {
+        self.otel.validate(c);
     }
 }

@@ -36,6 +36,7 @@ impl Settings {
         self.server.validate(&mut c);
         self.upstream.validate(&mut c);
         self.cache.validate(&mut c);
+        self.telemetry.validate(&mut c);
         self.admin.validate(&mut c);
         self.redis.validate(&mut c);
         self.users_api.validate(&mut c);

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use crate::error::LookupError;
 use crate::lookup::cache::{
@@ -30,6 +31,7 @@ use crate::lookup::cache::{
 };
 use crate::lookup::shared_cache::{Lock, SharedCache};
 use crate::metrics::Metrics;
+use crate::telemetry::{otel, record};
 use crate::upstream::{Fetched, Pipeline, Transport};
 
 pub mod cache;
@@ -89,6 +91,20 @@ pub enum Source {
     StaleIfSlow,
     /// A cache entry past its TTL, refreshed in the background.
     StaleWhileRevalidate,
+}
+
+impl Source {
+    /// The cache state the request's record reports (the access log's
+    /// `cache` field and the span's `authbridge.cache`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Cache => "hit",
+            Source::Crm => "miss",
+            Source::StaleIfError => "stale_if_error",
+            Source::StaleIfSlow => "stale_if_slow",
+            Source::StaleWhileRevalidate => "stale_while_revalidate",
+        }
+    }
 }
 
 /// The lookup service of one front.
@@ -216,12 +232,20 @@ impl Lookup {
             && entry.is_fresh()
         {
             self.inner.metrics.hot().cache_hits.increment(1);
+            record::cache(Source::Cache.label());
             return Ok((entry.answer.clone(), Source::Cache));
         }
         let deadline = engine.limits.request_timeout;
-        tokio::time::timeout(deadline, self.resolve(engine, key, token, cached))
+        let resolved = tokio::time::timeout(deadline, self.resolve(engine, key, token, cached))
             .await
-            .unwrap_or(Err(LookupError::Deadline))
+            .unwrap_or(Err(LookupError::Deadline));
+        // Past a fresh hit, a failure is a miss that found nothing to serve.
+        record::cache(
+            resolved
+                .as_ref()
+                .map_or("miss", |(_, source)| source.label()),
+        );
+        resolved
     }
 
     /// A lookup that is not a fresh hit: the shared level, a stale entry's
@@ -325,52 +349,63 @@ impl Lookup {
 
     fn spawn_fetch(&self, engine: Arc<Engine>, key: CacheKey, token: String) -> InFlight {
         let inner = Arc::clone(&self.inner);
-        let task = tokio::spawn(async move {
-            // Whatever happens (a panic included), the in-flight entry goes.
-            let guard = InFlightGuard {
-                inner: Arc::clone(&inner),
-                key,
-            };
-            let generation = engine.generation;
-            // Another replica may be fetching this card: wait for it a moment.
-            let mut held = None;
-            if let Some(shared) = &inner.shared {
-                match shared.lock(&key).await {
-                    Lock::Held(token) => held = Some(token),
-                    Lock::Busy => {
-                        if let Some(entry) = shared
-                            .wait_for(&key, &engine.mapping_digest, generation)
-                            .await
-                        {
-                            inner.cache.insert(key, entry.clone()).await;
-                            drop(guard);
-                            return Ok(entry.answer);
-                        }
-                    }
-                    Lock::Unavailable => {}
-                }
-            }
-            let result = inner.fetch(&engine, &token).await;
-            if let Err(e) = &result {
-                // Logged once per fetch, however many callers wait for it.
-                tracing::warn!(error = %e, outcome = e.outcome(), "CRM lookup failed");
-            }
-            if let Ok(answer) = &result
-                && let Some(entry) = engine.policy.entry(answer.clone(), generation)
-            {
+        // The fetch works for the request that started it: its CRM calls
+        // count in that request's record, and its span is a child of that
+        // request's in the trace, without holding the request's span open
+        // when the caller stops waiting (a stale answer, a hang-up).
+        let record = record::current();
+        let span = tracing::debug_span!(parent: None, "crm.fetch", otel.name = "crm fetch");
+        otel::follow_current(&span);
+        let task = tokio::spawn(record::Scoped::new(
+            record,
+            async move {
+                // Whatever happens (a panic included), the in-flight entry goes.
+                let guard = InFlightGuard {
+                    inner: Arc::clone(&inner),
+                    key,
+                };
+                let generation = engine.generation;
+                // Another replica may be fetching this card: wait for it a moment.
+                let mut held = None;
                 if let Some(shared) = &inner.shared {
-                    shared.put(&key, &entry, &engine.mapping_digest).await;
+                    match shared.lock(&key).await {
+                        Lock::Held(token) => held = Some(token),
+                        Lock::Busy => {
+                            if let Some(entry) = shared
+                                .wait_for(&key, &engine.mapping_digest, generation)
+                                .await
+                            {
+                                inner.cache.insert(key, entry.clone()).await;
+                                drop(guard);
+                                return Ok(entry.answer);
+                            }
+                        }
+                        Lock::Unavailable => {}
+                    }
                 }
-                inner.cache.insert(key, entry).await;
+                let result = inner.fetch(&engine, &token).await;
+                if let Err(e) = &result {
+                    // Logged once per fetch, however many callers wait for it.
+                    tracing::warn!(error = %e, outcome = e.outcome(), "CRM lookup failed");
+                }
+                if let Ok(answer) = &result
+                    && let Some(entry) = engine.policy.entry(answer.clone(), generation)
+                {
+                    if let Some(shared) = &inner.shared {
+                        shared.put(&key, &entry, &engine.mapping_digest).await;
+                    }
+                    inner.cache.insert(key, entry).await;
+                }
+                if let (Some(shared), Some(token)) = (&inner.shared, &held) {
+                    shared.unlock(&key, token).await;
+                }
+                // Removed only after the cache holds the answer, so a caller that
+                // misses the cache from now on finds either this entry or the card.
+                drop(guard);
+                result
             }
-            if let (Some(shared), Some(token)) = (&inner.shared, &held) {
-                shared.unlock(&key, token).await;
-            }
-            // Removed only after the cache holds the answer, so a caller that
-            // misses the cache from now on finds either this entry or the card.
-            drop(guard);
-            result
-        });
+            .instrument(span),
+        ));
         async move {
             task.await
                 .unwrap_or_else(|_| Err(LookupError::Internal("the CRM fetch task failed".into())))

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use tracing::Instrument as _;
 use url::Url;
 
 use super::error::UpstreamError;
@@ -134,7 +135,22 @@ impl OAuth2 {
                 request = request.basic_auth(&self.client_id, Some(self.secret.expose_secret()));
             }
         }
-        let result = self.exchange(request.form(&form)).await;
+        // A client span of its own, whose traceparent the token endpoint gets.
+        let span = tracing::debug_span!(
+            "crm.oauth2_token",
+            otel.name = "crm oauth2 token",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = "POST",
+            http.response.status_code = tracing::field::Empty,
+        );
+        let mut trace_headers = reqwest::header::HeaderMap::new();
+        span.in_scope(|| crate::telemetry::otel::inject(&mut trace_headers));
+        let request = request.headers(trace_headers).form(&form);
+        let result = self.exchange(request).instrument(span.clone()).await;
+        if result.is_err() {
+            span.record("otel.status_code", "error");
+        }
         let label = if result.is_ok() { "ok" } else { "failed" };
         self.metrics
             .counter_with(
@@ -159,6 +175,7 @@ impl OAuth2 {
             tracing::warn!(error = %e.without_url(), "OAuth2 token request failed");
             UpstreamError::Auth("the token endpoint is unreachable")
         })?;
+        crate::telemetry::otel::crm_status(response.status().as_u16());
         if !response.status().is_success() {
             tracing::warn!(
                 status = response.status().as_u16(),

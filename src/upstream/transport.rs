@@ -26,6 +26,7 @@ use super::error::UpstreamError;
 use super::outcome::NotFoundRule;
 use crate::config::{BreakerSettings, ConfigError, RetrySettings, TlsSettings, UpstreamSettings};
 use crate::metrics::Metrics;
+use crate::telemetry::{otel, record};
 
 /// What the CRM said.
 #[derive(Debug, Clone, PartialEq)]
@@ -445,7 +446,28 @@ impl Transport {
         }
     }
 
+    /// One HTTP exchange, reported to the request's record (a CRM call and
+    /// its status) and, with traces on, to the CRM step's span.
     async fn exchange(
+        &self,
+        request: &Request,
+        token: Option<&HeaderValue>,
+        not_found: &NotFoundRule,
+    ) -> Result<(u16, Fetched), UpstreamError> {
+        let result = self.exchange_once(request, token, not_found).await;
+        let status = match &result {
+            Ok((status, _)) => Some(*status),
+            Err(UpstreamError::Status(status) | UpstreamError::Redirect(status)) => Some(*status),
+            Err(_) => None,
+        };
+        record::crm_call(status);
+        if let Some(status) = status {
+            otel::crm_status(status);
+        }
+        result
+    }
+
+    async fn exchange_once(
         &self,
         request: &Request,
         token: Option<&HeaderValue>,
@@ -462,6 +484,8 @@ impl Transport {
             .map_err(|_| UpstreamError::Unrepresentable("not a valid URL"))?;
         let mut headers = request.headers.clone();
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        // The CRM step's span as the CRM's parent (with traces on).
+        otel::inject(&mut headers);
         match (&self.auth, token) {
             (Auth::Header(name, value), _) => {
                 headers.insert(name.clone(), value.clone());

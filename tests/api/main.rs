@@ -1,5 +1,6 @@
 //! Integration tests: the real server on a loopback port, a real HTTP mock CRM.
 
+mod access_log;
 mod budgets;
 mod caching;
 mod card;
@@ -19,6 +20,7 @@ mod oauth2;
 mod openapi;
 mod operations;
 mod ops;
+mod otel;
 mod pipelines;
 mod playground;
 mod process;

@@ -58,17 +58,27 @@ impl Served {
     /// starts `serve` with the folder as working directory. Waits for
     /// `/healthz` (at most 30 s).
     pub fn start(config: &str) -> Served {
+        Self::start_with_env(config, &[])
+    }
+
+    /// As [`start`](Self::start), with these environment variables set.
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Served {
         let dir = tempfile::tempdir().unwrap();
         std::fs::copy(
             crate::helpers::repo_path("mappings/generic-bank.toml"),
             dir.path().join("mapping.toml"),
         )
         .unwrap();
-        Self::start_in(dir, config)
+        Self::start_in_with_env(dir, config, env)
     }
 
     /// As [`start`](Self::start), in a prepared folder.
     pub fn start_in(dir: tempfile::TempDir, config: &str) -> Served {
+        Self::start_in_with_env(dir, config, &[])
+    }
+
+    /// As [`start_in`](Self::start_in), with these environment variables set.
+    pub fn start_in_with_env(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Served {
         let port = free_port();
         let config = config
             .replace("{port}", &port.to_string())
@@ -76,6 +86,7 @@ impl Served {
         let file = dir.path().join("config.toml");
         std::fs::write(&file, config).unwrap();
         let mut child = command()
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .args(["serve", "--config"])
             .arg(&file)

@@ -257,6 +257,9 @@ impl From<&LookupError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // Every error answer of this front passes here: its code is the
+        // request's (for the access log and the span).
+        crate::telemetry::record::error_code(self.code);
         let body = serde_json::json!({ "errorCode": self.code, "errorText": self.text });
         crate::json_response::json(self.status, Bytes::from(body.to_string()))
     }

@@ -97,9 +97,11 @@ pub fn check_token(token: &str, limits: &Limits) -> Result<(), LookupError> {
     Ok(())
 }
 
-/// Counts one answered lookup in the application's registry: the common
-/// outcomes through pre-resolved handles, the rare ones by name.
+/// Counts one answered lookup in the application's registry (the common
+/// outcomes through pre-resolved handles, the rare ones by name) and
+/// reports its outcome to the request's record.
 fn record(metrics: &Metrics, outcome: &'static str, started: Instant) {
+    crate::telemetry::record::outcome(outcome);
     let hot = metrics.hot();
     match outcome {
         "found_cached" => hot.found_cached.increment(1),
@@ -146,6 +148,8 @@ async fn client_by_token(
         }
         Ok((Answer::NotFound, _)) => {
             record(auth.metrics(), "not_found", started);
+            // A prebuilt body, not an ApiError: its code is reported here.
+            crate::telemetry::record::error_code(codes::NOT_FOUND);
             json(StatusCode::NOT_FOUND, Bytes::from_static(NOT_FOUND_BODY))
         }
         Err(err) => {

@@ -159,8 +159,10 @@ pub fn precheck(
 }
 
 impl Inner {
-    /// Counts one answered call in the application's registry.
+    /// Counts one answered call in the application's registry (and reports
+    /// its outcome to the request's record).
     fn record(&self, operation: &'static str, outcome: &'static str, started: Instant) {
+        crate::telemetry::record::outcome(outcome);
         let metrics = self.transport.metrics();
         let labels = [("operation", operation), ("outcome", outcome)];
         metrics

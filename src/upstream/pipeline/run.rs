@@ -3,6 +3,7 @@
 //! `$.steps.NAME`.
 
 use super::*;
+use tracing::Instrument as _;
 
 impl Pipeline {
     /// The URL and body of each request the steps that read no other step
@@ -65,7 +66,19 @@ impl Pipeline {
                 }
                 started[i] = true;
                 let requests = step.requests(transport, token, &doc, self.max_fan_out);
-                running.push(async move { (i, step.execute(transport, requests).await) });
+                let span = step.span();
+                running.push(
+                    async move {
+                        let result = step.execute(transport, requests).await;
+                        if let Err(e) = &result {
+                            let span = tracing::Span::current();
+                            span.record("error.type", e.label());
+                            span.record("otel.status_code", "error");
+                        }
+                        (i, result)
+                    }
+                    .instrument(span),
+                );
             }
             let Some((i, result)) = running.next().await else {
                 break;

@@ -10,6 +10,22 @@ pub(super) enum Requests {
 }
 
 impl Step {
+    /// The span of this step's CRM requests (DEBUG: a disabled callsite
+    /// unless traces are on): its name, method and answer status; never
+    /// its URL, which may hold the token.
+    pub(super) fn span(&self) -> tracing::Span {
+        tracing::debug_span!(
+            "crm.step",
+            otel.name = %format_args!("crm {}", self.name),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            authbridge.crm.step = %self.name,
+            http.request.method = %self.method,
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        )
+    }
+
     pub(super) fn request(
         &self,
         transport: &Transport,

@@ -1,7 +1,13 @@
 //! Logging with `tracing`: pretty (coloured on a terminal only) or JSON, level from config unless `RUST_LOG`
 //! is set, and a redaction filter that holds back the HTTP stack's own
 //! DEBUG/TRACE events, because those print request URLs, and a CRM URL can
-//! carry the token.
+//! carry the token. Beside the log: the access log ([`access`]), each
+//! request's record of what it did ([`record`]) and OpenTelemetry traces
+//! ([`otel`]), exported through a layer of their own.
+
+pub mod access;
+pub mod otel;
+pub mod record;
 
 use tracing::{Level, Subscriber};
 use tracing_subscriber::filter::{EnvFilter, FilterExt, Targets};
@@ -11,7 +17,8 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
 
-use crate::config::{LogFormat, TelemetrySettings};
+use crate::config::{ConfigError, LogFormat, TelemetrySettings};
+use otel::Traces;
 
 /// Crates whose verbose events include URLs or raw protocol data.
 const VERBOSE_DEPENDENCIES: &[&str] = &["reqwest", "hyper", "hyper_util", "h2", "rustls"];
@@ -60,13 +67,36 @@ where
     fmt.with_filter(filter.and(redaction())).boxed()
 }
 
-/// Installs the global subscriber (stdout). Call once, from `main`. Colour
-/// codes go to a terminal only: in a file or journald they are noise.
-pub fn init(settings: &TelemetrySettings) {
+/// What [`init`] installed that must be flushed before the process exits.
+pub struct Telemetry {
+    traces: Option<Traces>,
+}
+
+impl Telemetry {
+    /// Exports the spans still buffered (at most the export timeout).
+    /// Blocks: call it off the async workers.
+    pub fn shutdown(self) {
+        if let Some(traces) = self.traces {
+            traces.shutdown();
+        }
+    }
+}
+
+/// Installs the global subscriber (stdout), with the traces layer when
+/// traces are on. Call once, from `main`. Colour codes go to a terminal
+/// only: in a file or journald they are noise.
+pub fn init(settings: &TelemetrySettings) -> Result<Telemetry, ConfigError> {
     use std::io::IsTerminal as _;
+    let traces = Traces::build(&settings.otel)?;
     let filter = env_filter(&settings.log_level);
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let _ = Registry::default()
-        .with(layer(settings.log_format, filter, std::io::stdout, colour))
-        .try_init();
+    let logs =
+        Registry::default().with(layer(settings.log_format, filter, std::io::stdout, colour));
+    // Without traces, no layer at all: an absent `Option` layer would make
+    // every callsite the log filter turns off "sometimes" (asked per call).
+    let _ = match &traces {
+        Some(t) => logs.with(t.layer()).try_init(),
+        None => logs.try_init(),
+    };
+    Ok(Telemetry { traces })
 }
