@@ -377,6 +377,11 @@ pub async fn status_of(request: reqwest::RequestBuilder) -> u16 {
         .as_u16()
 }
 
+/// GETs `url` and returns its JSON body, asserting a 200.
+pub async fn get_json(url: &str) -> Value {
+    json_ok(http().get(url).send().await.expect("authbridge answers")).await
+}
+
 /// Asserts `response` is a 200 and returns its JSON body.
 pub async fn json_ok(response: reqwest::Response) -> Value {
     let status = response.status();

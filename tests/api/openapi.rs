@@ -14,7 +14,7 @@ use authbridge::schema::{ApiVersion, FieldType, ObjectSchema, auth_api};
 use serde_json::Value;
 
 use crate::helpers::{
-    eventually, file, http, repo_path, start_with_admin, status_of, users_settings,
+    eventually, file, get_json, http, repo_path, start_with_admin, status_of, users_settings,
 };
 use crate::process::{Served, command};
 
@@ -301,14 +301,7 @@ async fn every_operation_in_the_document_is_a_route_the_server_answers() {
     let (settings, _files) = everything_on();
     let (address, admin) = start_with_admin(settings).await;
     let admin = admin.unwrap();
-    let doc: Value = http()
-        .get(format!("{address}/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = get_json(&format!("{address}/openapi.json")).await;
     let operations = operations(&doc);
     assert!(operations.len() >= 15, "{operations:?}");
     eventually("ready", Duration::from_secs(10), || async {

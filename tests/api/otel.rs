@@ -378,6 +378,19 @@ async fn the_callers_trace_is_continued_to_every_crm_step_without_tokens_or_pers
     assert!(!contains(name), "the customer's name was exported");
 }
 
+/// Looks `token` up at `served` as a caller in trace `TRACE_ID`, then stops
+/// the server (which sends its spans on the way out).
+async fn traced_lookup(served: Served, token: &str) {
+    let response = crate::helpers::http()
+        .get(format!("{}/rest/chat/client/id/{token}", served.base))
+        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    stop(served);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sample_ratio_of_zero_exports_nothing_but_still_propagates() {
     let receiver = Receiver::start();
@@ -416,14 +429,7 @@ async fn traces_are_off_by_default_whatever_otel_variables_say() {
             ("OTEL_TRACES_SAMPLER", "always_on"),
         ],
     );
-    let response = crate::helpers::http()
-        .get(format!("{}/rest/chat/client/id/{token}", served.base))
-        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    stop(served);
+    traced_lookup(served, &token).await;
 
     assert!(receiver.raw().is_empty(), "nothing was exported");
     let carried = traceparents(&crm).await;
@@ -458,14 +464,7 @@ async fn the_oauth2_token_request_is_a_client_span_the_token_endpoint_continues(
     std::fs::write(dir.path().join("key"), "otel-platform-key").unwrap();
     std::fs::write(dir.path().join("client-secret"), "client-secret-otel").unwrap();
     let served = Served::start_in_with_env(dir, &config(&crm.uri(), Some(&otel)), &[]);
-    let response = crate::helpers::http()
-        .get(format!("{}/rest/chat/client/id/{token}", served.base))
-        .header("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    stop(served);
+    traced_lookup(served, &token).await;
 
     let spans = receiver.spans();
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();

@@ -8,7 +8,8 @@ use authbridge::config::ClientIpHeader;
 use wiremock::MockServer;
 
 use crate::helpers::{
-    alice, captured_logs, crm_answering, http, metric_in, metrics_of, start, test_settings,
+    alice, captured_logs, crm_answering, http, metric_in, metrics_of, start, status_of,
+    test_settings,
 };
 
 const XFF: &str = "x-forwarded-for";
@@ -35,12 +36,7 @@ async fn status(address: &str, headers: &[(&str, &str)]) -> u16 {
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    request
-        .send()
-        .await
-        .expect("authbridge answers")
-        .status()
-        .as_u16()
+    status_of(request).await
 }
 
 /// Sends lookups with `headers` until one is refused with 429 (bounded);

@@ -178,13 +178,10 @@ async fn purge_all_clears_the_shared_level_too() {
 
     assert_eq!(card(&address, "p").await.0, 200);
     assert_eq!(redis.entries().await.len(), 1);
-    let purged = reqwest::Client::new()
+    let purge_all = crate::helpers::http()
         .post(format!("{}/admin/cache/purge-all", admin.unwrap()))
-        .bearer_auth("adm1n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(purged.status(), 200);
+        .bearer_auth("adm1n");
+    assert_eq!(crate::helpers::status_of(purge_all).await, 200);
     assert!(redis.entries().await.is_empty(), "Redis emptied too");
     assert_eq!(
         card(&address, "p").await.0,

@@ -295,13 +295,10 @@ async fn two_replicas_share_cards_through_a_three_node_cluster() {
         "the cards spread over the slots of several nodes: {held:?}"
     );
     // Purge-all scans every master, not just the one a SCAN lands on.
-    let purged = reqwest::Client::new()
+    let purge_all = crate::helpers::http()
         .post(format!("{}/admin/cache/purge-all", admin.unwrap()))
-        .bearer_auth("adm1n")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(purged.status(), 200);
+        .bearer_auth("adm1n");
+    assert_eq!(crate::helpers::status_of(purge_all).await, 200);
     for node in &cluster.nodes {
         assert!(node.keys().await.is_empty(), "{} emptied", node.addr());
     }

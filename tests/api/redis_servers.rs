@@ -14,14 +14,7 @@ use crate::helpers::eventually;
 /// How long a process may take to accept connections.
 const START: Duration = Duration::from_secs(10);
 
-/// A free loopback port (bound, then released for the process to take).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use crate::process::free_port;
 
 /// A `redis-server` or `redis-sentinel` process, killed when dropped.
 pub struct RedisProcess {

@@ -15,8 +15,8 @@ use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{
-    assert_error, crm_path, eventually, file, http, init_logs, lookup_at, metric_in, metrics_of,
-    repo_path, start, start_with_admin, users_settings,
+    assert_error, crm_path, eventually, file, get_json, http, init_logs, lookup_at, metric_in,
+    metrics_of, repo_path, start, start_with_admin, users_settings,
 };
 
 /// An app started from a config file, so a reload re-reads it.
@@ -399,15 +399,7 @@ async fn a_call_under_way_finishes_with_the_mapping_it_started_with() {
 
 /// The card schemas `/openapi.json` at `address` publishes.
 async fn published_schemas(address: &str) -> Value {
-    let doc: Value = http()
-        .get(format!("{address}/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    doc["components"]["schemas"].clone()
+    get_json(&format!("{address}/openapi.json")).await["components"]["schemas"].clone()
 }
 
 #[tokio::test]
