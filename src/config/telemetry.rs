@@ -23,7 +23,9 @@ pub struct TelemetrySettings {
     /// Level or filter directives; `RUST_LOG`, when set, wins.
     pub log_level: String,
     /// One INFO line per request (target `authbridge::access`); the level
-    /// filter can also turn it off (`authbridge::access=off`).
+    /// filter can also turn it off (`authbridge::access=off`). Off by
+    /// default: at a cache hit's rate the line costs more than the hit (see
+    /// the README's performance section); a deployment turns it on.
     pub access_log: bool,
     /// OpenTelemetry traces.
     pub otel: OtelSettings,
@@ -34,7 +36,7 @@ impl Default for TelemetrySettings {
         Self {
             log_format: LogFormat::Pretty,
             log_level: "info".into(),
-            access_log: true,
+            access_log: false,
             otel: OtelSettings::default(),
         }
     }

@@ -8,7 +8,8 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::{
-    alice, captured_logs, eventually, spawn_app_with, start, test_settings, users_settings,
+    alice, captured_logs, eventually, spawn_app, spawn_app_with, start, test_settings,
+    users_settings,
 };
 use crate::process::Served;
 
@@ -63,7 +64,11 @@ fn assert_fields(line: &Value, expected: &[(&str, Value)], absent: &[&str]) {
 
 #[tokio::test]
 async fn one_line_per_auth_api_request_with_what_it_did_and_no_token() {
-    let app = spawn_app_with(|s| s.upstream.retry.max_attempts = 1).await;
+    let app = spawn_app_with(|s| {
+        s.upstream.retry.max_attempts = 1;
+        s.telemetry.access_log = true;
+    })
+    .await;
     let (found, missing, broken) = (unique("found"), unique("missing"), unique("broken"));
     app.crm_answers(&found, alice(), 1).await;
     app.crm_answers(&missing, ResponseTemplate::new(404), 1)
@@ -138,7 +143,7 @@ async fn one_line_per_auth_api_request_with_what_it_did_and_no_token() {
 
 #[tokio::test]
 async fn requests_outside_the_lookup_get_their_line_too() {
-    let app = spawn_app_with(|_| {}).await;
+    let app = spawn_app_with(|s| s.telemetry.access_log = true).await;
     let (empty, unknown, health) = (unique("req"), unique("req"), unique("req"));
     assert_eq!(lookup(&app.address, "", &empty).await, 400);
     let status = |path: &str, id: &str| {
@@ -165,7 +170,8 @@ async fn requests_outside_the_lookup_get_their_line_too() {
 #[tokio::test]
 async fn users_api_requests_get_their_line_without_the_identifier() {
     let crm = wiremock::MockServer::start().await;
-    let (settings, _key) = users_settings(&crm.uri(), "platform-key-access");
+    let (mut settings, _key) = users_settings(&crm.uri(), "platform-key-access");
+    settings.telemetry.access_log = true;
     let address = start(settings).await;
     let user = format!("7999{}", &uuid::Uuid::new_v4().as_u128().to_string()[..7]);
     Mock::given(method("GET"))
@@ -207,16 +213,18 @@ async fn users_api_requests_get_their_line_without_the_identifier() {
 }
 
 #[tokio::test]
-async fn access_log_false_writes_no_line() {
-    let app = spawn_app_with(|s| s.telemetry.access_log = false).await;
+async fn the_access_log_is_off_by_default_and_on_when_asked() {
+    let app = spawn_app().await;
     let token = unique("quiet");
     app.crm_always(&token, alice()).await;
     let id = unique("req");
     assert_eq!(lookup(&app.address, &token, &id).await, 200);
     assert!(access_lines(&id).is_empty());
-    // The same request on an app with the default writes one: the check
-    // above can fail.
-    let loud = start(test_settings(&app.crm.uri())).await;
+    // The same request on an app with `access_log = true` writes one: the
+    // check above can fail.
+    let mut settings = test_settings(&app.crm.uri());
+    settings.telemetry.access_log = true;
+    let loud = start(settings).await;
     let id = unique("req");
     assert_eq!(lookup(&loud, &token, &id).await, 200);
     assert_eq!(access_lines(&id).len(), 1);
@@ -228,7 +236,7 @@ async fn access_log_false_writes_no_line() {
 async fn the_level_filter_turns_the_access_log_off() {
     let crm = crate::helpers::crm_answering(alice()).await;
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{{port}}\"\nworkers = 1\n[upstream]\nbase_url = \"{}\"\npath = \"/api/v1/sessions/{{token}}/client\"\n[auth_api]\nmapping = \"mapping.toml\"\n[telemetry]\nlog_format = \"json\"\n",
+        "[server]\nlisten = \"127.0.0.1:{{port}}\"\nworkers = 1\n[upstream]\nbase_url = \"{}\"\npath = \"/api/v1/sessions/{{token}}/client\"\n[auth_api]\nmapping = \"mapping.toml\"\n[telemetry]\nlog_format = \"json\"\naccess_log = true\n",
         crm.uri()
     );
     let on = Served::start(&config);
@@ -265,6 +273,7 @@ async fn the_level_filter_turns_the_access_log_off() {
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_line_names_the_forwarded_client() {
     let app = spawn_app_with(|s| {
+        s.telemetry.access_log = true;
         s.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
