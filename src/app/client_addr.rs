@@ -49,6 +49,20 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientAddr(pub IpAddr);
 
+impl ClientAddr {
+    /// The address a request is attributed to: its [`ClientAddr`], else
+    /// (a request that did not come through the accept loop, as in router
+    /// tests) its TCP peer, IPv4-mapped addresses as IPv4.
+    pub fn of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+        match extensions.get::<ClientAddr>() {
+            Some(ClientAddr(ip)) => Some(*ip),
+            None => extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|axum::extract::ConnectInfo(addr)| addr.ip().to_canonical()),
+        }
+    }
+}
+
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The proxies whose forwarding header is believed; cheap to clone.

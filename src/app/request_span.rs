@@ -27,10 +27,8 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use std::net::{IpAddr, SocketAddr};
-
 use axum::body::Body;
-use axum::extract::{ConnectInfo, MatchedPath};
+use axum::extract::MatchedPath;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use futures_util::FutureExt;
 use futures_util::future::CatchUnwind;
@@ -88,19 +86,6 @@ pub struct RequestSpan<S> {
     access_log: bool,
 }
 
-/// The client of a request, as the access log names it: the address the
-/// server resolved (behind `server.trusted_proxies`, the forwarded client),
-/// else the TCP peer.
-fn client<B>(req: &Request<B>) -> Option<IpAddr> {
-    let ext = req.extensions();
-    ext.get::<ClientAddr>()
-        .map(|ClientAddr(ip)| *ip)
-        .or_else(|| {
-            ext.get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(peer)| peer.ip())
-        })
-}
-
 /// What the access line needs from the request, kept while it runs.
 struct Meta {
     record: std::sync::Arc<Record>,
@@ -156,7 +141,7 @@ where
         otel::continue_trace(&span, req.headers());
         let access = self.access_log && access::enabled();
         let meta = (access || !span.is_disabled()).then(|| Meta {
-            record: Record::new(client(&req)),
+            record: Record::new(ClientAddr::of(req.extensions())),
             method: req.method().clone(),
             route: req.extensions().get::<MatchedPath>().cloned(),
             access,
@@ -189,9 +174,12 @@ where
 
 /// The matched route of a request (never its URI).
 fn route<B>(req: &Request<B>) -> &str {
-    req.extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
+    route_name(req.extensions().get::<MatchedPath>())
+}
+
+/// A matched route's name; `unmatched` for a request no route took.
+fn route_name(matched: Option<&MatchedPath>) -> &str {
+    matched.map_or("unmatched", MatchedPath::as_str)
 }
 
 /// Turns the request's record and answer into the span's attributes and
@@ -219,7 +207,7 @@ fn finish(meta: &Meta, span: &Span, response: &Response<Body>) {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or(""),
             method: meta.method.as_str(),
-            route: meta.route.as_ref().map_or("unmatched", MatchedPath::as_str),
+            route: route_name(meta.route.as_ref()),
             status,
         };
         access::log(

@@ -3,11 +3,11 @@
 //! a per-client-IP rate limit, both on the client's address as resolved
 //! behind trusted proxies (see [`crate::app::client_addr`]).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::middleware::Next;
@@ -146,13 +146,7 @@ impl Denied {
 /// [`ClientAddr`] (the client behind trusted proxies; the peer when the
 /// request did not come through the accept loop, as in router tests).
 pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
-    let extensions = request.extensions();
-    let peer = match extensions.get::<ClientAddr>() {
-        Some(ClientAddr(ip)) => Some(*ip),
-        None => extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_canonical()),
-    };
+    let peer = ClientAddr::of(request.extensions());
     let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
     match access.check(peer, authorization) {
         Ok(()) => next.run(request).await,
