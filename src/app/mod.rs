@@ -109,11 +109,19 @@ impl AppState {
 }
 
 /// The routes, without middleware.
+///
+/// axum clones a route's state for each request (with the route, then in
+/// the `State` extractor). Every state here is wrapped in an `Arc` made by
+/// this call, and each worker builds its own router (see
+/// [`server::spawn_workers`]): those clones then write only this worker's
+/// reference counts. Clones of the shared handles themselves would write
+/// one cache line from every worker on every request, and under load that
+/// line moves between cores each time.
 pub fn router(state: AppState) -> Router {
     let mut auth = auth_api::routes(state.auth.clone());
     if !state.access.is_open() {
         auth = auth.route_layer(axum::middleware::from_fn_with_state(
-            state.access.clone(),
+            Arc::new(state.access.clone()),
             access::guard,
         ));
     }
@@ -128,7 +136,7 @@ pub fn router(state: AppState) -> Router {
         .route(crate::openapi::OPENAPI_PATH, get(openapi))
         .fallback(no_route)
         .method_not_allowed_fallback(auth_api::wrong_method)
-        .with_state(state)
+        .with_state(Arc::new(state))
 }
 
 /// The middleware: one layer (see [`crate::app::request_span`]) that gives each
@@ -145,7 +153,7 @@ async fn healthz() -> Response {
     json(StatusCode::OK, r#"{"status":"ok"}"#)
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if state.ready.load(Ordering::Acquire) {
         json(StatusCode::OK, r#"{"status":"ready"}"#)
     } else {
@@ -153,7 +161,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let cache = state.auth.cache();
     cache.sync().await;
     let metrics = &state.metrics;
@@ -173,7 +181,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// Open like the probes: the document holds no secret, and the bank's
 /// integrators read it before they hold the chat server's credentials.
-async fn openapi(State(state): State<AppState>) -> Response {
+async fn openapi(State(state): State<Arc<AppState>>) -> Response {
     json(StatusCode::OK, Bytes::clone(&state.openapi.load()))
 }
 
@@ -324,7 +332,10 @@ impl Application {
     ) -> std::io::Result<()> {
         let ready = Arc::clone(&self.state.ready);
         let metrics = self.state.metrics.clone();
-        let app = with_middleware(router(self.state), metrics.clone(), self.access_log);
+        let (state, access_log) = (self.state, self.access_log);
+        let app_metrics = metrics.clone();
+        let make_app =
+            move || with_middleware(router(state.clone()), app_metrics.clone(), access_log);
         let _watcher = self
             .watch_files
             .and_then(|debounce| self.reloader.watch_files(debounce));
@@ -344,7 +355,7 @@ impl Application {
         let workers = server::spawn_workers(
             self.listener,
             self.workers,
-            app,
+            Arc::new(make_app),
             self.limits,
             self.cert.clone(),
             stopped,

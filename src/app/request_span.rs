@@ -25,6 +25,7 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use axum::body::Body;
@@ -49,8 +50,10 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Gives each request its id and span.
 #[derive(Debug, Clone)]
 pub struct RequestSpanLayer {
-    /// The application's registry, where panics are counted.
-    metrics: Metrics,
+    /// The application's registry, where panics are counted; in an `Arc` of
+    /// this layer's own, so that a worker's per-request clones count on its
+    /// own line (see `app::router`).
+    metrics: Arc<Metrics>,
     /// `telemetry.access_log`.
     access_log: bool,
 }
@@ -60,7 +63,7 @@ impl RequestSpanLayer {
     /// access lines when `access_log` (and the level filter lets them).
     pub fn new(metrics: Metrics, access_log: bool) -> Self {
         Self {
-            metrics,
+            metrics: Arc::new(metrics),
             access_log,
         }
     }
@@ -82,13 +85,13 @@ impl<S> Layer<S> for RequestSpanLayer {
 #[derive(Debug, Clone)]
 pub struct RequestSpan<S> {
     inner: S,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     access_log: bool,
 }
 
 /// What the access line needs from the request, kept while it runs.
 struct Meta {
-    record: std::sync::Arc<Record>,
+    record: Arc<Record>,
     method: Method,
     route: Option<MatchedPath>,
     /// Whether to write the access line (else the record is for the span).
@@ -226,7 +229,7 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Option<Scoped<Instrumented<CatchUnwind<AssertUnwindSafe<F>>>>>,
         id: Option<HeaderValue>,
-        metrics: Metrics,
+        metrics: Arc<Metrics>,
         span: Span,
         meta: Option<Meta>,
     }

@@ -18,7 +18,6 @@ use crate::app::http_refusals::ShapedRefusals;
 use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::connect_info::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -145,13 +144,15 @@ pub fn bind_shared(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 }
 
 /// Starts `workers` accept loops (see [`crate::worker`]): the first on
-/// `first`, the others on new sockets bound to the same address. Each runs
+/// `first`, the others on new sockets bound to the same address. Each
+/// builds its router with `make_app`, so that what a request clones is its
+/// worker's own (see `app::router`). Each runs
 /// until `stop` turns true, then drains its connections. The connection cap
 /// is shared by all; refused and timed-out connections count in `metrics`.
 pub fn spawn_workers(
     first: std::net::TcpListener,
     workers: usize,
-    app: Router,
+    make_app: Arc<dyn Fn() -> Router + Send + Sync>,
     limits: ConnLimits,
     tls: Option<Arc<ReloadableCert>>,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -165,7 +166,8 @@ pub fn spawn_workers(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut handles = Vec::with_capacity(listeners.len());
     for (i, listener) in listeners.into_iter().enumerate() {
-        let (app, limits, tls, slots) = (app.clone(), limits.clone(), tls.clone(), slots.clone());
+        let (make_app, limits, tls, slots) =
+            (make_app.clone(), limits.clone(), tls.clone(), slots.clone());
         let metrics = metrics.clone();
         let mut stop = stop.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -175,6 +177,7 @@ pub fn spawn_workers(
             .name(format!("authbridge-worker-{}", i + 1))
             .spawn(move || {
                 crate::worker::enter(i + 1);
+                let app = make_app();
                 runtime.block_on(async move {
                     let listener = match TcpListener::from_std(listener) {
                         Ok(l) => l,
@@ -246,14 +249,14 @@ pub async fn serve(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        // The client address is stored before any middleware runs. From an
-        // untrusted peer it is fixed for the connection: no header is read.
+        // The client address is stored before any middleware runs (the
+        // only extension we add: each one is a map insert per request). From
+        // an untrusted peer it is fixed for the connection: no header is read.
         let proxies = limits.proxies.clone();
         let fixed = proxies.fixed(peer.ip());
         let service = TowerToHyperService::new(app.clone().map_request(
             move |mut req: axum::http::Request<hyper::body::Incoming>| {
                 let client = fixed.unwrap_or_else(|| proxies.resolve(peer.ip(), req.headers()));
-                req.extensions_mut().insert(ConnectInfo(peer));
                 req.extensions_mut().insert::<ClientAddr>(client);
                 req
             },
@@ -299,6 +302,3 @@ pub async fn serve(
     }
     Ok(())
 }
-
-/// The peer address type handlers extract.
-pub type Peer = ConnectInfo<SocketAddr>;

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -29,12 +29,14 @@ use crate::error::LookupError;
 use crate::lookup::cache::{
     Answer, AnswerCache, CacheKey, CachePolicy, Entry, KeyBuildHasher, KeyHasher,
 };
+use crate::lookup::hot_set::HotSet;
 use crate::lookup::shared_cache::{Lock, SharedCache};
 use crate::metrics::Metrics;
 use crate::telemetry::{otel, record};
 use crate::upstream::{Fetched, Pipeline, Transport};
 
 pub mod cache;
+pub mod hot_set;
 pub mod shared_cache;
 
 /// Turns the CRM's JSON into the bytes a front sends: its mapping, its
@@ -119,6 +121,9 @@ struct Inner {
     cache: AnswerCache,
     transport: Arc<Transport>,
     engine: ArcSwap<Engine>,
+    /// The workers' own copies of fresh answers; advanced after every drop
+    /// from `cache`.
+    hot: HotSet,
     shared: Option<SharedCache>,
     in_flight: Mutex<HashMap<CacheKey, InFlight, KeyBuildHasher>>,
     /// The application's registry (its hot handles resolved there).
@@ -144,6 +149,7 @@ impl Lookup {
                 cache,
                 transport,
                 engine: ArcSwap::from_pointee(engine),
+                hot: HotSet::default(),
                 shared,
                 in_flight: Mutex::new(HashMap::with_hasher(KeyBuildHasher)),
                 metrics,
@@ -171,6 +177,13 @@ impl Lookup {
         self.inner.engine.load_full()
     }
 
+    /// The current engine, borrowed: unlike [`Self::engine`], taking it
+    /// writes no reference count that every worker shares (arc-swap marks
+    /// it in this thread's own slot), so a cache hit stays off shared lines.
+    pub fn engine_ref(&self) -> arc_swap::Guard<Arc<Engine>> {
+        self.inner.engine.load()
+    }
+
     /// The mapping generation cached cards must carry.
     pub fn generation(&self) -> u64 {
         self.inner.engine.load().generation
@@ -184,14 +197,14 @@ impl Lookup {
         engine.generation = old.generation + u64::from(mapping_changed);
         self.inner.engine.store(Arc::new(engine));
         if mapping_changed {
-            self.inner.cache.clear();
+            self.clear_memory();
         }
         mapping_changed
     }
 
     /// Drops every cached answer, in memory and in the shared level.
     pub async fn purge_all(&self) {
-        self.inner.cache.clear();
+        self.clear_memory();
         if let Some(shared) = &self.inner.shared {
             shared.clear().await;
         }
@@ -203,25 +216,44 @@ impl Lookup {
         if let Some(shared) = &self.inner.shared {
             shared.remove(&key).await;
         }
-        self.inner.cache.remove(&key).await
+        let removed = self.inner.cache.remove(&key).await;
+        // After the removal: a worker that read the entry before keeps it
+        // under the old epoch, never served.
+        self.inner.hot.advance();
+        removed
+    }
+
+    /// Drops every answer held in this process.
+    fn clear_memory(&self) {
+        self.inner.cache.clear();
+        self.inner.hot.advance();
     }
 
     /// The answer for `token`, from cache or from the CRM.
     pub async fn get(&self, token: &str) -> Result<(Answer, Source), LookupError> {
-        let engine = self.engine();
-        self.get_with(&engine, token).await
+        let engine = self.engine_ref();
+        self.get_with(&engine, token, Instant::now()).await
     }
 
     /// As [`get`](Self::get), with the engine the caller already holds, so
     /// the whole lookup (limits, cache generation, TTLs, the fetch itself)
-    /// runs with one engine. A fresh hit returns at once; everything slower
-    /// (the shared level, the CRM) is bounded by the engine's request timeout.
+    /// runs with one engine. A fresh hit (fresh at `now`, when the request
+    /// came) returns at once, from this worker's own copy when it has one
+    /// ([`hot_set`]); everything slower (the shared level, the CRM) is
+    /// bounded by the engine's request timeout.
     pub async fn get_with(
         &self,
         engine: &Arc<Engine>,
         token: &str,
+        now: Instant,
     ) -> Result<(Answer, Source), LookupError> {
         let key = self.inner.hasher.key(self.inner.namespace, token);
+        let hot = &self.inner.hot;
+        let epoch = hot.epoch();
+        if let Some(answer) = hot.get(&key, engine.generation, epoch, now) {
+            self.fresh_hit();
+            return Ok((answer, Source::Cache));
+        }
         let cached = self
             .inner
             .cache
@@ -229,10 +261,10 @@ impl Lookup {
             .await
             .filter(|e| e.generation == engine.generation);
         if let Some(entry) = &cached
-            && entry.is_fresh()
+            && now < entry.fresh_until
         {
-            self.inner.metrics.hot().cache_hits.increment(1);
-            record::cache(Source::Cache.label());
+            hot.keep(key, entry, epoch, now);
+            self.fresh_hit();
             return Ok((entry.answer.clone(), Source::Cache));
         }
         let deadline = engine.limits.request_timeout;
@@ -246,6 +278,11 @@ impl Lookup {
                 .map_or("miss", |(_, source)| source.label()),
         );
         resolved
+    }
+
+    fn fresh_hit(&self) {
+        self.inner.metrics.hot().cache_hits.increment(1);
+        record::cache(Source::Cache.label());
     }
 
     /// A lookup that is not a fresh hit: the shared level, a stale entry's

@@ -13,7 +13,7 @@ use crate::helpers::{
     alice, assert_error, card_at, crm_answering, eventually, file, http, lookup_at, metrics_of,
     repo_path, start, start_with_admin, status_of, test_settings,
 };
-use authbridge::config::AccessKind;
+use authbridge::config::{AccessKind, Settings};
 
 async fn crm() -> MockServer {
     crm_answering(alice()).await
@@ -126,9 +126,16 @@ async fn admin_app(
     crm: &MockServer,
     mapping: &std::path::Path,
 ) -> (String, String, tempfile::NamedTempFile) {
+    admin_app_with(crm, |s| s.auth_api.mapping = mapping.to_owned()).await
+}
+
+async fn admin_app_with(
+    crm: &MockServer,
+    adjust: impl FnOnce(&mut Settings),
+) -> (String, String, tempfile::NamedTempFile) {
     let token = file("adm1n-token");
     let mut settings = test_settings(&crm.uri());
-    settings.auth_api.mapping = mapping.to_owned();
+    adjust(&mut settings);
     settings.admin.listen = Some("127.0.0.1:0".parse().unwrap());
     settings.admin.token_file = Some(token.path().to_owned());
     let (address, admin) = start_with_admin(settings).await;
@@ -207,6 +214,38 @@ async fn the_admin_api_purges_reloads_and_reports() {
         .unwrap();
     assert_eq!(reloaded["reloaded"], true);
     assert_eq!(reloaded["mapping_changed"], false);
+}
+
+/// A worker answers a token it answered before from its own copy of the
+/// card (`lookup::hot_set`); a purge must reach those copies too. One
+/// worker, so the lookups after a purge meet the copy the ones before made.
+#[tokio::test]
+async fn purges_reach_the_copies_a_worker_keeps() {
+    let crm = crm().await;
+    let (address, admin, _token) = admin_app_with(&crm, |s| s.server.workers = 1).await;
+    let calls = || async { crm.received_requests().await.unwrap().len() };
+    let purge = |p: &'static str, body: Value| {
+        http()
+            .post(format!("{admin}{p}"))
+            .bearer_auth("adm1n-token")
+            .json(&body)
+            .send()
+    };
+    for _ in 0..3 {
+        card_at(&address, "a").await;
+    }
+    assert_eq!(calls().await, 1, "the second and third lookups hit");
+
+    purge("/admin/cache/purge", json!({"token": "a"}))
+        .await
+        .unwrap();
+    card_at(&address, "a").await;
+    card_at(&address, "a").await;
+    assert_eq!(calls().await, 2, "a purged token is fetched again, once");
+
+    purge("/admin/cache/purge-all", json!({})).await.unwrap();
+    card_at(&address, "a").await;
+    assert_eq!(calls().await, 3, "purge-all reaches the kept copy too");
 }
 
 #[tokio::test]

@@ -145,7 +145,13 @@ impl Denied {
 /// The middleware: runs the checks before the handler, on the request's
 /// [`ClientAddr`] (the client behind trusted proxies; the peer when the
 /// request did not come through the accept loop, as in router tests).
-pub async fn guard(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
+/// The state is the worker's own `Arc` around the shared rules (see
+/// `app::router`).
+pub async fn guard(
+    State(access): State<Arc<Arc<Access>>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let peer = ClientAddr::of(request.extensions());
     let authorization = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes());
     match access.check(peer, authorization) {

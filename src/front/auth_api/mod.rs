@@ -4,6 +4,7 @@
 //! The route takes the rest of the path as the token, so a token with a raw
 //! `/` still reaches us whole; axum percent-decodes it.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -41,7 +42,9 @@ const STALE_WHILE_REVALIDATE: HeaderValue = HeaderValue::from_static("stale; rea
 const NOT_FOUND_BODY: &[u8] = br#"{"errorCode":"1001","errorText":"Client not found"}"#;
 
 /// The Auth API routes, with their own state: a request clones one `Arc`
-/// (the lookup service), not the application's whole state.
+/// (the lookup service), not the application's whole state. The `Arc` is
+/// new here, so each worker's router (see `app::router`) counts
+/// its requests' clones on its own cache line.
 pub fn routes<S>(lookup: Lookup) -> Router<S> {
     Router::new()
         .route(
@@ -56,7 +59,7 @@ pub fn routes<S>(lookup: Lookup) -> Router<S> {
             "/rest/chat/client/id/",
             get(empty_token).fallback(wrong_method),
         )
-        .with_state(lookup)
+        .with_state(Arc::new(lookup))
 }
 
 /// A known path asked with a method it does not serve, in this front's shape
@@ -111,21 +114,21 @@ fn record(metrics: &Metrics, outcome: &'static str, started: Instant) {
             .counter_with("authbridge_requests_total", &[("outcome", other)])
             .increment(1),
     }
-    hot.duration.record(started.elapsed().as_secs_f64());
+    hot.duration.record(started.elapsed());
 }
 
 async fn client_by_token(
-    State(auth): State<Lookup>,
+    State(auth): State<Arc<Lookup>>,
     token: Result<Path<String>, PathRejection>,
 ) -> Response {
     let started = Instant::now();
     // One engine from start to end of this lookup.
-    let engine = auth.engine();
+    let engine = auth.engine_ref();
     let limits = &engine.limits;
     let result = match token {
         Ok(Path(token)) => match check_token(&token, limits) {
             // Bounded by the request timeout inside, past a fresh hit.
-            Ok(()) => auth.get_with(&engine, &token).await,
+            Ok(()) => auth.get_with(&engine, &token, started).await,
             Err(e) => Err(e),
         },
         Err(_) => Err(LookupError::BadToken(
@@ -161,7 +164,7 @@ async fn client_by_token(
     }
 }
 
-async fn empty_token(State(auth): State<Lookup>) -> Response {
+async fn empty_token(State(auth): State<Arc<Lookup>>) -> Response {
     record(auth.metrics(), "bad_token", Instant::now());
     error_body(
         StatusCode::BAD_REQUEST,

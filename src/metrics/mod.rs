@@ -12,12 +12,16 @@
 //! What every lookup records is resolved once per application ([`Hot`]): a
 //! handle is one atomic add, where a lookup by name hashes the key (labels
 //! included) and searches the registry. Rarer events look their series up
-//! when they happen, as the facade's macros do.
+//! when they happen, as the facade's macros do; the per-lookup ones are
+//! kept per worker ([`sharded`]) and summed when `/metrics` renders.
 
 use std::sync::{Arc, OnceLock};
 
+pub mod sharded;
+
 use metrics::{Counter, Gauge, Histogram, IntoLabels, Key, KeyName, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
+use sharded::{ShardedCounter, ShardedHistogram};
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -68,24 +72,51 @@ impl Metrics {
         }
     }
 
-    /// The registry in Prometheus' text format.
+    /// The registry in Prometheus' text format, the per-worker series
+    /// summed into it.
     pub fn render(&self) -> String {
-        self.inner.recorder.handle().render()
+        let hot = self.inner.hot.get();
+        if let Some(hot) = hot {
+            for counter in [
+                &hot.found_cached,
+                &hot.found,
+                &hot.not_found,
+                &hot.cache_hits,
+                &hot.cache_misses,
+            ] {
+                counter.publish();
+            }
+        }
+        let mut text = self.inner.recorder.handle().render();
+        if let Some(hot) = hot {
+            if !text.is_empty() && !text.ends_with("\n\n") {
+                text.push('\n');
+            }
+            hot.duration.render(&mut text);
+        }
+        text
     }
 
     /// The handles every lookup touches, registered on first use (so they
     /// appear in `/metrics` once the first lookup ran, as they always did).
     pub fn hot(&self) -> &Hot {
         self.inner.hot.get_or_init(|| {
-            let outcome =
-                |o: &'static str| self.counter_with("authbridge_requests_total", &[("outcome", o)]);
+            let outcome = |o: &'static str| {
+                ShardedCounter::new(
+                    self.counter_with("authbridge_requests_total", &[("outcome", o)]),
+                )
+            };
             Hot {
                 found_cached: outcome("found_cached"),
                 found: outcome("found"),
                 not_found: outcome("not_found"),
-                duration: self.histogram("authbridge_request_duration_seconds"),
-                cache_hits: self.counter("authbridge_cache_hits_total"),
-                cache_misses: self.counter("authbridge_cache_misses_total"),
+                duration: ShardedHistogram::new(
+                    "authbridge_request_duration_seconds",
+                    "Lookup latency",
+                    LATENCY_BUCKETS,
+                ),
+                cache_hits: ShardedCounter::new(self.counter("authbridge_cache_hits_total")),
+                cache_misses: ShardedCounter::new(self.counter("authbridge_cache_misses_total")),
             }
         })
     }
@@ -153,7 +184,7 @@ fn describe(recorder: &PrometheusRecorder) {
             help.into(),
         );
     };
-    histogram("authbridge_request_duration_seconds", "Lookup latency");
+    // authbridge_request_duration_seconds is rendered by `Hot` itself.
     histogram(
         "authbridge_upstream_duration_seconds",
         "CRM request latency",
@@ -168,15 +199,16 @@ fn describe(recorder: &PrometheusRecorder) {
     );
 }
 
-/// Handles of the metrics every lookup touches, resolved once per
-/// application: a handle is one atomic add.
+/// The series every lookup touches, resolved once per application and
+/// counted per worker: an add on the worker's own cache line.
 pub struct Hot {
-    pub found_cached: Counter,
-    pub found: Counter,
-    pub not_found: Counter,
-    pub duration: Histogram,
-    pub cache_hits: Counter,
-    pub cache_misses: Counter,
+    pub found_cached: ShardedCounter,
+    pub found: ShardedCounter,
+    pub not_found: ShardedCounter,
+    /// `authbridge_request_duration_seconds`.
+    pub duration: ShardedHistogram,
+    pub cache_hits: ShardedCounter,
+    pub cache_misses: ShardedCounter,
 }
 
 #[cfg(test)]
@@ -187,6 +219,7 @@ mod tests {
     fn two_registries_count_apart() {
         let (a, b) = (Metrics::new(), Metrics::new());
         a.hot().found.increment(2);
+        a.hot().duration.record(std::time::Duration::from_millis(2));
         a.counter_with("authbridge_shed_total", &[("reason", "rate_limited")])
             .increment(1);
         let text = a.render();
@@ -196,6 +229,9 @@ mod tests {
         );
         assert!(text.contains("# HELP authbridge_requests_total Lookups answered, by outcome"));
         assert!(text.contains("authbridge_shed_total{reason=\"rate_limited\"} 1"));
+        assert!(text.contains("\n\n# HELP authbridge_request_duration_seconds Lookup latency\n"));
+        assert!(text.contains("authbridge_request_duration_seconds_bucket{le=\"0.0025\"} 1\n"));
+        assert!(text.contains("authbridge_request_duration_seconds_count 1\n"));
         assert!(!b.render().contains("authbridge_"), "{}", b.render());
     }
 }
