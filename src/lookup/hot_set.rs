@@ -13,15 +13,21 @@
 //! that changes the mapping) advances the cache's epoch, and an answer kept
 //! under an older epoch is never served. Bounded: [`CAPACITY`] answers per
 //! thread; a full set drops what is no longer fresh, then everything.
+//!
+//! Copies are found by [`TokenKey`], a keyed hash of the token like the
+//! shared cache's HMAC key, but one a hit can afford: the HMAC (two SHA-256
+//! blocks) is computed only when the worker has no copy.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::cache::{Answer, CacheKey, Entry, KeyBuildHasher};
+use super::cache::{Answer, Entry, KeyBuildHasher};
 
 /// Answers kept per thread (all caches of the process together): about
 /// 2 MiB of cards per worker at the demo card's size, on top of
@@ -31,6 +37,20 @@ pub const CAPACITY: usize = 1024;
 /// Which cache of the process an answer belongs to (tests run many).
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Where a token's copy is kept: 128 bits of two SipHash-1-3 with keys
+/// random per process (std's `RandomState`), so nobody outside can aim two
+/// tokens at one copy, and two tokens meet by chance about once in 2^128.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenKey(u128);
+
+impl TokenKey {
+    pub fn of(token: &str) -> Self {
+        static KEYS: OnceLock<(RandomState, RandomState)> = OnceLock::new();
+        let (high, low) = KEYS.get_or_init(|| (RandomState::new(), RandomState::new()));
+        Self(u128::from(high.hash_one(token)) << 64 | u128::from(low.hash_one(token)))
+    }
+}
+
 struct Kept {
     answer: Answer,
     fresh_until: Instant,
@@ -39,7 +59,7 @@ struct Kept {
 }
 
 thread_local! {
-    static KEPT: RefCell<HashMap<(u64, CacheKey), Kept, KeyBuildHasher>> =
+    static KEPT: RefCell<HashMap<(u64, TokenKey), Kept, KeyBuildHasher>> =
         const { RefCell::new(HashMap::with_hasher(KeyBuildHasher)) };
 }
 
@@ -75,10 +95,10 @@ impl HotSet {
 
     /// This thread's answer for `key`, if it is fresh at `now`, made with
     /// `generation` and kept in the current `epoch`.
-    pub fn get(&self, key: &CacheKey, generation: u64, epoch: u64, now: Instant) -> Option<Answer> {
+    pub fn get(&self, key: TokenKey, generation: u64, epoch: u64, now: Instant) -> Option<Answer> {
         KEPT.with(|kept| {
             let kept = kept.borrow();
-            let k = kept.get(&(self.id, *key))?;
+            let k = kept.get(&(self.id, key))?;
             (k.epoch == epoch && k.generation == generation && now < k.fresh_until)
                 .then(|| k.answer.clone())
         })
@@ -86,7 +106,7 @@ impl HotSet {
 
     /// Keeps a fresh `entry` the shared cache gave for `key` after the
     /// epoch was `epoch`, with its own copy of the card.
-    pub fn keep(&self, key: CacheKey, entry: &Entry, epoch: u64, now: Instant) {
+    pub fn keep(&self, key: TokenKey, entry: &Entry, epoch: u64, now: Instant) {
         let answer = match &entry.answer {
             Answer::Card(card) => Answer::Card(Bytes::copy_from_slice(card)),
             Answer::NotFound => Answer::NotFound,
@@ -131,37 +151,34 @@ mod tests {
         let set = HotSet::default();
         let now = Instant::now();
         let epoch = set.epoch();
-        set.keep([1; 32], &fresh(b"card", 7), epoch, now);
+        let (a, b) = (TokenKey::of("a"), TokenKey::of("b"));
+        assert_eq!(a, TokenKey::of("a"));
+        set.keep(a, &fresh(b"card", 7), epoch, now);
         let card = Some(Answer::Card(Bytes::from_static(b"card")));
-        assert_eq!(set.get(&[1; 32], 7, epoch, now), card);
-        assert_eq!(set.get(&[2; 32], 7, epoch, now), None, "another key");
-        assert_eq!(set.get(&[1; 32], 8, epoch, now), None, "another mapping");
+        assert_eq!(set.get(a, 7, epoch, now), card);
+        assert_eq!(set.get(b, 7, epoch, now), None, "another token");
+        assert_eq!(set.get(a, 8, epoch, now), None, "another mapping");
         let later = now + Duration::from_secs(61);
-        assert_eq!(set.get(&[1; 32], 7, epoch, later), None, "no longer fresh");
-        assert_eq!(
-            HotSet::default().get(&[1; 32], 7, 0, now),
-            None,
-            "another cache"
-        );
+        assert_eq!(set.get(a, 7, epoch, later), None, "no longer fresh");
+        assert_eq!(HotSet::default().get(a, 7, 0, now), None, "another cache");
         set.advance();
-        assert_eq!(set.get(&[1; 32], 7, set.epoch(), now), None, "purged");
+        assert_eq!(set.get(a, 7, set.epoch(), now), None, "purged");
         // Read before the purge, kept after it: never served.
-        set.keep([1; 32], &fresh(b"card", 7), epoch, now);
-        assert_eq!(set.get(&[1; 32], 7, set.epoch(), now), None);
+        set.keep(a, &fresh(b"card", 7), epoch, now);
+        assert_eq!(set.get(a, 7, set.epoch(), now), None);
     }
 
     #[test]
     fn each_thread_keeps_its_own_and_the_set_stays_bounded() {
         let set = HotSet::default();
         let now = Instant::now();
-        set.keep([1; 32], &fresh(b"card", 0), 0, now);
+        let a = TokenKey::of("a");
+        set.keep(a, &fresh(b"card", 0), 0, now);
         std::thread::scope(|s| {
-            s.spawn(|| assert_eq!(set.get(&[1; 32], 0, 0, now), None));
+            s.spawn(|| assert_eq!(set.get(a, 0, 0, now), None));
         });
-        for i in 0..=CAPACITY as u32 {
-            let mut key = [0; 32];
-            key[..4].copy_from_slice(&i.to_le_bytes());
-            set.keep(key, &fresh(b"c", 0), 0, now);
+        for i in 0..=CAPACITY {
+            set.keep(TokenKey::of(&i.to_string()), &fresh(b"c", 0), 0, now);
         }
         KEPT.with(|kept| assert!(kept.borrow().len() <= CAPACITY));
     }

@@ -29,7 +29,7 @@ use crate::error::LookupError;
 use crate::lookup::cache::{
     Answer, AnswerCache, CacheKey, CachePolicy, Entry, KeyBuildHasher, KeyHasher,
 };
-use crate::lookup::hot_set::HotSet;
+use crate::lookup::hot_set::{HotSet, TokenKey};
 use crate::lookup::shared_cache::{Lock, SharedCache};
 use crate::metrics::Metrics;
 use crate::telemetry::{otel, record};
@@ -247,13 +247,14 @@ impl Lookup {
         token: &str,
         now: Instant,
     ) -> Result<(Answer, Source), LookupError> {
-        let key = self.inner.hasher.key(self.inner.namespace, token);
         let hot = &self.inner.hot;
+        let kept_as = TokenKey::of(token);
         let epoch = hot.epoch();
-        if let Some(answer) = hot.get(&key, engine.generation, epoch, now) {
+        if let Some(answer) = hot.get(kept_as, engine.generation, epoch, now) {
             self.fresh_hit();
             return Ok((answer, Source::Cache));
         }
+        let key = self.inner.hasher.key(self.inner.namespace, token);
         let cached = self
             .inner
             .cache
@@ -263,7 +264,7 @@ impl Lookup {
         if let Some(entry) = &cached
             && now < entry.fresh_until
         {
-            hot.keep(key, entry, epoch, now);
+            hot.keep(kept_as, entry, epoch, now);
             self.fresh_hit();
             return Ok((entry.answer.clone(), Source::Cache));
         }
