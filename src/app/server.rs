@@ -170,8 +170,12 @@ pub fn spawn_workers(
             (make_app.clone(), limits.clone(), tls.clone(), slots.clone());
         let metrics = metrics.clone();
         let mut stop = stop.clone();
+        // Sockets and timers only: with `enable_all` every park would also
+        // check for exited child processes (the signal driver's job), and
+        // the workers start none and handle no signal.
         let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+            .enable_io()
+            .enable_time()
             .build()?;
         let handle = std::thread::Builder::new()
             .name(format!("authbridge-worker-{}", i + 1))

@@ -223,6 +223,14 @@ pub fn metric_in(text: &str, sample: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The generic-bank mapping text `original` with the client's `type` fixed
+/// to "1": a valid change a reload can be seen to apply.
+pub fn type_one(original: &str) -> String {
+    let from = r#"{ path = "$.client.typeCode", default = "0" }"#;
+    assert!(original.contains(from), "the mapping maps client.typeCode");
+    original.replace(from, r#"{ const = "1" }"#)
+}
+
 /// Settings for a test: loopback port 0, the generic bank mapping, `crm_url`.
 pub fn test_settings(crm_url: &str) -> Settings {
     let mut s = Settings::default();

@@ -8,7 +8,7 @@ use serde_json::Value;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer};
 
-use crate::helpers::{alice, repo_path};
+use crate::helpers::{alice, repo_path, type_one};
 use crate::process::Served;
 
 const RELOADS: [&str; 3] = [
@@ -117,10 +117,7 @@ async fn a_file_written_in_two_steps_is_loaded_once_whole() {
     );
 
     let original = std::fs::read_to_string(repo_path("mappings/generic-bank.toml")).unwrap();
-    let changed = original.replace(
-        r#"{ path = "$.client.typeCode", default = "0" }"#,
-        r#"{ const = "1" }"#,
-    );
+    let changed = type_one(&original);
     let cut = changed.find("[companyList]").unwrap();
     std::fs::write(served.path("mapping.toml"), &changed[..cut]).unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;

@@ -11,7 +11,7 @@ use wiremock::MockServer;
 
 use crate::helpers::{
     alice, assert_error, card_at, crm_answering, eventually, file, http, lookup_at, metrics_of,
-    repo_path, start, start_with_admin, status_of, test_settings,
+    repo_path, start, start_with_admin, status_of, test_settings, type_one,
 };
 use authbridge::config::{AccessKind, Settings};
 
@@ -142,18 +142,23 @@ async fn admin_app_with(
     (address, admin.expect("admin API on"), token)
 }
 
+/// POSTs `body` to the admin API at `admin` + `path`, with the test token.
+async fn admin_post(admin: &str, path: &str, body: Value) -> reqwest::Response {
+    http()
+        .post(format!("{admin}{path}"))
+        .bearer_auth("adm1n-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_admin_api_purges_reloads_and_reports() {
     let crm = crm().await;
     let (address, admin, _token) = admin_app(&crm, &repo_path("mappings/generic-bank.toml")).await;
     let lookup = |t: &'static str| card_at(&address, t);
-    let admin_post = |p: &'static str, body: Value| {
-        http()
-            .post(format!("{admin}{p}"))
-            .bearer_auth("adm1n-token")
-            .json(&body)
-            .send()
-    };
+    let admin_post = |p: &'static str, body: Value| admin_post(&admin, p, body);
 
     assert_eq!(
         status_of(http().get(format!("{admin}/admin/stats"))).await,
@@ -187,7 +192,6 @@ async fn the_admin_api_purges_reloads_and_reports() {
 
     let purged: Value = admin_post("/admin/cache/purge", json!({"token": "a"}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -200,15 +204,12 @@ async fn the_admin_api_purges_reloads_and_reports() {
         "only a was fetched again"
     );
 
-    admin_post("/admin/cache/purge-all", json!({}))
-        .await
-        .unwrap();
+    admin_post("/admin/cache/purge-all", json!({})).await;
     lookup("b").await;
     assert_eq!(crm.received_requests().await.unwrap().len(), 4);
 
     let reloaded: Value = admin_post("/admin/reload", json!({}))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -224,26 +225,18 @@ async fn purges_reach_the_copies_a_worker_keeps() {
     let crm = crm().await;
     let (address, admin, _token) = admin_app_with(&crm, |s| s.server.workers = 1).await;
     let calls = || async { crm.received_requests().await.unwrap().len() };
-    let purge = |p: &'static str, body: Value| {
-        http()
-            .post(format!("{admin}{p}"))
-            .bearer_auth("adm1n-token")
-            .json(&body)
-            .send()
-    };
+    let purge = |p: &'static str, body: Value| admin_post(&admin, p, body);
     for _ in 0..3 {
         card_at(&address, "a").await;
     }
     assert_eq!(calls().await, 1, "the second and third lookups hit");
 
-    purge("/admin/cache/purge", json!({"token": "a"}))
-        .await
-        .unwrap();
+    purge("/admin/cache/purge", json!({"token": "a"})).await;
     card_at(&address, "a").await;
     card_at(&address, "a").await;
     assert_eq!(calls().await, 2, "a purged token is fetched again, once");
 
-    purge("/admin/cache/purge-all", json!({})).await.unwrap();
+    purge("/admin/cache/purge-all", json!({})).await;
     card_at(&address, "a").await;
     assert_eq!(calls().await, 3, "purge-all reaches the kept copy too");
 }
@@ -254,12 +247,7 @@ async fn reloading_under_load_loses_no_request() {
     let original = std::fs::read_to_string(repo_path("mappings/generic-bank.toml")).unwrap();
     let mapping = file(&original);
     let (address, admin, _token) = admin_app(&crm, mapping.path()).await;
-    let reload = || {
-        http()
-            .post(format!("{admin}/admin/reload"))
-            .bearer_auth("adm1n-token")
-            .send()
-    };
+    let reload = || admin_post(&admin, "/admin/reload", json!({}));
 
     // Requests fire continuously over a few tokens until stopped (bounded:
     // at most 60 s, far more than a stalled machine needs).
@@ -305,18 +293,11 @@ async fn reloading_under_load_loses_no_request() {
     requests_pass(10).await;
 
     // A valid change: cards made by the old mapping are dropped.
-    std::fs::write(
-        mapping.path(),
-        original.replace(
-            r#"{ path = "$.client.typeCode", default = "0" }"#,
-            r#"{ const = "1" }"#,
-        ),
-    )
-    .unwrap();
+    std::fs::write(mapping.path(), type_one(&original)).unwrap();
     // The load runs around each reload: requests done before it, more after.
     let before = total.load(Ordering::Relaxed);
     assert!(before > 0, "requests were running before the reload");
-    let ok: Value = reload().await.unwrap().json().await.unwrap();
+    let ok: Value = reload().await.json().await.unwrap();
     assert_eq!(ok["mapping_changed"], true, "{ok}");
     // Requests kept running after the reload.
     requests_pass(before + 10).await;
@@ -330,7 +311,7 @@ async fn reloading_under_load_loses_no_request() {
     )
     .unwrap();
     let before = total.load(Ordering::Relaxed);
-    let rejected = reload().await.unwrap();
+    let rejected = reload().await;
     assert_eq!(rejected.status(), 422);
     let body: Value = rejected.json().await.unwrap();
     assert!(
@@ -370,14 +351,7 @@ async fn a_changed_mapping_file_is_picked_up_by_the_watcher() {
     let address = start(settings).await;
     assert_eq!(card_at(&address, "t").await["client"]["type"], "0");
 
-    std::fs::write(
-        mapping.path(),
-        original.replace(
-            r#"{ path = "$.client.typeCode", default = "0" }"#,
-            r#"{ const = "1" }"#,
-        ),
-    )
-    .unwrap();
+    std::fs::write(mapping.path(), type_one(&original)).unwrap();
 
     // Bounded wait for the watcher (debounced 200 ms).
     eventually(
