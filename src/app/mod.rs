@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 
 use crate::app::client_addr::TrustedProxies;
 use crate::app::reload::Reloader;
+pub use crate::app::request_span::App;
 use crate::app::request_span::RequestSpanLayer;
 use crate::config::{Settings, UsersApiSettings};
 use crate::front::auth_api::access::{self, Access};
@@ -33,6 +34,7 @@ use crate::metrics::Metrics;
 use crate::upstream::Transport;
 use admin::AdminState;
 use server::{ConnLimits, ReloadableCert};
+use tower::Layer as _;
 
 pub mod admin;
 pub mod auth_engine;
@@ -139,14 +141,20 @@ pub fn router(state: AppState) -> Router {
         .with_state(Arc::new(state))
 }
 
-/// The middleware: one layer (see [`crate::app::request_span`]) that gives each
-/// request its id (the caller's `x-request-id` or a new one, set on the
-/// answer) and its DEBUG span (named by the matched route, never the URI,
-/// which holds the token), writes its access line when `access_log`, and
-/// answers a panic with a JSON 500 without the panic text (counted in
-/// `metrics`).
-pub fn with_middleware(router: Router, metrics: Metrics, access_log: bool) -> Router {
-    router.layer(RequestSpanLayer::new(metrics, access_log))
+/// The middleware: one layer around the router (see
+/// [`crate::app::request_span`]) that gives each request its id (the
+/// caller's `x-request-id` or a new one, set on the answer) and its DEBUG
+/// span (named by the matched route, never the URI, which holds the token),
+/// writes its access line when `access_log`, and answers a panic with a JSON
+/// 500 without the panic text (counted in `metrics`). The routes report
+/// their route to it only when something can use it.
+pub fn with_middleware(router: Router, metrics: Metrics, access_log: bool) -> App {
+    let router = if access_log || request_span::span_can_be_on() {
+        router.route_layer(axum::middleware::from_fn(request_span::report_route))
+    } else {
+        router
+    };
+    RequestSpanLayer::new(metrics, access_log).layer(router)
 }
 
 async fn healthz() -> Response {

@@ -1,10 +1,16 @@
 //! The per-request layer: the request id, the request's span, its access
 //! log line and the panic guard, in one pass.
 //!
+//! The layer wraps the whole router, not each route: a route layer would
+//! box each request's route future and clone its route service a second
+//! time. The matched route (for the span and the access line — never the
+//! URI, which holds the token) is therefore learnt from the answer: when the
+//! span can be on or the access log is, [`report_route`] runs on each route
+//! and copies the route onto its answer; otherwise nothing needs it.
+//!
 //! The id is the caller's `x-request-id` when it sent one, else a new one
 //! ([`crate::app::request_id`]); it is set on the answer either way. The span
-//! (method, matched route — never the URI, which holds the token — and the
-//! id) is at DEBUG: at the default INFO level, and with traces off, its
+//! (method, matched route and the id) is at DEBUG: at the default INFO level, and with traces off, its
 //! callsite is disabled once and for all, so a request pays one branch for
 //! it, no allocation, no field formatting, no clock read, no wrapped body
 //! (what `TraceLayer` plus the two request-id layers cost even with their
@@ -93,7 +99,6 @@ pub struct RequestSpan<S> {
 struct Meta {
     record: Arc<Record>,
     method: Method,
-    route: Option<MatchedPath>,
     /// Whether to write the access line (else the record is for the span).
     access: bool,
 }
@@ -125,28 +130,15 @@ where
             Some(id) => id.clone(),
             None => crate::app::request_id::next(),
         };
-        // Field values are only evaluated when the span is enabled.
-        let span = tracing::debug_span!(
-            "request",
-            otel.name = %format_args!("{} {}", req.method(), route(&req)),
-            otel.kind = "server",
-            otel.status_code = Empty,
-            http.request.method = %req.method(),
-            http.route = route(&req),
-            request_id = id.to_str().unwrap_or(""),
-            http.response.status_code = Empty,
-            authbridge.outcome = Empty,
-            authbridge.cache = Empty,
-            authbridge.error_code = Empty,
-            authbridge.crm_calls = Empty,
-            authbridge.crm_status = Empty,
-        );
+        // Field values are only evaluated when the span is enabled; the
+        // route is known once the router has answered (see the module docs).
+        let span = request_span(&req);
+        span.record("request_id", id.to_str().unwrap_or(""));
         otel::continue_trace(&span, req.headers());
         let access = self.access_log && access::enabled();
         let meta = (access || !span.is_disabled()).then(|| Meta {
             record: Record::new(ClientAddr::of(req.extensions())),
             method: req.method().clone(),
-            route: req.extensions().get::<MatchedPath>().cloned(),
             access,
         });
         let record = meta.as_ref().map(|m| m.record.clone());
@@ -175,9 +167,44 @@ where
     }
 }
 
-/// The matched route of a request (never its URI).
-fn route<B>(req: &Request<B>) -> &str {
-    route_name(req.extensions().get::<MatchedPath>())
+/// The application as the server runs it: the router inside this layer.
+pub type App = RequestSpan<axum::Router>;
+
+/// The request's span, its route and answer still to be recorded.
+fn request_span<B>(req: &Request<B>) -> Span {
+    tracing::debug_span!(
+        "request",
+        otel.name = Empty,
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.request.method = %req.method(),
+        http.route = Empty,
+        request_id = Empty,
+        http.response.status_code = Empty,
+        authbridge.outcome = Empty,
+        authbridge.cache = Empty,
+        authbridge.error_code = Empty,
+        authbridge.crm_calls = Empty,
+        authbridge.crm_status = Empty,
+    )
+}
+
+/// Whether a request's span can ever be on in this process (the filters
+/// are fixed at start-up): if not, and without the access log, no route
+/// needs [`report_route`].
+pub fn span_can_be_on() -> bool {
+    !request_span(&Request::new(())).is_disabled()
+}
+
+/// A route layer: copies the matched route onto the answer, where
+/// [`RequestSpan`], outside the router, finds it.
+pub async fn report_route(req: Request<Body>, next: axum::middleware::Next) -> Response<Body> {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(req).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
+    response
 }
 
 /// A matched route's name; `unmatched` for a request no route took.
@@ -190,7 +217,10 @@ fn route_name(matched: Option<&MatchedPath>) -> &str {
 fn finish(meta: &Meta, span: &Span, response: &Response<Body>) {
     let report = meta.record.report();
     let status = response.status().as_u16();
+    let route = route_name(response.extensions().get::<MatchedPath>());
     if !span.is_disabled() {
+        otel::rename(span, &format!("{} {route}", meta.method));
+        span.record("http.route", route);
         // Numbers as i64: the OpenTelemetry layer would make a u64 a string.
         span.record("http.response.status_code", i64::from(status));
         span.record("authbridge.outcome", report.outcome);
@@ -210,7 +240,7 @@ fn finish(meta: &Meta, span: &Span, response: &Response<Body>) {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or(""),
             method: meta.method.as_str(),
-            route: route_name(meta.route.as_ref()),
+            route,
             status,
         };
         access::log(

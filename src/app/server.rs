@@ -15,9 +15,9 @@ use std::time::Duration;
 use crate::app::client_addr::{ClientAddr, TrustedProxies};
 use crate::app::first_bytes::FirstBytes;
 use crate::app::http_refusals::ShapedRefusals;
+use crate::app::request_span::App;
 use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -152,7 +152,7 @@ pub fn bind_shared(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 pub fn spawn_workers(
     first: std::net::TcpListener,
     workers: usize,
-    make_app: Arc<dyn Fn() -> Router + Send + Sync>,
+    make_app: Arc<dyn Fn() -> App + Send + Sync>,
     limits: ConnLimits,
     tls: Option<Arc<ReloadableCert>>,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -209,7 +209,7 @@ pub fn spawn_workers(
 /// refused, cut and failed ones count in `metrics`.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: App,
     limits: ConnLimits,
     tls: Option<Arc<ReloadableCert>>,
     slots: Arc<Semaphore>,

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator as _};
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry::{Key, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
@@ -196,6 +196,17 @@ pub fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
     }
     let parent = TraceContextPropagator::new().extract(&Headers(headers));
     let _ = span.set_parent(parent);
+}
+
+/// Names `span` (`otel.name`) after it started: the traces layer takes a
+/// recorded name only until the span has a context (a continued trace gives
+/// it one at once), so the span is renamed there too.
+pub fn rename(span: &tracing::Span, name: &str) {
+    if span.is_disabled() {
+        return;
+    }
+    span.record("otel.name", name);
+    span.context().span().update_name(name.to_owned());
 }
 
 /// Makes the current span the OpenTelemetry parent of `span`, which has no
