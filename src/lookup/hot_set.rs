@@ -20,12 +20,13 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::Hasher as _;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
+use siphasher::sip128::{Hasher128 as _, SipHasher13};
 
 use super::cache::{Answer, Entry, KeyBuildHasher};
 
@@ -37,17 +38,27 @@ pub const CAPACITY: usize = 1024;
 /// Which cache of the process an answer belongs to (tests run many).
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Where a token's copy is kept: 128 bits of two SipHash-1-3 with keys
-/// random per process (std's `RandomState`), so nobody outside can aim two
-/// tokens at one copy, and two tokens meet by chance about once in 2^128.
+/// Where a token's copy is kept: SipHash-1-3 with 128-bit output under a
+/// 128-bit key drawn from the OS once per process, so nobody outside can aim
+/// two tokens at one copy, and two tokens meet by chance about once in 2^128.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TokenKey(u128);
 
 impl TokenKey {
     pub fn of(token: &str) -> Self {
-        static KEYS: OnceLock<(RandomState, RandomState)> = OnceLock::new();
-        let (high, low) = KEYS.get_or_init(|| (RandomState::new(), RandomState::new()));
-        Self(u128::from(high.hash_one(token)) << 64 | u128::from(low.hash_one(token)))
+        static KEY: OnceLock<(u64, u64)> = OnceLock::new();
+        let &(k0, k1) = KEY.get_or_init(|| {
+            let mut key = [0u8; 16];
+            getrandom::fill(&mut key).expect("the OS random source is available");
+            let (k0, k1) = key.split_at(8);
+            (
+                u64::from_le_bytes(k0.try_into().expect("8 bytes")),
+                u64::from_le_bytes(k1.try_into().expect("8 bytes")),
+            )
+        });
+        let mut hasher = SipHasher13::new_with_keys(k0, k1);
+        hasher.write(token.as_bytes());
+        Self(hasher.finish128().into())
     }
 }
 
