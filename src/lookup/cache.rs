@@ -256,13 +256,14 @@ impl AnswerCache {
         self.inner.insert(key, entry).await;
     }
 
-    /// Drops one entry; true if there was one.
-    pub async fn remove(&self, key: &CacheKey) -> bool {
+    /// Drops one entry; true if there was one. Only through `Lookup`, which
+    /// then makes the workers' copies of it unservable.
+    pub(super) async fn remove(&self, key: &CacheKey) -> bool {
         self.inner.remove(key).await.is_some()
     }
 
-    /// Drops every entry.
-    pub fn clear(&self) {
+    /// Drops every entry. Only through `Lookup`, as `remove`.
+    pub(super) fn clear(&self) {
         self.inner.invalidate_all();
     }
 

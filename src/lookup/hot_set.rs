@@ -10,9 +10,10 @@
 //! An answer is kept only while fresh (never stale ones: those go through
 //! the shared cache's rules) and only for the mapping generation it was made
 //! with. Whatever removes answers from the shared cache (a purge, a reload
-//! that changes the mapping) advances the cache's epoch, and an answer kept
-//! under an older epoch is never served. Bounded: [`CAPACITY`] answers per
-//! thread; a full set drops what is no longer fresh, then everything.
+//! that changes the mapping; the cache lets only `Lookup` do it) advances
+//! the lookup's epoch, and an answer kept under an older epoch is never
+//! served. Bounded: [`CAPACITY`] answers per thread; a full set drops what
+//! is no longer fresh, then everything.
 //!
 //! Copies are found by [`TokenKey`], a keyed hash of the token like the
 //! shared cache's HMAC key, but one a hit can afford: the HMAC (two SHA-256
