@@ -133,7 +133,9 @@ where
         // Field values are only evaluated when the span is enabled; the
         // route is known once the router has answered (see the module docs).
         let span = request_span(&req);
-        span.record("request_id", id.to_str().unwrap_or(""));
+        if !span.is_disabled() {
+            span.record("request_id", id.to_str().unwrap_or(""));
+        }
         otel::continue_trace(&span, req.headers());
         let access = self.access_log && access::enabled();
         let meta = (access || !span.is_disabled()).then(|| Meta {
