@@ -16,9 +16,13 @@ use super::{ApiVersion, FieldSchema, FieldType, ObjectSchema};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Response {
+    /// The client.
     pub client: Option<Client>,
+    /// Organisations the client belongs to.
     pub company_list: Option<Vec<Company>>,
+    /// An error answer's code (see the error table); absent on a card.
     pub error_code: Option<String>,
+    /// An error answer's text; absent on a card.
     pub error_text: Option<String>,
 }
 
@@ -27,26 +31,45 @@ pub struct Response {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Client {
+    /// Client id in the CRM.
     pub id: String,
+    /// Full name.
     pub name: String,
+    /// Last name.
     pub surname: String,
+    /// First name.
     pub first_name: String,
+    /// Patronymic (middle name).
     pub patronymic: String,
+    /// Client type code, "0" or "1".
     #[serde(rename = "type")]
     pub client_type: String,
+    /// Whether the bank allows serving this client.
     pub enabled: bool,
+    /// Date of birth, `YYYY-MM-DD`.
     pub birthdate: Option<String>,
+    /// Client id in the core banking system.
     pub ext_ref: Option<String>,
+    /// Client id in the card system.
     pub card_ref: Option<String>,
+    /// The client's branch.
     pub branch: Option<Branch>,
+    /// Full link that opens the client in the CRM.
     #[serde(rename = "crmURL")]
     pub crm_url: Option<String>,
+    /// Taxpayer number (INN).
     pub inn: Option<String>,
+    /// Short name (since 1.1).
     pub short_name: Option<String>,
+    /// Deprecated: extra information as name → value; `field_list` replaces it.
     pub fields: Option<BTreeMap<String, String>>,
+    /// Extra information, in the order the operator sees it (since 1.1).
     pub field_list: Option<Vec<Field>>,
+    /// Confirmed contacts, for omnichannel linking (since 1.2).
     pub contacts: Option<Contacts>,
+    /// Code word operators and bots use to identify the client by hand (since 1.2).
     pub secret_word: Option<String>,
+    /// Client groups, for automatic segmentation (since 1.2).
     pub group: Option<Vec<Group>>,
 }
 
@@ -55,9 +78,13 @@ pub struct Client {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Branch {
+    /// Branch id in the external system.
     pub id: Option<i64>,
+    /// Id in the master accounting system (e.g. core banking).
     pub ext_ref: Option<String>,
+    /// Bank identification code (BIK).
     pub bik: Option<String>,
+    /// Branch name.
     pub name: Option<String>,
 }
 
@@ -66,20 +93,34 @@ pub struct Branch {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Company {
+    /// Organisation id in the external system.
     pub id: i64,
+    /// Name.
     pub name: Option<String>,
+    /// Organisation type code.
     #[serde(rename = "type")]
     pub company_type: Option<String>,
+    /// Whether the bank allows serving this organisation.
     pub enabled: Option<bool>,
+    /// Code in the master accounting system.
     pub ext_ref: Option<String>,
+    /// Taxpayer number (INN).
     pub inn: Option<String>,
+    /// Tax registration reason code (KPP).
     pub kpp: Option<String>,
+    /// Whether the organisation is resident.
     pub resident: Option<bool>,
+    /// Phones.
     pub phone: Option<String>,
+    /// Short name.
     pub short_name: Option<String>,
+    /// International name.
     pub international_name: Option<String>,
+    /// State registration number (OGRN).
     pub ogrn: Option<String>,
+    /// OGRN date, `YYYY-MM-DD`.
     pub ogrn_date: Option<String>,
+    /// International address.
     pub international_address: Option<String>,
 }
 
@@ -88,7 +129,9 @@ pub struct Company {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Field {
+    /// Label shown to the operator.
     pub name: String,
+    /// Value.
     pub value: String,
 }
 
@@ -97,9 +140,13 @@ pub struct Field {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Contacts {
+    /// Phone number.
     pub phone: Option<String>,
+    /// E-mail.
     pub email: Option<String>,
+    /// Telegram user name.
     pub telegram_user_name: Option<String>,
+    /// WhatsApp id, as a phone number.
     pub whatsapp_phone: Option<String>,
 }
 
@@ -108,10 +155,15 @@ pub struct Contacts {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Group {
+    /// Group id in the external system.
     pub id: i64,
+    /// Parent group, for tree-shaped groups.
     pub parent_group: Option<Box<Group>>,
+    /// Group name (the chat product lets operators set one when absent).
     pub name: Option<String>,
+    /// Description.
     pub description: Option<String>,
+    /// Default priority of requests from clients of this group.
     pub priority: Option<i64>,
 }
 

@@ -23,19 +23,30 @@ pub struct UserResponse {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
+    /// The user's id in the CRM.
     pub id: String,
     /// The login answer's page names the id `user_identifier`; sent there too.
     #[serde(rename = "user_identifier")]
     pub user_identifier: Option<String>,
+    /// Display name.
     pub name: Option<String>,
+    /// Phone number.
     pub phone: Option<String>,
+    /// E-mail.
     pub email: Option<String>,
+    /// Loyalty bonus balance.
     pub bonuses: Option<i64>,
+    /// What the bonuses are called in the app (e.g. "points").
     pub units: Option<String>,
+    /// Marketing segments the user is in.
     pub segments: Option<Vec<String>>,
+    /// Age in years.
     pub age: Option<i64>,
+    /// Gender.
     pub gender: Option<String>,
+    /// Loyalty card number.
     pub card_number: Option<String>,
+    /// Date of birth, `YYYY-MM-DD`.
     pub birthday: Option<String>,
     #[serde(flatten, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, String>,
@@ -54,9 +65,13 @@ pub struct OtpResponse {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Otp {
+    /// Seconds until a new code may be requested (the platform assumes 120).
     pub timeout: Option<i64>,
+    /// Attempts left (unlimited when absent).
     pub attempts_left: Option<i64>,
+    /// The text the app shows.
     pub message: String,
+    /// Digits in the code (the platform assumes 4).
     pub code_length: Option<i64>,
 }
 
