@@ -33,6 +33,17 @@ impl Users {
         self.call(reqwest::Method::POST, path, body).await
     }
 
+    /// The CRM answers Anna's profile `times` times (checked when the mock
+    /// server drops).
+    async fn anna_answers(&self, times: u64) {
+        Mock::given(method("GET"))
+            .and(path("/api/v1/customers/79991234567"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(customer()))
+            .expect(times)
+            .mount(&self.crm)
+            .await;
+    }
+
     async fn crm_calls(&self, p: &str) -> usize {
         self.crm
             .received_requests()
@@ -65,12 +76,7 @@ fn expected_user() -> Value {
 #[tokio::test]
 async fn get_user_data_is_cached_and_unknown_users_get_their_id_alone() {
     let u = users().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/customers/79991234567"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(customer()))
-        .expect(1)
-        .mount(&u.crm)
-        .await;
+    u.anna_answers(1).await;
     Mock::given(path("/api/v1/customers/70000000000"))
         .respond_with(ResponseTemplate::new(404))
         .mount(&u.crm)
@@ -159,12 +165,7 @@ async fn bad_requests_get_an_error_without_echoing_input() {
 #[tokio::test]
 async fn update_forwards_only_sent_fields_and_drops_the_cached_profile() {
     let u = users().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/customers/79991234567"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(customer()))
-        .expect(2)
-        .mount(&u.crm)
-        .await;
+    u.anna_answers(2).await;
     Mock::given(method("PATCH"))
         .and(path("/api/v1/customers/79991234567"))
         .and(body_json(json!({"email": "anna.ivanova@example.com"})))
