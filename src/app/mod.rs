@@ -258,11 +258,16 @@ impl Application {
             }
             _ => None,
         };
-        let proxies = TrustedProxies::new(
-            &settings.server.trusted_proxies,
-            settings.server.client_ip_header,
-            state.metrics.clone(),
-        );
+        // Read by the access rules and the access line only; both are fixed
+        // at start-up (a reload swaps neither).
+        let reads_client = !state.access.is_open() || settings.telemetry.access_log;
+        let proxies = reads_client.then(|| {
+            TrustedProxies::new(
+                &settings.server.trusted_proxies,
+                settings.server.client_ip_header,
+                state.metrics.clone(),
+            )
+        });
         let (listener, local_addr) = bind_shared(settings.server.listen)?;
         let reloader = Reloader::new(
             config_file,

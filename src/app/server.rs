@@ -42,8 +42,10 @@ pub struct ConnLimits {
     /// How long in-flight requests may take to finish after the listener
     /// closes.
     pub drain: Duration,
-    /// Resolves each request's [`ClientAddr`].
-    pub proxies: TrustedProxies,
+    /// Resolves each request's [`ClientAddr`]; `None` when nothing reads it
+    /// (no inbound access rules and no access log, both fixed at start-up),
+    /// so a request then carries no extension of ours.
+    pub proxies: Option<TrustedProxies>,
 }
 
 /// A server certificate that can be swapped while the server runs.
@@ -254,14 +256,17 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         // The client address is stored before any middleware runs (the
-        // only extension we add: each one is a map insert per request). From
-        // an untrusted peer it is fixed for the connection: no header is read.
+        // only extension we add: each one is a map insert per request), and
+        // only when something reads it. From an untrusted peer it is fixed
+        // for the connection: no header is read.
         let proxies = limits.proxies.clone();
-        let fixed = proxies.fixed(peer.ip());
+        let fixed = proxies.as_ref().and_then(|p| p.fixed(peer.ip()));
         let service = TowerToHyperService::new(app.clone().map_request(
             move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                let client = fixed.unwrap_or_else(|| proxies.resolve(peer.ip(), req.headers()));
-                req.extensions_mut().insert::<ClientAddr>(client);
+                if let Some(proxies) = &proxies {
+                    let client = fixed.unwrap_or_else(|| proxies.resolve(peer.ip(), req.headers()));
+                    req.extensions_mut().insert::<ClientAddr>(client);
+                }
                 req
             },
         ));
