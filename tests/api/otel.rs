@@ -255,12 +255,31 @@ fn unique(what: &str) -> String {
     format!("{what}-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// What every test here starts from: a span receiver, a fresh token and a
+/// mock CRM that knows it as `user`.
+struct Scene {
+    receiver: Receiver,
+    token: String,
+    crm: MockServer,
+}
+
+async fn scene(what: &str, user: &str) -> Scene {
+    let token = unique(what);
+    Scene {
+        receiver: Receiver::start(),
+        crm: crm(&token, user).await,
+        token,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callers_trace_is_continued_to_every_crm_step_without_tokens_or_personal_data() {
-    let receiver = Receiver::start();
-    let token = unique("otel-token");
     let user = format!("7999{}", &uuid::Uuid::new_v4().as_u128().to_string()[..7]);
-    let crm = crm(&token, &user).await;
+    let Scene {
+        receiver,
+        token,
+        crm,
+    } = scene("otel-token", &user).await;
     let otel = format!("enabled = true\nendpoint = \"{}\"", receiver.url);
     let served = serve(
         &config(&crm.uri(), Some(&otel)),
@@ -393,9 +412,11 @@ async fn traced_lookup(served: Served, token: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sample_ratio_of_zero_exports_nothing_but_still_propagates() {
-    let receiver = Receiver::start();
-    let token = unique("otel-zero");
-    let crm = crm(&token, "70000000000").await;
+    let Scene {
+        receiver,
+        token,
+        crm,
+    } = scene("otel-zero", "70000000000").await;
     let otel = format!(
         "enabled = true\nendpoint = \"{}\"\nsample_ratio = 0.0",
         receiver.url
@@ -418,9 +439,11 @@ async fn a_sample_ratio_of_zero_exports_nothing_but_still_propagates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_are_off_by_default_whatever_otel_variables_say() {
-    let receiver = Receiver::start();
-    let token = unique("otel-off");
-    let crm = crm(&token, "70000000000").await;
+    let Scene {
+        receiver,
+        token,
+        crm,
+    } = scene("otel-off", "70000000000").await;
     let endpoint = receiver.url.trim_end_matches("/v1/traces").to_owned();
     let served = serve(
         &config(&crm.uri(), None),
@@ -442,9 +465,11 @@ async fn traces_are_off_by_default_whatever_otel_variables_say() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_oauth2_token_request_is_a_client_span_the_token_endpoint_continues() {
-    let receiver = Receiver::start();
-    let token = unique("otel-oauth");
-    let crm = crm(&token, "70000000000").await;
+    let Scene {
+        receiver,
+        token,
+        crm,
+    } = scene("otel-oauth", "70000000000").await;
     let access_token = unique("access-token");
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
