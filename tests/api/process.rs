@@ -132,6 +132,11 @@ impl Served {
     }
 
     /// Sends a signal (`HUP`, `TERM`, ...).
+    /// The process id, for what only `/proc` shows.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn signal(&self, name: &str) {
         signal(self.child.id(), name);
     }
