@@ -25,12 +25,6 @@ USER 10001
 # One JSON object per line: what log collectors parse. Override with
 # AUTHBRIDGE__TELEMETRY__LOG_FORMAT=pretty for a human at a terminal.
 ENV AUTHBRIDGE__TELEMETRY__LOG_FORMAT=json
-# No transparent huge pages for this process, whatever the host's THP mode:
-# a 2 MiB page zeroed (or compacted) on first touch stalls the worker that
-# touched it, and the cache grows by touching new memory (see the README's
-# load section). The binary already never asks for them (mimalloc no_thp);
-# this also covers hosts whose THP mode is "always".
-ENV MIMALLOC_ALLOW_THP=0
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["authbridge", "healthcheck", "--url", "http://127.0.0.1:8080/healthz"]

@@ -14,7 +14,8 @@ use authbridge::{Application, Settings, telemetry, tools};
 /// locks; the load benchmark measured the difference (README, Performance).
 /// Built with `no_thp`: it never asks for transparent huge pages, whose 2 MiB
 /// first-touch zeroing stalled a worker while the cache grew (p99 at 5,000
-/// misses/s 2.3–2.6 ms with them, 0.7–1.4 ms without).
+/// misses/s 2.3–2.6 ms with them, 0.7–1.4 ms without); see also
+/// [`no_huge_pages`].
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -159,8 +160,31 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Turns transparent huge pages off for this process (`PR_SET_THP_DISABLE`),
+/// whatever the host's THP mode: the allocator never asks for them, but on a
+/// host in mode "always" the kernel would still back the cache's growing
+/// memory with 2 MiB pages, each zeroed (or compacted) on first touch while a
+/// worker waits. Called first in `main` (pages touched before keep their
+/// size); a failure only leaves the host's setting in force.
+fn no_huge_pages() -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    rustix::thread::disable_transparent_huge_pages(true)?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    // Before the runtime exists, so that its memory is covered too.
+    let huge_pages = no_huge_pages();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(huge_pages)),
+        Err(e) => fail(&format_args!("cannot start the async runtime: {e}")),
+    }
+}
+
+async fn run(huge_pages: std::io::Result<()>) -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => {
@@ -172,6 +196,9 @@ async fn main() -> ExitCode {
                 Ok(t) => t,
                 Err(e) => return fail(&e),
             };
+            if let Err(e) = huge_pages {
+                tracing::warn!(error = %e, "transparent huge pages stay as the host sets them");
+            }
             let code = match Application::build_with_config_file(settings, config).await {
                 Ok(app) => match app.run_until_stopped().await {
                     Ok(()) => ExitCode::SUCCESS,
