@@ -25,6 +25,17 @@ async fn reloads(served: &Served) -> [f64; 3] {
     counts
 }
 
+/// A mock CRM that answers Alice's card for every token.
+async fn alice_for_every_token() -> MockServer {
+    let crm = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/clients/by-token/.+$"))
+        .respond_with(alice())
+        .mount(&crm)
+        .await;
+    crm
+}
+
 fn config(crm: &str, extra: &str) -> String {
     config_with_server(crm, "", extra)
 }
@@ -91,12 +102,7 @@ async fn an_invalid_mapping_left_on_disk_is_logged_once() {
 /// for the file to be quiet (2 s by default), so the half is never served.
 #[tokio::test]
 async fn a_file_written_in_two_steps_is_loaded_once_whole() {
-    let crm = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path_regex("^/clients/by-token/.+$"))
-        .respond_with(alice())
-        .mount(&crm)
-        .await;
+    let crm = alice_for_every_token().await;
     let served = Served::start(&config(&crm.uri(), ""));
     let card = |token: String| {
         let base = served.base.clone();
@@ -447,12 +453,7 @@ async fn the_demo_cleans_up_its_files_on_ctrl_c() {
 /// pages after start-up and 50 lookups on a host in THP mode "madvise".
 #[tokio::test]
 async fn the_process_holds_no_transparent_huge_pages() {
-    let crm = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path_regex("^/clients/by-token/.+$"))
-        .respond_with(alice())
-        .mount(&crm)
-        .await;
+    let crm = alice_for_every_token().await;
     let served = Served::start(&config(&crm.uri(), ""));
     let http = crate::helpers::http();
     for i in 0..200 {
