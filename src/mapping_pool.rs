@@ -7,13 +7,14 @@
 //! cost is linear in the CRM body and bounded by the budget, but a jq rule
 //! can compute for the whole budget on a small body, and a 1 MiB body takes
 //! tens of milliseconds. So mappings with a jq rule, and bodies from
-//! `mapping.offload_body_bytes`, go to tokio's blocking threads, at most
-//! `mapping.pool_threads` at once; the rest (the common small card) stays
-//! inline, where a thread hand-off would cost more than the mapping.
+//! `mapping.offload_body_bytes` (the bytes the transport read, a pipeline's
+//! steps counted together: no walk of the parsed JSON to estimate them), go
+//! to tokio's blocking threads, at most `mapping.pool_threads` at once; the
+//! rest (the common small card) stays inline, where a thread hand-off would
+//! cost more than the mapping.
 
 use std::sync::{Arc, OnceLock};
 
-use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::config::MappingSettings;
@@ -43,9 +44,10 @@ impl MappingPool {
         .clone()
     }
 
-    /// Whether applying a mapping to `crm` leaves the request worker.
-    pub fn offloads(&self, uses_jq: bool, crm: &Value) -> bool {
-        uses_jq || larger_than(crm, self.offload_bytes)
+    /// Whether applying a mapping to a CRM answer read from `body_bytes`
+    /// bytes of bodies leaves the request worker.
+    pub fn offloads(&self, uses_jq: bool, body_bytes: usize) -> bool {
+        uses_jq || body_bytes >= self.offload_bytes
     }
 
     /// Runs `f` inline, or on the pool when `offload`, counted in the
@@ -71,54 +73,5 @@ impl MappingPool {
         tokio::task::spawn_blocking(f)
             .await
             .unwrap_or_else(|_| Err(LookupError::Internal("the mapping task failed".into())))
-    }
-}
-
-/// Whether `v` would serialise to more than `limit` bytes (roughly), looking
-/// at no more of it than that: the cost is bounded by the limit, and small
-/// bodies are walked in well under a microsecond per KiB.
-pub fn larger_than(v: &Value, limit: usize) -> bool {
-    fn walk(v: &Value, budget: &mut usize) -> bool {
-        let cost = match v {
-            Value::Null | Value::Bool(_) => 5,
-            Value::Number(_) => 8,
-            Value::String(s) => s.len() + 2,
-            Value::Array(items) => {
-                *budget = budget.saturating_sub(2 + items.len());
-                if *budget == 0 {
-                    return true;
-                }
-                return items.iter().any(|i| walk(i, budget));
-            }
-            Value::Object(map) => {
-                *budget = budget.saturating_sub(2);
-                for (k, item) in map {
-                    *budget = budget.saturating_sub(k.len() + 4);
-                    if *budget == 0 || walk(item, budget) {
-                        return true;
-                    }
-                }
-                return *budget == 0;
-            }
-        };
-        *budget = budget.saturating_sub(cost);
-        *budget == 0
-    }
-    let mut budget = limit;
-    walk(v, &mut budget)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn estimates_the_body_size_with_an_early_exit() {
-        let small = json!({"client": {"id": 1, "name": "Anna", "phones": ["+7 999"]}});
-        assert!(!larger_than(&small, 1024));
-        let big = json!({"items": vec!["x".repeat(100); 1000]});
-        assert!(larger_than(&big, 64 * 1024));
-        assert!(!larger_than(&big, 200 * 1024));
     }
 }

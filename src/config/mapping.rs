@@ -20,8 +20,9 @@ pub struct MappingSettings {
     pub max_jq_items: usize,
     /// Longest string a jq rule may build, in bytes.
     pub max_jq_string_bytes: usize,
-    /// CRM bodies from this size, and every mapping with a jq rule, are
-    /// mapped on a separate pool of threads, off the request workers.
+    /// CRM bodies from this size (a pipeline's steps counted together), and
+    /// every mapping with a jq rule, are mapped on a separate pool of
+    /// threads, off the request workers.
     pub offload_body_bytes: usize,
     /// Threads of that pool (0 = one per CPU); it also bounds how many such
     /// applications run at once.

@@ -33,7 +33,7 @@ use crate::lookup::hot_set::{HotSet, TokenKey};
 use crate::lookup::shared_cache::{Lock, SharedCache};
 use crate::metrics::Metrics;
 use crate::telemetry::{otel, record};
-use crate::upstream::{Fetched, Pipeline, Transport};
+use crate::upstream::{Crm, Fetched, Pipeline, Transport};
 
 pub mod cache;
 pub mod hot_set;
@@ -471,8 +471,11 @@ impl Inner {
     async fn fetch(&self, engine: &Engine, token: &str) -> Result<Answer, LookupError> {
         match engine.pipeline.run(&self.transport, token).await? {
             Fetched::NotFound => Ok(Answer::NotFound),
-            Fetched::Found(crm) => {
-                let offload = engine.pool.offloads(engine.producer.uses_jq(), &crm);
+            Fetched::Found(Crm {
+                json: crm,
+                body_bytes,
+            }) => {
+                let offload = engine.pool.offloads(engine.producer.uses_jq(), body_bytes);
                 let producer = Arc::clone(&engine.producer);
                 let card = engine
                     .pool

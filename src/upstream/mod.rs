@@ -16,7 +16,7 @@ pub use error::UpstreamError;
 pub use outcome::NotFoundRule;
 pub use pipeline::Pipeline;
 pub use template::{BodyTemplate, Template, Vars};
-pub use transport::{Fetched, Transport};
+pub use transport::{Crm, Fetched, Transport};
 
 #[cfg(test)]
 mod tests {

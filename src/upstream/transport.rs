@@ -32,9 +32,18 @@ use crate::telemetry::{otel, record};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fetched {
     /// The CRM's JSON.
-    Found(Value),
+    Found(Crm),
     /// The CRM does not know what was asked for.
     NotFound,
+}
+
+/// The CRM's JSON, with the size of the bodies it was parsed from (all of
+/// them, for a pipeline): what decides where the mapping runs, known here
+/// without walking the JSON again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Crm {
+    pub json: Value,
+    pub body_bytes: usize,
 }
 
 /// A request ready to send.
@@ -550,7 +559,13 @@ impl Transport {
         if not_found.body_means_not_found(&json) {
             return Ok((status, Fetched::NotFound));
         }
-        Ok((status, Fetched::Found(json)))
+        Ok((
+            status,
+            Fetched::Found(Crm {
+                json,
+                body_bytes: body.len(),
+            }),
+        ))
     }
 }
 

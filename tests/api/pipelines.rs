@@ -288,3 +288,63 @@ async fn a_pipeline_is_fetched_once_for_concurrent_lookups() {
         "one pipeline run for all 20"
     );
 }
+
+/// Where a pipeline's mapping runs is decided by the size of every body its
+/// steps read (the pool takes 64 KiB and more, the process's default): two
+/// 40 KiB answers go to the pool, though neither alone would.
+#[tokio::test]
+async fn the_offload_threshold_counts_the_bodies_of_every_step() {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let crm = MockServer::start().await;
+    for (token, kib) in [("small", 20), ("large", 40)] {
+        let pad = "x".repeat(kib * 1024);
+        Mock::given(path(format!("/sessions/{token}")))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"clientId": token, "pad": pad})),
+            )
+            .mount(&crm)
+            .await;
+        Mock::given(path(format!("/clients/{token}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": token, "lastName": "Ivanova", "firstName": "Anna", "pad": pad
+            })))
+            .mount(&crm)
+            .await;
+    }
+    let mapping = file(
+        r#"
+[[step]]
+name = "session"
+path = "/sessions/{token}"
+
+[[step]]
+name = "client"
+path = "/clients/{$.steps.session.clientId}"
+
+[client]
+id = "$.steps.client.id"
+name = { template = "{$.steps.client.lastName} {$.steps.client.firstName}" }
+surname = "$.steps.client.lastName"
+firstName = "$.steps.client.firstName"
+patronymic = { const = "" }
+type = { const = "0" }
+enabled = { const = true }
+"#,
+    );
+    let mut settings = test_settings(&crm.uri());
+    settings.auth_api.mapping = mapping.path().to_owned();
+    let address = start(settings).await;
+    let offloaded = || async {
+        crate::helpers::metric_in(
+            &metrics_of(&address).await,
+            "authbridge_mapping_offloaded_total",
+        )
+    };
+
+    assert_eq!(card_at(&address, "small").await["client"]["id"], "small");
+    assert_eq!(offloaded().await, 0.0, "2 x 20 KiB stays on the worker");
+    assert_eq!(card_at(&address, "large").await["client"]["id"], "large");
+    assert_eq!(offloaded().await, 1.0, "2 x 40 KiB goes to the pool");
+}

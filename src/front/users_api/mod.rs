@@ -31,7 +31,7 @@ use crate::error::LookupError;
 use crate::lookup::cache::Answer;
 use crate::lookup::{CardProducer as _, Lookup};
 use crate::secrets::digest;
-use crate::upstream::Fetched;
+use crate::upstream::{Crm, Fetched};
 use admit::{Call, admit, field, is_json};
 use errors::{Refusal, answer, error};
 use state::{Calls, Inner, Operation};
@@ -221,8 +221,11 @@ impl Inner {
             Err(_) => Err(LookupError::Deadline),
             Ok(Err(e)) => Err(e.into()),
             Ok(Ok(Fetched::NotFound)) => Ok(None),
-            Ok(Ok(Fetched::Found(doc))) => {
-                let offload = self.pool.offloads(op.builder.uses_jq(), &doc);
+            Ok(Ok(Fetched::Found(Crm {
+                json: doc,
+                body_bytes,
+            }))) => {
+                let offload = self.pool.offloads(op.builder.uses_jq(), body_bytes);
                 let builder = Arc::clone(&op.builder);
                 self.pool
                     .run(offload, self.transport.metrics(), move || {

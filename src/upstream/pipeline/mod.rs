@@ -31,7 +31,7 @@ use toml::Spanned;
 use super::error::UpstreamError;
 use super::outcome::NotFoundRule;
 use super::template::{BodyTemplate, Template, Vars};
-use super::transport::{Fetched, Request, Transport};
+use super::transport::{Crm, Fetched, Request, Transport};
 use crate::config::{ConfigError, HttpMethod, NotFoundSettings, UpstreamSettings};
 use crate::diagnostics::{Diagnostics, LoadError};
 use crate::mapping::path::{Path, Scope};

@@ -54,6 +54,8 @@ impl Pipeline {
         input: Option<Value>,
     ) -> Result<Fetched, UpstreamError> {
         let mut doc = start_doc(input);
+        // The size of every body the steps read: where the mapping runs.
+        let mut body_bytes = 0;
         let mut started = vec![false; self.steps.len()];
         let mut done = vec![false; self.steps.len()];
         let mut running = FuturesUnordered::new();
@@ -86,7 +88,10 @@ impl Pipeline {
             let step = &self.steps[i];
             done[i] = true;
             let value = match result {
-                Ok(Fetched::Found(v)) => v,
+                Ok(Fetched::Found(crm)) => {
+                    body_bytes += crm.body_bytes;
+                    crm.json
+                }
                 Ok(Fetched::NotFound) if step.required => return Ok(Fetched::NotFound),
                 Ok(Fetched::NotFound) => Value::Null,
                 Err(e) if step.required => {
@@ -112,13 +117,19 @@ impl Pipeline {
                 }
             };
             if self.bare {
-                return Ok(Fetched::Found(value));
+                return Ok(Fetched::Found(Crm {
+                    json: value,
+                    body_bytes,
+                }));
             }
             if let Some(steps) = doc.get_mut("steps").and_then(Value::as_object_mut) {
                 steps.insert(step.name.clone(), value);
             }
         }
-        Ok(Fetched::Found(doc))
+        Ok(Fetched::Found(Crm {
+            json: doc,
+            body_bytes,
+        }))
     }
 }
 

@@ -117,13 +117,20 @@ impl Step {
                     .collect()
                     .await;
                 let mut answers = Vec::with_capacity(results.len());
+                let mut body_bytes = 0;
                 for result in results {
                     match result? {
-                        Fetched::Found(v) => answers.push(v),
+                        Fetched::Found(crm) => {
+                            body_bytes += crm.body_bytes;
+                            answers.push(crm.json);
+                        }
                         Fetched::NotFound => {}
                     }
                 }
-                Ok(Fetched::Found(Value::Array(answers)))
+                Ok(Fetched::Found(Crm {
+                    json: Value::Array(answers),
+                    body_bytes,
+                }))
             }
         }
     }
