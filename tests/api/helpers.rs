@@ -456,3 +456,24 @@ pub fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// A two-step pipeline mapping: a session (`/sessions/{token}`), then the
+/// client it names (`/clients/{clientId}`).
+pub const SESSION_THEN_CLIENT: &str = r#"
+[[step]]
+name = "session"
+path = "/sessions/{token}"
+
+[[step]]
+name = "client"
+path = "/clients/{$.steps.session.clientId}"
+
+[client]
+id = "$.steps.client.id"
+name = { template = "{$.steps.client.lastName} {$.steps.client.firstName}" }
+surname = "$.steps.client.lastName"
+firstName = "$.steps.client.firstName"
+patronymic = { path = "$.steps.client.middleName", default = "" }
+type = { const = "0" }
+enabled = "$.steps.client.active"
+"#;

@@ -21,7 +21,7 @@ use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::repo_path;
+use crate::helpers::{SESSION_THEN_CLIENT, repo_path};
 use crate::process::Served;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -31,26 +31,6 @@ const ROUTE: &str = "/rest/chat/client/id/{*token}";
 const SURNAME: &str = "Otelsurname";
 const KIND_SERVER: i32 = 2;
 const KIND_CLIENT: i32 = 3;
-
-/// Two steps: a session, then the client it names.
-const MAPPING: &str = r#"
-[[step]]
-name = "session"
-path = "/sessions/{token}"
-
-[[step]]
-name = "client"
-path = "/clients/{$.steps.session.clientId}"
-
-[client]
-id = "$.steps.client.id"
-name = { template = "{$.steps.client.lastName} {$.steps.client.firstName}" }
-surname = "$.steps.client.lastName"
-firstName = "$.steps.client.firstName"
-patronymic = { path = "$.steps.client.middleName", default = "" }
-type = { const = "0" }
-enabled = "$.steps.client.active"
-"#;
 
 /// An OTLP/HTTP receiver on loopback, on a thread and runtime of its own
 /// (the binary's last export, at its shutdown, must not wait for the test's
@@ -193,7 +173,7 @@ fn config(crm: &str, otel: Option<&str>) -> String {
 /// Starts the binary with `config`, the two-step mapping and the users key.
 fn serve(config: &str, env: &[(&str, &str)]) -> Served {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("mapping.toml"), MAPPING).unwrap();
+    std::fs::write(dir.path().join("mapping.toml"), SESSION_THEN_CLIENT).unwrap();
     std::fs::write(dir.path().join("key"), "otel-platform-key").unwrap();
     Served::start_in_with_env(dir, config, env)
 }
@@ -485,7 +465,7 @@ async fn the_oauth2_token_request_is_a_client_span_the_token_endpoint_continues(
         crm.uri()
     );
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("mapping.toml"), MAPPING).unwrap();
+    std::fs::write(dir.path().join("mapping.toml"), SESSION_THEN_CLIENT).unwrap();
     std::fs::write(dir.path().join("key"), "otel-platform-key").unwrap();
     std::fs::write(dir.path().join("client-secret"), "client-secret-otel").unwrap();
     let served = Served::start_in_with_env(dir, &config(&crm.uri(), Some(&otel)), &[]);

@@ -308,31 +308,12 @@ async fn the_offload_threshold_counts_the_bodies_of_every_step() {
             .await;
         Mock::given(path(format!("/clients/{token}")))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "id": token, "lastName": "Ivanova", "firstName": "Anna", "pad": pad
+                "id": token, "lastName": "Ivanova", "firstName": "Anna", "active": true, "pad": pad
             })))
             .mount(&crm)
             .await;
     }
-    let mapping = file(
-        r#"
-[[step]]
-name = "session"
-path = "/sessions/{token}"
-
-[[step]]
-name = "client"
-path = "/clients/{$.steps.session.clientId}"
-
-[client]
-id = "$.steps.client.id"
-name = { template = "{$.steps.client.lastName} {$.steps.client.firstName}" }
-surname = "$.steps.client.lastName"
-firstName = "$.steps.client.firstName"
-patronymic = { const = "" }
-type = { const = "0" }
-enabled = { const = true }
-"#,
-    );
+    let mapping = file(crate::helpers::SESSION_THEN_CLIENT);
     let mut settings = test_settings(&crm.uri());
     settings.auth_api.mapping = mapping.path().to_owned();
     let address = start(settings).await;
