@@ -6,26 +6,13 @@ use super::*;
 use crate::schema::auth_api::RESPONSE;
 use serde_json::json;
 
-use super::tests::{HEAD, with_head};
-
-fn mapping(rest: &str) -> Mapping {
-    Mapping::parse("t.toml", &with_head(rest), &RESPONSE, ApiVersion::V1_2)
-        .unwrap_or_else(|e| panic!("{e}"))
-}
+use super::tests::{HEAD, mapping, person, with_head};
 
 /// Asserts that `rest` under the common head fails to load with each of
 /// `expected` in its diagnostics.
 #[track_caller]
 fn assert_rejected(rest: &str, expected: &[&str]) {
     super::tests::assert_rejected(&with_head(rest), expected)
-}
-
-fn person(extra: Value) -> Value {
-    let mut crm = super::tests::person();
-    crm.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    crm
 }
 
 #[test]
@@ -124,9 +111,7 @@ fn a_parent_cycle_drops_the_link_that_closes_it_and_explain_says_so() {
         r#"
 [client.group]
 each = "$.groups[*]"
-[client.group.item]
-id = "@.id"
-parentGroup = { lookup = "$.groups[*]", key = "@.id", match = "@.parentId" }
+item = { id = "@.id", parentGroup = { lookup = "$.groups[*]", key = "@.id", match = "@.parentId" } }
 "#,
     );
     let crm = person(json!({"groups": [
@@ -165,14 +150,10 @@ parentGroup = { lookup = "$.groups[*]", key = "@.id", match = "@.parentId" }
 fn entries_iterate_an_objects_keys_and_values() {
     let m = mapping(
         r#"
-[[client.fieldList]]
-name  = { const = "Segment" }
-value = "$.segment"
-
-[[client.fieldList]]
-entries = "$.customFields"
-where   = { path = "@.key", not_equals = "internal" }
-item    = { name = "@.key", value = { path = "@.value", as = "string" } }
+fieldList = [
+    { name = { const = "Segment" }, value = "$.segment" },
+    { entries = "$.customFields", where = { path = "@.key", not_equals = "internal" }, item = { name = "@.key", value = { path = "@.value", as = "string" } } },
+]
 "#,
     );
     let crm = person(json!({

@@ -3,9 +3,14 @@
 
 use super::*;
 use crate::schema::auth_api::RESPONSE;
+use crate::schema::users_api::ORDERS_RESPONSE;
 use serde_json::json;
 
-const BASIC: &str = r#"
+/// The Client fields every test mapping starts with, up to `enabled`,
+/// which HEAD and BASIC each map their own way.
+macro_rules! required_head {
+    () => {
+        r#"
 [client]
 id = "$.id"
 name = "$.fullName"
@@ -13,7 +18,13 @@ surname = "$.last"
 firstName = "$.first"
 patronymic = { path = "$.middle", default = "" }
 type = { const = "0" }
-enabled = { path = ["$.active", "$.enabled"], default = true }
+"#
+    };
+}
+
+const BASIC: &str = concat!(
+    required_head!(),
+    r#"enabled = { path = ["$.active", "$.enabled"], default = true }
 birthdate = "$.born"
 
 [client.branch]
@@ -22,7 +33,8 @@ id = "$.branch.code"
 [companyList]
 each = "$.orgs[*]"
 item = { id = "@.id", name = "@.title", resident = "@.resident" }
-"#;
+"#
+);
 
 fn map(text: &str, input: Value) -> Result<Value, ApplyError> {
     Mapping::parse("t.toml", text, &RESPONSE, ApiVersion::V1_2)
@@ -142,23 +154,25 @@ fn invalid_toml_reports_position() {
     assert!(err.starts_with("t.toml:1:"), "{err}");
 }
 
-pub(super) const HEAD: &str = r#"
-[client]
-id = "$.id"
-name = "$.fullName"
-surname = "$.last"
-firstName = "$.first"
-patronymic = { path = "$.middle", default = "" }
-type = { const = "0" }
-enabled = true
-"#;
+pub(super) const HEAD: &str = concat!(required_head!(), "enabled = true\n");
 
 pub(super) fn with_head(rest: &str) -> String {
     format!("{HEAD}{rest}")
 }
 
-pub(super) fn person() -> Value {
-    json!({"id": 1, "fullName": "A B", "last": "A", "first": "B"})
+/// The mapping of `rest` under the common head.
+pub(super) fn mapping(rest: &str) -> Mapping {
+    Mapping::parse("t.toml", &with_head(rest), &RESPONSE, ApiVersion::V1_2)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A CRM answer that fills the head's required fields, with `extra` merged in.
+pub(super) fn person(extra: Value) -> Value {
+    let mut crm = json!({"id": 1, "fullName": "A B", "last": "A", "first": "B"});
+    crm.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    crm
 }
 
 #[test]
@@ -182,9 +196,7 @@ fn value_maps_with_fallback_and_boolean_flags() {
             "enabled = true",
             r#"enabled = { path = "$.status", map = { ACTIVE = true, BLOCKED = false }, fallback = false }"#,
         );
-    let mut crm = person();
-    crm["kind"] = json!("LEGAL");
-    crm["status"] = json!("ACTIVE");
+    let mut crm = person(json!({"kind": "LEGAL", "status": "ACTIVE"}));
     let card = map(&text, crm.clone()).unwrap();
     assert_eq!(card["client"]["type"], "1");
     assert_eq!(card["client"]["enabled"], true);
@@ -197,25 +209,23 @@ fn value_maps_with_fallback_and_boolean_flags() {
 
 #[test]
 fn dates_in_crm_forms() {
-    let text =
-        with_head(r#"birthdate = { path = "$.born", date = ["%d.%m.%Y", "iso", "epoch_millis"] }"#);
-    for (input, expected) in [
-        (json!("02.09.1973"), "1973-09-02"),
-        (json!("1973-09-02T00:00:00+03:00"), "1973-09-02"),
-        (json!(115_776_000_000_i64), "1973-09-02"),
+    let m =
+        mapping(r#"birthdate = { path = "$.born", date = ["%d.%m.%Y", "iso", "epoch_millis"] }"#);
+    for born in [
+        json!("02.09.1973"),
+        json!("1973-09-02T00:00:00+03:00"),
+        json!(115_776_000_000_i64),
     ] {
-        let mut crm = person();
-        crm["born"] = input;
-        assert_eq!(map(&text, crm).unwrap()["client"]["birthdate"], expected);
+        let card = m.apply(&person(json!({ "born": born }))).unwrap();
+        assert_eq!(card["client"]["birthdate"], "1973-09-02");
     }
-    let mut crm = person();
-    crm["born"] = json!("someday");
-    assert_eq!(map(&text, crm).unwrap_err().field, "client.birthdate");
+    let err = m.apply(&person(json!({"born": "someday"}))).unwrap_err();
+    assert_eq!(err.field, "client.birthdate");
 }
 
 #[test]
 fn trim_case_replace_and_skip_empty() {
-    let text = with_head(
+    let m = mapping(
         r#"
 inn = { path = "$.inn", trim = true, skip_empty = true }
 [client.contacts]
@@ -223,11 +233,10 @@ phone = { path = "$.phone", replace = { pattern = "[^0-9+]", with = "" } }
 email = { path = "$.email", trim = true, case = "lower" }
 "#,
     );
-    let mut crm = person();
-    crm["inn"] = json!("   ");
-    crm["phone"] = json!("+7 (999) 000-11-22");
-    crm["email"] = json!("  Anna@Example.COM ");
-    let card = map(&text, crm).unwrap();
+    let crm = person(json!({
+        "inn": "   ", "phone": "+7 (999) 000-11-22", "email": "  Anna@Example.COM "
+    }));
+    let card = m.apply(&crm).unwrap();
     assert!(card["client"].get("inn").is_none());
     assert_eq!(card["client"]["contacts"]["phone"], "+79990001122");
     assert_eq!(card["client"]["contacts"]["email"], "anna@example.com");
@@ -235,7 +244,7 @@ email = { path = "$.email", trim = true, case = "lower" }
 
 #[test]
 fn conditions_on_fields_objects_and_list_items() {
-    let text = with_head(
+    let m = mapping(
         r#"
 inn = { path = "$.inn", when = { path = "$.kind", equals = "LEGAL" } }
 [client.branch]
@@ -247,43 +256,52 @@ where = { path = "@.role", in = ["OWNER", "DIRECTOR"] }
 item = { id = "@.id" }
 "#,
     );
-    let mut crm = person();
-    crm["inn"] = json!("77");
-    crm["kind"] = json!("PERSON");
-    crm["branch"] = json!({"active": false, "name": "X"});
-    crm["orgs"] = json!([{"id": 1, "role": "OWNER"}, {"id": 2, "role": "GUEST"}, {"id": 3, "role": "DIRECTOR"}]);
-    let card = map(&text, crm.clone()).unwrap();
+    let mut crm = person(json!({
+        "inn": "77", "kind": "PERSON", "branch": {"active": false, "name": "X"},
+        "orgs": [{"id": 1, "role": "OWNER"}, {"id": 2, "role": "GUEST"}, {"id": 3, "role": "DIRECTOR"}]
+    }));
+    let card = m.apply(&crm).unwrap();
     assert!(card["client"].get("inn").is_none());
     assert!(card["client"].get("branch").is_none());
     assert_eq!(card["companyList"], json!([{"id": 1}, {"id": 3}]));
     crm["kind"] = json!("LEGAL");
     crm["branch"]["active"] = json!(true);
-    let card = map(&text, crm).unwrap();
+    let card = m.apply(&crm).unwrap();
     assert_eq!(card["client"]["inn"], "77");
     assert_eq!(card["client"]["branch"]["name"], "X");
 }
 
 #[test]
 fn jq_escape_hatch() {
-    let text = with_head(
+    let crm = person(json!({
+        "last": "Ivanova", "first": "Anna",
+        "emails": [{"value": "x@a", "primary": false}, {"value": "y@b", "primary": true}]
+    }));
+    let card = mapping(
         r#"
 shortName = { jq = '.last + " " + (.first[0:1]) + "."' }
 [client.contacts]
 email = { path = "$.emails", jq = 'map(select(.primary)) | first | .value' }
 "#,
-    );
-    let mut crm = person();
-    crm["last"] = json!("Ivanova");
-    crm["first"] = json!("Anna");
-    crm["emails"] = json!([{"value": "x@a", "primary": false}, {"value": "y@b", "primary": true}]);
-    let card = map(&text, crm).unwrap();
+    )
+    .apply(&crm)
+    .unwrap();
     assert_eq!(card["client"]["shortName"], "Ivanova A.");
     assert_eq!(card["client"]["contacts"]["email"], "y@b");
 }
 
 #[test]
 fn field_list_from_explicit_pairs_and_an_attribute_array() {
-    let text = with_head(
+    let crm = person(json!({
+        "segment": "VIP",
+        "manager": null,
+        "attributes": [
+            {"label": "Tariff", "value": "Gold", "visible": true},
+            {"label": "Internal", "value": "x", "visible": false},
+            {"label": "Limit", "value": 100000, "visible": true}
+        ]
+    }));
+    let m = mapping(
         r#"
 [[client.fieldList]]
 name = { const = "Segment" }
@@ -299,17 +317,8 @@ where = "@.visible"
 item = { name = "@.label", value = "@.value" }
 "#,
     );
-    let mut crm = person();
-    crm["segment"] = json!("VIP");
-    crm["manager"] = json!(null);
-    crm["attributes"] = json!([
-        {"label": "Tariff", "value": "Gold", "visible": true},
-        {"label": "Internal", "value": "x", "visible": false},
-        {"label": "Limit", "value": 100000, "visible": true}
-    ]);
-    let card = map(&text, crm).unwrap();
     assert_eq!(
-        card["client"]["fieldList"],
+        m.apply(&crm).unwrap()["client"]["fieldList"],
         json!([
             {"name": "Segment", "value": "VIP"},
             {"name": "Tariff", "value": "Gold"},
@@ -320,20 +329,20 @@ item = { name = "@.label", value = "@.value" }
 
 #[test]
 fn contacts_from_a_typed_contact_array() {
-    let text = with_head(
+    let crm = person(json!({"contacts": [
+        {"type": "EMAIL", "value": "a@x"},
+        {"type": "MOBILE", "value": "+7001"},
+        {"type": "MOBILE", "value": "+7002"}
+    ]}));
+    let card = mapping(
         r#"
 [client.contacts]
 phone = "$.contacts[?@.type == 'MOBILE'].value"
 email = "$.contacts[?@.type == 'EMAIL'].value"
 "#,
-    );
-    let mut crm = person();
-    crm["contacts"] = json!([
-        {"type": "EMAIL", "value": "a@x"},
-        {"type": "MOBILE", "value": "+7001"},
-        {"type": "MOBILE", "value": "+7002"}
-    ]);
-    let card = map(&text, crm).unwrap();
+    )
+    .apply(&crm)
+    .unwrap();
     assert_eq!(
         card["client"]["contacts"],
         json!({"phone": "+7001", "email": "a@x"})
@@ -342,25 +351,21 @@ email = "$.contacts[?@.type == 'EMAIL'].value"
 
 #[test]
 fn groups_with_parents_from_nested_objects_and_flat_lists() {
-    let nested = with_head(
-        r#"
+    let crm = person(json!({
+        "groups": [{"id": 2, "name": "VIP", "parent": {"id": 1, "name": "Retail"}}]
+    }));
+    let nested = r#"
 [client.group]
 each = "$.groups[*]"
-[client.group.item]
-id = "@.id"
-name = "@.name"
-parentGroup = { id = "@.parent.id", name = "@.parent.name" }
-"#,
-    );
-    let mut crm = person();
-    crm["groups"] = json!([{"id": 2, "name": "VIP", "parent": {"id": 1, "name": "Retail"}}]);
-    let card = map(&nested, crm).unwrap();
+item = { id = "@.id", name = "@.name", parentGroup = { id = "@.parent.id", name = "@.parent.name" } }
+"#;
+    let card = mapping(nested).apply(&crm).unwrap();
     assert_eq!(
         card["client"]["group"],
         json!([{"id": 2, "parentGroup": {"id": 1, "name": "Retail"}, "name": "VIP"}])
     );
 
-    let flat = with_head(
+    let flat = mapping(
         r#"
 [client.group]
 each = "$.memberships[*]"
@@ -371,13 +376,12 @@ priority = "@.prio"
 parentGroup = { lookup = "$.memberships[*]", key = "@.id", match = "@.parentId" }
 "#,
     );
-    let mut crm = person();
-    crm["memberships"] = json!([
+    let mut crm = person(json!({"memberships": [
         {"id": 3, "title": "Premium", "parentId": "2", "prio": 5},
         {"id": 2, "title": "VIP", "parentId": 1},
         {"id": 1, "title": "Retail", "parentId": null}
-    ]);
-    let card = map(&flat, crm.clone()).unwrap();
+    ]}));
+    let card = flat.apply(&crm).unwrap();
     assert_eq!(
         card["client"]["group"][0],
         json!({"id": 3, "name": "Premium", "priority": 5,
@@ -386,7 +390,7 @@ parentGroup = { lookup = "$.memberships[*]", key = "@.id", match = "@.parentId" 
     );
     // A cycle in the CRM's data is cut where it closes (see lang_tests).
     crm["memberships"][2]["parentId"] = json!(3);
-    let card = map(&flat, crm).unwrap();
+    let card = flat.apply(&crm).unwrap();
     assert_eq!(
         card["client"]["group"][2],
         json!({"id": 1, "name": "Retail",
@@ -468,18 +472,12 @@ fn keep_lets_a_front_derive_older_fields() {
         keep: vec!["fieldList"],
     };
     let mapping = Mapping::parse_with("t", &text, &RESPONSE, &options).unwrap();
-    let mut crm = person();
-    crm["s"] = json!("VIP");
-    let card = mapping.apply(&crm).unwrap();
+    let card = mapping.apply(&person(json!({"s": "VIP"}))).unwrap();
     assert_eq!(card["client"]["fieldList"][0]["value"], "VIP");
 }
 
-/// The order history's lists are required: empty is the CRM's word, absent
-/// is an answer of another shape and must fail, never pass for "no orders".
-#[test]
-fn required_lists_are_empty_only_when_the_crm_array_is() {
-    use crate::schema::users_api::ORDERS_RESPONSE;
-    let text = r#"
+/// An order history mapping of the users API.
+const ORDERS: &str = r#"
 [orders]
 each = "$.orders[?@.visible == true]"
 [orders.item]
@@ -489,7 +487,12 @@ status = "@.status"
 price = "@.total"
 items = { each = "@.lines[*]", item = { privateId = "@.sku", name = "@.title", quantity = "@.qty", subtotal = "@.sum" } }
 "#;
-    let mapping = Mapping::parse("o.toml", text, &ORDERS_RESPONSE, ApiVersion::V1_2).unwrap();
+
+/// The order history's lists are required: empty is the CRM's word, absent
+/// is an answer of another shape and must fail, never pass for "no orders".
+#[test]
+fn required_lists_are_empty_only_when_the_crm_array_is() {
+    let mapping = Mapping::parse("o.toml", ORDERS, &ORDERS_RESPONSE, ApiVersion::V1_2).unwrap();
     assert_eq!(
         mapping.apply(&json!({"orders": []})).unwrap(),
         json!({"orders": []})
@@ -516,18 +519,11 @@ items = { each = "@.lines[*]", item = { privateId = "@.sku", name = "@.title", q
 
 #[test]
 fn date_on_a_number_field_is_a_load_error() {
-    use crate::schema::users_api::ORDERS_RESPONSE;
-    let text = r#"
-[orders]
-each = "$.orders[*]"
-[orders.item]
-id = "@.id"
-createdOn = "@.at"
-status = "@.status"
-price = { path = "@.total", date = "iso" }
-items = { each = "@.lines[*]", item = { privateId = "@.sku", name = "@.title", quantity = "@.qty", subtotal = "@.sum" } }
-"#;
-    let err = Mapping::parse("o.toml", text, &ORDERS_RESPONSE, ApiVersion::V1_2)
+    let text = ORDERS.replace(
+        r#"price = "@.total""#,
+        r#"price = { path = "@.total", date = "iso" }"#,
+    );
+    let err = Mapping::parse("o.toml", &text, &ORDERS_RESPONSE, ApiVersion::V1_2)
         .unwrap_err()
         .to_string();
     assert!(err.contains("orders.item.price"), "{err}");
