@@ -2,23 +2,18 @@
 //! curl commands it prints.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::helpers::{file, fixture, fixture_pairs, read_json, repo_path};
-
-/// The binary, run from the repository (the outer environment's
-/// `AUTHBRIDGE__*` variables removed, as for every process test).
-fn authbridge() -> Command {
-    let mut cmd = crate::process::command();
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    cmd
-}
+use crate::helpers::{
+    assert_expected_cards, file, fixture, mappings_with_fixture_pairs, repo_path,
+};
+use crate::process::{command_in_repo, output_ok};
 
 /// `authbridge check --config <config>`'s output.
 fn check(config: &tempfile::NamedTempFile) -> std::process::Output {
-    authbridge()
+    command_in_repo()
         .args(["check", "--config"])
         .arg(config.path())
         .output()
@@ -72,7 +67,7 @@ fn check_rejects_a_bad_mapping_with_file_line_column() {
 
 #[test]
 fn serve_refuses_to_start_without_a_crm_url() {
-    let out = authbridge().arg("serve").output().unwrap();
+    let out = command_in_repo().arg("serve").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("upstream.base_url: must be set"));
 }
@@ -80,7 +75,7 @@ fn serve_refuses_to_start_without_a_crm_url() {
 #[test]
 fn env_overrides_the_config_file() {
     let config = file("[upstream]\nbase_url = \"http://127.0.0.1:9000\"\n");
-    let out = authbridge()
+    let out = command_in_repo()
         .args(["check", "--config"])
         .arg(config.path())
         .env("AUTHBRIDGE__UPSTREAM__TIMEOUT_MS", "0")
@@ -92,7 +87,7 @@ fn env_overrides_the_config_file() {
 
 #[tokio::test]
 async fn demo_answers_its_printed_curl_commands() {
-    let mut child = authbridge()
+    let mut child = command_in_repo()
         .args(["demo", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -162,41 +157,26 @@ async fn demo_answers_its_printed_curl_commands() {
 
 #[test]
 fn map_reproduces_every_expected_card() {
-    let mut checked = 0;
-    let mut total = 0;
-    let mappings = authbridge::tools::mapping_files(&repo_path("mappings"));
-    assert!(!mappings.is_empty());
-    for mapping in mappings {
-        let name = mapping.file_stem().unwrap().to_string_lossy().into_owned();
-        let pairs = fixture_pairs(&repo_path(&format!("tests/fixtures/{name}")));
-        total += pairs.len();
-        for (input, expected) in pairs {
-            let out = authbridge()
-                .args(["map", "--mapping"])
-                .arg(&mapping)
-                .arg("--input")
-                .arg(&input)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}: {}",
-                input.display(),
-                String::from_utf8_lossy(&out.stderr)
+    let mappings = mappings_with_fixture_pairs("mappings", "tests/fixtures/");
+    let checked = assert_expected_cards(mappings, |mapping| {
+        move |input| {
+            let out = output_ok(
+                command_in_repo()
+                    .args(["map", "--mapping"])
+                    .arg(&mapping)
+                    .arg("--input")
+                    .arg(input),
             );
-            let card: Value = serde_json::from_slice(&out.stdout).unwrap();
-            assert_eq!(card, read_json(&expected), "{}", input.display());
-            checked += 1;
+            serde_json::from_slice(&out.stdout).unwrap()
         }
-    }
-    assert_eq!(checked, total, "every fixture pair was checked");
+    });
     assert!(checked >= 2);
 }
 
 #[test]
 fn map_reports_the_field_that_cannot_be_filled() {
     let input = file(r#"{"client": {"id": 1, "fullName": "X", "firstName": "Y"}}"#);
-    let out = authbridge()
+    let out = command_in_repo()
         .args(["map", "--mapping", "mappings/generic-bank.toml", "--input"])
         .arg(input.path())
         .output()
@@ -226,7 +206,7 @@ each = "$.companies[*]"
 item = { name = "@.name" }
 "#,
     );
-    let out = authbridge()
+    let out = command_in_repo()
         .args(["check", "--mapping"])
         .arg(mapping.path())
         .output()
@@ -276,7 +256,7 @@ fn check_config_skips_a_config_beside_its_mapping_but_checks_mappings_there() {
     .unwrap();
     std::fs::write(dir.path().join("notes.toml"), "title = \"not a mapping\"\n").unwrap();
     let check = || {
-        authbridge()
+        command_in_repo()
             .args(["check", "--config"])
             .arg(&config)
             .output()

@@ -2,21 +2,13 @@
 //! rule's `file:line:column`, the value and what was expected; `--explain`
 //! prints each card field with its source chain.
 
-use std::process::Command;
-
 use crate::helpers::file;
-
-/// The binary, run from the repository.
-fn authbridge() -> Command {
-    let mut cmd = crate::process::command();
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    cmd
-}
+use crate::process::command_in_repo;
 
 fn map(mapping: &str, input: &str, extra: &[&str]) -> (Option<i32>, String, String) {
     let mapping = file(mapping);
     let input = file(input);
-    let out = authbridge()
+    let out = command_in_repo()
         .arg("map")
         .args(extra)
         .arg("--mapping")

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_norway::Value as Yaml;
 
-use crate::helpers::{http, repo_path, spawn_app};
+use crate::helpers::{http, readme_section, repo_path, spawn_app};
 
 /// Runs promtool from `deploy/prometheus`; a missing promtool fails the
 /// test, naming the package that brings it.
@@ -74,14 +74,7 @@ pub fn alert_rules() -> BTreeMap<String, String> {
 /// The bullet items of the README's "What to alert on" section, each as
 /// one line of text.
 fn readme_alert_items() -> Vec<String> {
-    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
-    let section = readme
-        .split("\n### What to alert on\n")
-        .nth(1)
-        .expect("README has a \"What to alert on\" section")
-        .split("\n#")
-        .next()
-        .unwrap();
+    let section = readme_section("### What to alert on", "\n#");
     let mut items: Vec<String> = Vec::new();
     for line in section.lines() {
         if let Some(item) = line.strip_prefix("- ") {
@@ -141,12 +134,17 @@ fn every_readme_alert_item_links_an_alert_on_its_metrics() {
     );
 }
 
+/// The items of a YAML sequence of strings.
+fn strings(sequence: &Yaml) -> Vec<&str> {
+    let items = sequence.as_sequence().expect("a sequence");
+    items.iter().map(|s| s.as_str().unwrap()).collect()
+}
+
 /// The Kubernetes object of `kind` among `deploy/k8s`'s files.
 fn k8s(kind: &str) -> Yaml {
     let kustomization = &yaml_documents("deploy/k8s/kustomization.yaml")[0];
     let mut found = Vec::new();
-    for file in kustomization["resources"].as_sequence().unwrap() {
-        let file = file.as_str().unwrap();
+    for file in strings(&kustomization["resources"]) {
         for doc in yaml_documents(&format!("deploy/k8s/{file}")) {
             assert!(doc["metadata"]["name"].is_string(), "{file}: unnamed");
             if doc["kind"].as_str() == Some(kind) {
@@ -161,12 +159,7 @@ fn k8s(kind: &str) -> Yaml {
 #[test]
 fn every_k8s_file_is_listed_in_the_kustomization() {
     let kustomization = &yaml_documents("deploy/k8s/kustomization.yaml")[0];
-    let listed: Vec<&str> = kustomization["resources"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap())
-        .collect();
+    let listed = strings(&kustomization["resources"]);
     for entry in std::fs::read_dir(repo_path("deploy/k8s")).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         if name.ends_with(".yaml") && name != "kustomization.yaml" {
@@ -185,12 +178,7 @@ async fn k8s_probes_and_ports_are_the_servers_real_routes_and_config() {
 
     // The config the container is started with is the ConfigMap's, mounted
     // where the args say, and it is a valid configuration.
-    let args: Vec<&str> = container["args"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
+    let args = strings(&container["args"]);
     assert_eq!(args[..2], ["serve", "--config"]);
     let mounts = container["volumeMounts"].as_sequence().unwrap();
     let mount_of = |volume: &str| {

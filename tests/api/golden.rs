@@ -7,22 +7,19 @@ use std::path::{Path, PathBuf};
 use authbridge::config::AuthApiSettings;
 use authbridge::front::auth_api::card::CardBuilder;
 use authbridge::lookup::CardProducer;
-use serde_json::Value;
 
-use crate::helpers::{fixture_pairs, read_json, repo_path};
+use crate::helpers::{
+    Pairs, assert_expected_cards, mappings_with_fixture_pairs, read_json, repo_path,
+};
 
-/// Fixture (input, expected) paths.
-type Pairs = Vec<(PathBuf, PathBuf)>;
-
-/// Every mapping in `folder` (sorted, non-empty) with the fixture pairs of
-/// `{fixtures}NAME/`; also the number of pairs in all. Every fixture folder
-/// there belongs to a mapping, so none is left unchecked.
-fn mappings_with_fixtures(folder: &str, fixtures: &str) -> (Vec<(PathBuf, Pairs)>, usize) {
-    let mappings = authbridge::tools::mapping_files(&repo_path(folder));
-    assert!(!mappings.is_empty(), "no mappings in {folder}");
-    let names: BTreeSet<String> = mappings
+/// Every mapping in `folder` with its fixture pairs (see
+/// [`mappings_with_fixture_pairs`]). Every fixture folder there belongs to a
+/// mapping, so none is left unchecked.
+fn mappings_with_fixtures(folder: &str, fixtures: &str) -> Vec<(PathBuf, Pairs)> {
+    let all = mappings_with_fixture_pairs(folder, fixtures);
+    let names: BTreeSet<String> = all
         .iter()
-        .map(|m| m.file_stem().unwrap().to_string_lossy().into_owned())
+        .map(|(m, _)| m.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
     let folders: BTreeSet<String> = std::fs::read_dir(repo_path(fixtures))
         .unwrap()
@@ -34,16 +31,7 @@ fn mappings_with_fixtures(folder: &str, fixtures: &str) -> (Vec<(PathBuf, Pairs)
         .filter(|name| !matches!(name.as_str(), "users" | "openapi"))
         .collect();
     assert_eq!(folders, names, "one fixture folder per mapping in {folder}");
-    let all: Vec<_> = mappings
-        .into_iter()
-        .map(|mapping| {
-            let name = mapping.file_stem().unwrap().to_string_lossy().into_owned();
-            let pairs = fixture_pairs(&repo_path(&format!("{fixtures}{name}")));
-            (mapping, pairs)
-        })
-        .collect();
-    let total = all.iter().map(|(_, pairs)| pairs.len()).sum();
-    (all, total)
+    all
 }
 
 fn folder_name(p: &Path) -> String {
@@ -52,16 +40,15 @@ fn folder_name(p: &Path) -> String {
 
 #[test]
 fn every_shipped_mapping_reproduces_its_fixtures() {
-    let (mappings, total) = mappings_with_fixtures("mappings", "tests/fixtures/");
-    let mut checked = 0;
-    for (mapping, pairs) in mappings {
+    let mappings = mappings_with_fixtures("mappings", "tests/fixtures/");
+    let checked = assert_expected_cards(mappings, |mapping| {
         let cards = CardBuilder::load(&AuthApiSettings {
             mapping,
             ..Default::default()
         })
         .unwrap_or_else(|e| panic!("{e}"));
-        for (input, expected) in pairs {
-            let crm = read_json(&input);
+        move |input| {
+            let crm = read_json(input);
             let card = cards
                 .card(&crm)
                 .unwrap_or_else(|e| panic!("{}: {e}", input.display()));
@@ -76,33 +63,26 @@ fn every_shipped_mapping_reproduces_its_fixtures() {
                 "{}",
                 input.display()
             );
-            let card = serde_json::to_value(card).unwrap();
-            assert_eq!(card, read_json(&expected), "{}", input.display());
-            checked += 1;
+            serde_json::to_value(card).unwrap()
         }
-    }
-    assert_eq!(checked, total, "every fixture pair was checked");
+    });
     assert!(checked >= 2);
 }
 
 #[test]
 fn every_users_api_mapping_reproduces_its_fixtures() {
-    let (mappings, total) = mappings_with_fixtures("mappings/users", "tests/fixtures/users/");
-    let mut checked = 0;
-    for (mapping, pairs) in mappings {
+    let mappings = mappings_with_fixtures("mappings/users", "tests/fixtures/users/");
+    let checked = assert_expected_cards(mappings, |mapping| {
         let settings = AuthApiSettings {
             mapping,
             ..Default::default()
         };
-        for (input, expected) in pairs {
-            let text = std::fs::read_to_string(&input).unwrap();
+        move |input| {
+            let text = std::fs::read_to_string(input).unwrap();
             let out = authbridge::tools::dry_run(&settings, &text)
                 .unwrap_or_else(|e| panic!("{}: {e:?}", input.display()));
-            let card: Value = serde_json::from_str(&out).unwrap();
-            assert_eq!(card, read_json(&expected), "{}", input.display());
-            checked += 1;
+            serde_json::from_str(&out).unwrap()
         }
-    }
-    assert_eq!(checked, total, "every fixture pair was checked");
+    });
     assert!(checked >= 10, "every users mapping, order history included");
 }

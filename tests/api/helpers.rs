@@ -200,6 +200,20 @@ impl TestApp {
     }
 }
 
+/// The README's text from the line `heading` to the next `end` (the start
+/// of what follows the section, such as `"\n## "`).
+pub fn readme_section(heading: &str, end: &str) -> String {
+    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
+    readme
+        .split(&format!("\n{heading}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("README has a {heading:?} section"))
+        .split(end)
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 /// The `/metrics` text of the app at `address` (for tests that start apps
 /// without a [`TestApp`]).
 pub async fn metrics_of(address: &str) -> String {
@@ -359,14 +373,19 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-/// GET the Auth API of the app at `address` for `raw_token`, for apps
-/// started with [`start`] rather than [`spawn_app`].
-pub async fn lookup_at(address: &str, raw_token: &str) -> reqwest::Response {
+/// GET `path` of the app at `address`, for apps started with [`start`]
+/// rather than [`spawn_app`].
+pub async fn get_at(address: &str, path: &str) -> reqwest::Response {
     http()
-        .get(format!("{address}/rest/chat/client/id/{raw_token}"))
+        .get(format!("{address}{path}"))
         .send()
         .await
         .expect("authbridge answers")
+}
+
+/// GET the Auth API of the app at `address` for `raw_token`.
+pub async fn lookup_at(address: &str, raw_token: &str) -> reqwest::Response {
+    get_at(address, &format!("/rest/chat/client/id/{raw_token}")).await
 }
 
 /// The card the app at `address` serves for `raw_token`: asserts a 200 and
@@ -449,6 +468,48 @@ pub fn fixture_pairs(dir: &Path) -> Vec<(PathBuf, PathBuf)> {
             (input, expected)
         })
         .collect()
+}
+
+/// Fixture (input, expected) paths.
+pub type Pairs = Vec<(PathBuf, PathBuf)>;
+
+/// Every mapping in `folder` (sorted, non-empty) with the fixture pairs of
+/// `{fixtures}NAME/` (see [`fixture_pairs`]).
+pub fn mappings_with_fixture_pairs(folder: &str, fixtures: &str) -> Vec<(PathBuf, Pairs)> {
+    let mappings = authbridge::tools::mapping_files(&repo_path(folder));
+    assert!(!mappings.is_empty(), "no mappings in {folder}");
+    mappings
+        .into_iter()
+        .map(|mapping| {
+            let name = mapping.file_stem().unwrap().to_string_lossy().into_owned();
+            let pairs = fixture_pairs(&repo_path(&format!("{fixtures}{name}")));
+            (mapping, pairs)
+        })
+        .collect()
+}
+
+/// Asserts that every fixture pair of every mapping maps to its expected
+/// card: `mapper(mapping)` prepares a mapping once and gives what turns an
+/// input file into the card. Returns how many pairs were checked, so the
+/// caller can require a floor (an empty fixture folder must not pass).
+pub fn assert_expected_cards<F>(
+    mappings: Vec<(PathBuf, Pairs)>,
+    mut mapper: impl FnMut(PathBuf) -> F,
+) -> usize
+where
+    F: FnMut(&Path) -> Value,
+{
+    let total: usize = mappings.iter().map(|(_, pairs)| pairs.len()).sum();
+    let mut checked = 0;
+    for (mapping, pairs) in mappings {
+        let mut card_of = mapper(mapping);
+        for (input, expected) in pairs {
+            assert_eq!(card_of(&input), read_json(&expected), "{}", input.display());
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, total, "every fixture pair was checked");
+    checked
 }
 
 /// A JSON file, parsed (the path in the panic message).

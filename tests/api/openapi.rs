@@ -14,9 +14,10 @@ use authbridge::schema::{ApiVersion, FieldType, ObjectSchema, auth_api};
 use serde_json::Value;
 
 use crate::helpers::{
-    eventually, file, get_json, http, repo_path, start_with_admin, status_of, users_settings,
+    eventually, file, get_at, get_json, http, lookup_at, readme_section, repo_path,
+    start_with_admin, status_of, users_settings,
 };
-use crate::process::{Served, command};
+use crate::process::{Served, command, output_ok};
 
 const KEY: &str = "platform-key";
 
@@ -91,17 +92,8 @@ async fn served_document_is_valid_openapi_3_1_and_open_to_any_caller() {
     let (address, _admin) = start_with_admin(settings).await;
 
     // The Auth API asks for its secret; the document is open like the probes.
-    let lookup = http()
-        .get(format!("{address}/rest/chat/client/id/abc"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(lookup.status(), 401);
-    let response = http()
-        .get(format!("{address}/openapi.json"))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(lookup_at(&address, "abc").await.status(), 401);
+    let response = get_at(&address, "/openapi.json").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     let doc: Value = response.json().await.unwrap();
@@ -223,14 +215,7 @@ fn every_card_field_of_the_descriptors_is_in_the_document() {
 
 /// (HTTP status, errorCode) of every row of the README's error table.
 fn readme_error_rows() -> BTreeSet<(u16, String)> {
-    let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
-    let section = readme
-        .split("\n## Errors\n")
-        .nth(1)
-        .expect("README has an Errors section")
-        .split("\n## ")
-        .next()
-        .unwrap();
+    let section = readme_section("## Errors", "\n## ");
     let rows: BTreeSet<(u16, String)> = section
         .lines()
         .filter_map(|line| {
@@ -367,25 +352,17 @@ async fn get_openapi_json_equals_the_cli_output_for_the_same_config() {
     )
     .unwrap();
     let served = Served::start_in(dir, &config);
-    let body = http()
-        .get(format!("{}/openapi.json", served.base))
-        .send()
+    let body = get_at(&served.base, "/openapi.json")
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap();
 
-    let printed = command()
-        .current_dir(served.dir.path())
-        .args(["openapi", "--config"])
-        .arg(served.path("config.toml"))
-        .output()
-        .unwrap();
-    assert!(
-        printed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&printed.stderr)
+    let printed = output_ok(
+        command()
+            .current_dir(served.dir.path())
+            .args(["openapi", "--config"])
+            .arg(served.path("config.toml")),
     );
     assert!(
         body == printed.stdout,

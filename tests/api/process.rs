@@ -52,6 +52,26 @@ pub fn command() -> Command {
     cmd
 }
 
+/// [`command`] run from the repository, so the relative paths of the shipped
+/// config (`mappings/...`) resolve.
+pub fn command_in_repo() -> Command {
+    let mut cmd = command();
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
+}
+
+/// Runs `cmd` to its end and asserts it succeeded; its output. The message
+/// names the command (its arguments say which input) and its stderr.
+pub fn output_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 impl Served {
     /// Writes `config` (with `{port}` and `{dir}` filled in) to a new temp
     /// folder, copies the generic bank mapping there as `mapping.toml`, and

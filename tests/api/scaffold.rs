@@ -10,6 +10,7 @@ use serde_json::Value;
 use authbridge::config::AuthApiSettings;
 
 use crate::helpers::repo_path;
+use crate::process::{command, output_ok};
 
 /// Every `(mapping name, fixture input)` pair of the shipped Auth API mappings.
 fn shipped_inputs() -> Vec<(String, PathBuf)> {
@@ -34,19 +35,10 @@ fn shipped_inputs() -> Vec<(String, PathBuf)> {
 #[test]
 fn scaffold_drafts_pass_check_for_every_shipped_fixture() {
     for (_, input) in shipped_inputs() {
-        let out = crate::process::command()
-            .args(["scaffold", "--input"])
-            .arg(&input)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = output_ok(command().args(["scaffold", "--input"]).arg(&input));
         let draft = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
         std::fs::write(draft.path(), &out.stdout).unwrap();
-        let check = crate::process::command()
+        let check = command()
             .args(["check", "--mapping"])
             .arg(draft.path())
             .output()
