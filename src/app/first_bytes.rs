@@ -13,14 +13,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::metrics::Metrics;
 
-/// A connection's stream with a deadline on its first bytes (see the module
-/// docs).
-pub struct FirstBytes<S> {
-    inner: S,
+/// The deadline on one connection's first bytes (see the module docs),
+/// applied by [`super::conn_io::ConnIo`] to each read.
+pub struct FirstBytes {
     /// `None` once the version detection has what it needs.
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     seen: usize,
@@ -30,10 +29,9 @@ pub struct FirstBytes<S> {
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-impl<S> FirstBytes<S> {
-    pub fn new(inner: S, deadline: Duration, metrics: Metrics) -> Self {
+impl FirstBytes {
+    pub fn new(deadline: Duration, metrics: Metrics) -> Self {
         Self {
-            inner,
             deadline: Some(Box::pin(tokio::time::sleep(deadline))),
             seen: 0,
             metrics,
@@ -52,19 +50,20 @@ impl<S> FirstBytes<S> {
         }
         self.seen += bytes.len();
     }
-}
 
-impl<S: AsyncRead + Unpin> AsyncRead for FirstBytes<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
+    /// Reads from `inner`; fails with `TimedOut` once the deadline has
+    /// passed with the version still unsettled.
+    pub fn poll_read<S: AsyncRead + Unpin>(
+        &mut self,
+        inner: &mut S,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         if self.deadline.is_none() {
-            return Pin::new(&mut self.inner).poll_read(cx, buf);
+            return Pin::new(inner).poll_read(cx, buf);
         }
         let before = buf.filled().len();
-        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+        match Pin::new(inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 self.saw(&buf.filled()[before..]);
                 Poll::Ready(Ok(()))
@@ -80,35 +79,5 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstBytes<S> {
             },
             other => other,
         }
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for FirstBytes<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -15,7 +15,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::AsyncWrite;
 
 use crate::front::auth_api::codes;
 
@@ -60,30 +60,26 @@ pub fn shaped(head: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A connection's stream that rewrites hyper's bare refusals (see the module
-/// docs). Each write's first bytes are compared with the three refusal
-/// status lines: a few byte compares, no copy, on the hot path. (A body
-/// cannot be mistaken for a head: the fronts' bodies are JSON.)
-pub struct ShapedRefusals<S> {
-    inner: S,
+/// The rewriting of hyper's bare refusals on one connection's way out (see
+/// the module docs), applied by [`super::conn_io::ConnIo`] to each write.
+/// Each write's first bytes are compared with the three refusal status
+/// lines: a few byte compares, no copy, on the hot path. (A body cannot be
+/// mistaken for a head: the fronts' bodies are JSON.)
+#[derive(Default)]
+pub struct Refusals {
     /// Rewritten bytes still to send, and how many have gone.
     pending: Option<(Vec<u8>, usize)>,
 }
 
-impl<S> ShapedRefusals<S> {
-    pub fn new(inner: S) -> Self {
-        Self {
-            inner,
-            pending: None,
-        }
-    }
-}
-
-impl<S: AsyncWrite + Unpin> ShapedRefusals<S> {
+impl Refusals {
     /// Writes out the rewritten bytes; ready when none are left.
-    fn drive(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+    pub fn drive<S: AsyncWrite + Unpin>(
+        &mut self,
+        inner: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
         while let Some((bytes, sent)) = &mut self.pending {
-            match Pin::new(&mut self.inner).poll_write(cx, &bytes[*sent..]) {
+            match Pin::new(&mut *inner).poll_write(cx, &bytes[*sent..]) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
                 }
@@ -100,86 +96,49 @@ impl<S: AsyncWrite + Unpin> ShapedRefusals<S> {
         Poll::Ready(Ok(()))
     }
 
-    /// Takes `head` in place of the stream when it is a bare refusal.
-    fn intercept(
+    /// Writes `buf` to `inner`, or its JSON form when it is a bare refusal.
+    pub fn poll_write<S: AsyncWrite + Unpin>(
         &mut self,
-        cx: &mut Context<'_>,
-        head: &[u8],
-    ) -> Option<Poll<std::io::Result<usize>>> {
-        if !head.starts_with(b"HTTP/1.1 4") {
-            return None;
-        }
-        let replacement = shaped(head)?;
-        self.pending = Some((replacement, 0));
-        // Accepted whole; what is not written yet goes out on flush.
-        Some(match self.drive(cx) {
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            _ => Poll::Ready(Ok(head.len())),
-        })
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for ShapedRefusals<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for ShapedRefusals<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
+        inner: &mut S,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         if self.pending.is_some() {
-            match self.drive(cx) {
+            match self.drive(inner, cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
             }
         }
-        if let Some(done) = self.intercept(cx, buf) {
-            return done;
+        if buf.starts_with(b"HTTP/1.1 4")
+            && let Some(replacement) = shaped(buf)
+        {
+            self.pending = Some((replacement, 0));
+            // Accepted whole; what is not written yet goes out on flush.
+            return match self.drive(inner, cx) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                _ => Poll::Ready(Ok(buf.len())),
+            };
         }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        Pin::new(inner).poll_write(cx, buf)
     }
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+    /// The same for a vectored write: hyper writes a head in one slice, and
+    /// a bare refusal has no body.
+    pub fn poll_write_vectored<S: AsyncWrite + Unpin>(
+        &mut self,
+        inner: &mut S,
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        // hyper writes a head in one slice; a bare refusal has no body.
         let first = bufs
             .iter()
             .find(|b| !b.is_empty())
             .map_or(&[][..], |b| &**b);
         if self.pending.is_some() || first.starts_with(b"HTTP/1.1 4") {
-            return self.poll_write(cx, first);
+            return self.poll_write(inner, cx, first);
         }
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.drive(cx) {
-            Poll::Ready(Ok(())) => Pin::new(&mut self.inner).poll_flush(cx),
-            other => other,
-        }
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.drive(cx) {
-            Poll::Ready(Ok(())) => Pin::new(&mut self.inner).poll_shutdown(cx),
-            other => other,
-        }
+        Pin::new(inner).poll_write_vectored(cx, bufs)
     }
 }
 

@@ -39,6 +39,7 @@ use tower::Layer as _;
 pub mod admin;
 pub mod auth_engine;
 pub mod client_addr;
+pub mod conn_io;
 pub mod demo;
 pub mod first_bytes;
 pub mod http_refusals;

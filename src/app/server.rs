@@ -13,8 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::client_addr::{ClientAddr, TrustedProxies};
-use crate::app::first_bytes::FirstBytes;
-use crate::app::http_refusals::ShapedRefusals;
+use crate::app::conn_io::ConnIo;
 use crate::app::request_span::App;
 use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
@@ -280,8 +279,7 @@ pub async fn serve(
         tokio::spawn(async move {
             match acceptor {
                 None => {
-                    let io =
-                        ShapedRefusals::new(FirstBytes::new(tcp, header_read_timeout, metrics));
+                    let io = ConnIo::new(tcp, header_read_timeout, metrics);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
@@ -295,8 +293,7 @@ pub async fn serve(
                             .increment(1);
                         return;
                     };
-                    let io =
-                        ShapedRefusals::new(FirstBytes::new(stream, header_read_timeout, metrics));
+                    let io = ConnIo::new(stream, header_read_timeout, metrics);
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                     let _ = watcher.watch(conn.into_owned()).await;
                 }
