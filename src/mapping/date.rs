@@ -59,85 +59,83 @@ impl DateFormat {
     }
 
     fn apply(&self, value: &Value) -> Option<NaiveDate> {
-        match self {
-            DateFormat::Pattern(p) => {
-                let s = value.as_str()?.trim();
-                NaiveDate::parse_from_str(s, p)
-                    .ok()
-                    .or_else(|| NaiveDateTime::parse_from_str(s, p).ok().map(|d| d.date()))
-                    .or_else(|| DateTime::parse_from_str(s, p).ok().map(|d| d.date_naive()))
-            }
-            DateFormat::Iso => {
-                let s = value.as_str()?.trim();
-                DateTime::parse_from_rfc3339(s)
-                    .ok()
-                    .map(|d| d.date_naive())
-                    .or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
-                    .or_else(|| {
-                        NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-                            .ok()
-                            .map(|d| d.date())
-                    })
-                    .or_else(|| {
-                        DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
-                            .ok()
-                            .map(|d| d.date_naive())
-                    })
-            }
-            DateFormat::EpochSeconds => epoch(value)
-                .and_then(|s| DateTime::from_timestamp(s, 0))
-                .map(|d| d.date_naive()),
-            DateFormat::EpochMillis => epoch(value)
-                .and_then(DateTime::from_timestamp_millis)
-                .map(|d| d.date_naive()),
-            DateFormat::Dotnet => dotnet(value).map(|d| d.date_naive()),
-        }
+        self.read(value).map(Moment::date)
     }
-}
 
-impl DateFormat {
     /// The instant `value` names. A value without an offset (a bare date, a
     /// local date-time) is read as UTC: the CRM's wall clock is not known
     /// here, and a mapping can add the offset with a `template`.
     fn instant(&self, value: &Value) -> Option<DateTime<Utc>> {
-        let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+        self.read(value)?.instant()
+    }
+
+    /// What `value` says in this format, as precisely as it says it.
+    fn read(&self, value: &Value) -> Option<Moment> {
+        let zoned = |d: DateTime<Utc>| Moment::Zoned(d.fixed_offset());
         match self {
-            DateFormat::Pattern(p) => {
-                let s = value.as_str()?.trim();
-                DateTime::parse_from_str(s, p)
-                    .ok()
-                    .map(|d| d.to_utc())
-                    .or_else(|| {
-                        NaiveDateTime::parse_from_str(s, p)
-                            .ok()
-                            .map(|d| d.and_utc())
-                    })
-                    .or_else(|| NaiveDate::parse_from_str(s, p).ok().and_then(midnight))
-            }
+            DateFormat::Pattern(p) => Moment::parse(value, p, p, p),
             DateFormat::Iso => {
                 let s = value.as_str()?.trim();
                 DateTime::parse_from_rfc3339(s)
                     .ok()
-                    .map(|d| d.to_utc())
+                    .map(Moment::Zoned)
                     .or_else(|| {
-                        DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
-                            .ok()
-                            .map(|d| d.to_utc())
-                    })
-                    .or_else(|| {
-                        NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-                            .ok()
-                            .map(|d| d.and_utc())
-                    })
-                    .or_else(|| {
-                        NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                            .ok()
-                            .and_then(midnight)
+                        Moment::parse(
+                            value,
+                            "%Y-%m-%dT%H:%M:%S%.f%z",
+                            "%Y-%m-%dT%H:%M:%S%.f",
+                            "%Y-%m-%d",
+                        )
                     })
             }
-            DateFormat::EpochSeconds => epoch(value).and_then(|s| DateTime::from_timestamp(s, 0)),
-            DateFormat::EpochMillis => epoch(value).and_then(DateTime::from_timestamp_millis),
-            DateFormat::Dotnet => dotnet(value).map(|d| d.to_utc()),
+            DateFormat::EpochSeconds => epoch(value)
+                .and_then(|s| DateTime::from_timestamp(s, 0))
+                .map(zoned),
+            DateFormat::EpochMillis => epoch(value)
+                .and_then(DateTime::from_timestamp_millis)
+                .map(zoned),
+            DateFormat::Dotnet => dotnet(value).map(Moment::Zoned),
+        }
+    }
+}
+
+/// A CRM value read as a date or time: with its offset, a wall-clock time,
+/// or a bare day. The date is the one the value's own clock shows; the
+/// instant reads the offset-less ones as UTC.
+enum Moment {
+    Zoned(DateTime<FixedOffset>),
+    Local(NaiveDateTime),
+    Day(NaiveDate),
+}
+
+impl Moment {
+    /// The first of the three patterns `value` (a string) matches.
+    fn parse(value: &Value, zoned: &str, local: &str, day: &str) -> Option<Moment> {
+        let s = value.as_str()?.trim();
+        DateTime::parse_from_str(s, zoned)
+            .ok()
+            .map(Moment::Zoned)
+            .or_else(|| {
+                NaiveDateTime::parse_from_str(s, local)
+                    .ok()
+                    .map(Moment::Local)
+            })
+            .or_else(|| NaiveDate::parse_from_str(s, day).ok().map(Moment::Day))
+    }
+
+    fn date(self) -> NaiveDate {
+        match self {
+            Moment::Zoned(d) => d.date_naive(),
+            Moment::Local(d) => d.date(),
+            Moment::Day(d) => d,
+        }
+    }
+
+    fn instant(self) -> Option<DateTime<Utc>> {
+        match self {
+            Moment::Zoned(d) => Some(d.to_utc()),
+            Moment::Local(d) => Some(d.and_utc()),
+            Moment::Day(d) => d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()),
         }
     }
 }
@@ -219,115 +217,86 @@ mod tests {
         list.iter().map(|f| DateFormat::parse(f).unwrap()).collect()
     }
 
+    /// Asserts what `parse` makes of each `(formats, CRM value, expected)`.
+    #[track_caller]
+    fn assert_parsed(
+        parse: fn(&Value, &[DateFormat]) -> Result<Value, String>,
+        cases: &[(&[&str], Value, &str)],
+    ) {
+        for (formats, value, expected) in cases {
+            assert_eq!(
+                parse(value, &fmt(formats)).unwrap(),
+                json!(expected),
+                "{value} with {formats:?}"
+            );
+        }
+    }
+
     #[test]
     fn common_crm_forms() {
-        let f = fmt(&["%d.%m.%Y"]);
-        assert_eq!(
-            parse_date(&json!("02.09.1973"), &f).unwrap(),
-            json!("1973-09-02")
-        );
-        let f = fmt(&["iso"]);
-        assert_eq!(
-            parse_date(&json!("1973-09-02T23:30:00+03:00"), &f).unwrap(),
-            json!("1973-09-02")
-        );
-        assert_eq!(
-            parse_date(&json!("1973-09-02"), &f).unwrap(),
-            json!("1973-09-02")
-        );
-        assert_eq!(
-            parse_date(&json!("1973-09-02T10:00:00.000Z"), &f).unwrap(),
-            json!("1973-09-02")
-        );
-        assert_eq!(
-            parse_date(&json!(115_776_000), &fmt(&["epoch_seconds"])).unwrap(),
-            json!("1973-09-02")
-        );
-        assert_eq!(
-            parse_date(&json!("115776000000"), &fmt(&["epoch_millis"])).unwrap(),
-            json!("1973-09-02")
-        );
-        let f = fmt(&["%d.%m.%Y", "iso"]);
-        assert_eq!(
-            parse_date(&json!("1973-09-02"), &f).unwrap(),
-            json!("1973-09-02")
+        let day = "1973-09-02";
+        assert_parsed(
+            parse_date,
+            &[
+                (&["%d.%m.%Y"], json!("02.09.1973"), day),
+                (&["iso"], json!("1973-09-02T23:30:00+03:00"), day),
+                (&["iso"], json!("1973-09-02"), day),
+                (&["iso"], json!("1973-09-02T10:00:00.000Z"), day),
+                (&["epoch_seconds"], json!(115_776_000), day),
+                (&["epoch_millis"], json!("115776000000"), day),
+                (&["%d.%m.%Y", "iso"], json!("1973-09-02"), day),
+            ],
         );
         assert!(parse_date(&json!("31.02.1973"), &fmt(&["%d.%m.%Y"])).is_err());
     }
 
     #[test]
     fn timestamps_from_every_form_name_the_same_instant() {
-        let at = json!("1595872396");
-        let iso = fmt(&["iso"]);
-        for offset in [
-            "2020-07-27T20:53:16+03:00",
-            "2020-07-27T17:53:16Z",
-            "2020-07-27T17:53:16.250Z",
-            "2020-07-27T20:53:16+0300",
-            // No offset: read as UTC.
-            "2020-07-27T17:53:16",
-        ] {
-            assert_eq!(
-                parse_timestamp(&json!(offset), &iso).unwrap(),
-                at,
-                "{offset}"
-            );
-        }
-        assert_eq!(
-            parse_timestamp(&json!("2020-07-27"), &iso).unwrap(),
-            json!("1595808000")
+        let (at, midnight) = ("1595872396", "1595808000");
+        assert_parsed(
+            parse_timestamp,
+            &[
+                (&["iso"], json!("2020-07-27T20:53:16+03:00"), at),
+                (&["iso"], json!("2020-07-27T17:53:16Z"), at),
+                (&["iso"], json!("2020-07-27T17:53:16.250Z"), at),
+                (&["iso"], json!("2020-07-27T20:53:16+0300"), at),
+                // No offset: read as UTC.
+                (&["iso"], json!("2020-07-27T17:53:16"), at),
+                (&["iso"], json!("2020-07-27"), midnight),
+                (&["epoch_seconds"], json!(1_595_872_396), at),
+                (&["epoch_millis"], json!("1595872396123"), at),
+                (
+                    &["%d.%m.%Y %H:%M:%S %z"],
+                    json!("27.07.2020 20:53:16 +0300"),
+                    at,
+                ),
+                (&["%d.%m.%Y"], json!("27.07.2020"), midnight),
+            ],
         );
-        assert_eq!(
-            parse_timestamp(&json!(1_595_872_396), &fmt(&["epoch_seconds"])).unwrap(),
-            at
-        );
-        assert_eq!(
-            parse_timestamp(&json!("1595872396123"), &fmt(&["epoch_millis"])).unwrap(),
-            at
-        );
-        assert_eq!(
-            parse_timestamp(
-                &json!("27.07.2020 20:53:16 +0300"),
-                &fmt(&["%d.%m.%Y %H:%M:%S %z"])
-            )
-            .unwrap(),
-            at
-        );
-        assert_eq!(
-            parse_timestamp(&json!("27.07.2020"), &fmt(&["%d.%m.%Y"])).unwrap(),
-            json!("1595808000")
-        );
-        let err = parse_timestamp(&json!("yesterday-42"), &iso).unwrap_err();
+        let err = parse_timestamp(&json!("yesterday-42"), &fmt(&["iso"])).unwrap_err();
         assert!(!err.contains("42"), "{err}");
     }
 
     #[test]
     fn dotnet_dates_name_the_instant_and_take_the_date_in_their_offset() {
-        let f = fmt(&["dotnet"]);
+        let dotnet: &[&str] = &["dotnet"];
         // 2023-11-14T22:13:20Z; at +0300 it is already the 15th.
-        assert_eq!(
-            parse_date(&json!("/Date(1700000000000)/"), &f).unwrap(),
-            json!("2023-11-14")
+        assert_parsed(
+            parse_date,
+            &[
+                (dotnet, json!("/Date(1700000000000)/"), "2023-11-14"),
+                (dotnet, json!("/Date(1700000000000+0300)/"), "2023-11-15"),
+                (dotnet, json!("/Date(1700000000000-0500)/"), "2023-11-14"),
+                (dotnet, json!("/Date(-86400000)/"), "1969-12-31"),
+            ],
         );
-        assert_eq!(
-            parse_date(&json!("/Date(1700000000000+0300)/"), &f).unwrap(),
-            json!("2023-11-15")
+        assert_parsed(
+            parse_timestamp,
+            &[
+                (dotnet, json!("/Date(1700000000000)/"), "1700000000"),
+                (dotnet, json!("/Date(1700000000000+0300)/"), "1700000000"),
+            ],
         );
-        assert_eq!(
-            parse_date(&json!("/Date(1700000000000-0500)/"), &f).unwrap(),
-            json!("2023-11-14")
-        );
-        assert_eq!(
-            parse_date(&json!("/Date(-86400000)/"), &f).unwrap(),
-            json!("1969-12-31")
-        );
-        for offset in ["/Date(1700000000000)/", "/Date(1700000000000+0300)/"] {
-            assert_eq!(
-                parse_timestamp(&json!(offset), &f).unwrap(),
-                json!("1700000000"),
-                "{offset}"
-            );
-        }
         for bad in [
             "/Date()/",
             "/Date(17x)/",
@@ -335,7 +304,7 @@ mod tests {
             "Date",
             "1700000000000",
         ] {
-            assert!(parse_date(&json!(bad), &f).is_err(), "{bad}");
+            assert!(parse_date(&json!(bad), &fmt(dotnet)).is_err(), "{bad}");
         }
     }
 
