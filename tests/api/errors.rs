@@ -58,6 +58,15 @@ async fn control_characters_and_bad_encoding_are_400() {
     assert_eq!(app.crm_calls().await, 0);
 }
 
+/// CRM timeouts short enough for a test to wait out: `ms` for an answer,
+/// 100 ms to connect.
+fn crm_timeout(ms: u64) -> impl FnOnce(&mut authbridge::Settings) {
+    move |s| {
+        s.upstream.timeout = Duration::from_millis(ms);
+        s.upstream.connect_timeout = Duration::from_millis(100);
+    }
+}
+
 /// A lookup of a CRM that takes 2 s, with `adjust`'s timeouts.
 async fn lookup_slow_crm(adjust: impl FnOnce(&mut authbridge::Settings)) -> reqwest::Response {
     let app = spawn_app_with(adjust).await;
@@ -68,11 +77,7 @@ async fn lookup_slow_crm(adjust: impl FnOnce(&mut authbridge::Settings)) -> reqw
 
 #[tokio::test]
 async fn crm_slower_than_its_timeout_is_504() {
-    let response = lookup_slow_crm(|s| {
-        s.upstream.timeout = Duration::from_millis(200);
-        s.upstream.connect_timeout = Duration::from_millis(100);
-    })
-    .await;
+    let response = lookup_slow_crm(crm_timeout(200)).await;
     let text = assert_error(response, 504, "1004").await;
     assert_eq!(text, "CRM did not answer in time");
 }
@@ -217,23 +222,28 @@ async fn crm_streaming_an_endless_body_is_cut_at_the_cap() {
 
 #[tokio::test]
 async fn crm_that_accepts_and_hangs_is_504() {
-    let response = lookup_in_front_of(&raw_crm("hang").await, |s| {
-        s.upstream.timeout = Duration::from_millis(300);
-        s.upstream.connect_timeout = Duration::from_millis(100);
-    })
-    .await;
+    let response = lookup_in_front_of(&raw_crm("hang").await, crm_timeout(300)).await;
     assert_error(response, 504, "1004").await;
+}
+
+/// The errorText of a lookup whose CRM answers Alice's record as `spoil`
+/// changes it, asserting the mapping failure's 500 and errorCode.
+async fn mapping_error(spoil: impl FnOnce(&mut serde_json::Value)) -> String {
+    let app = spawn_app().await;
+    let mut crm = fixture("generic-bank/alice.input.json");
+    spoil(&mut crm);
+    app.crm_answers("spoilt", ResponseTemplate::new(200).set_body_json(crm), 1)
+        .await;
+    assert_error(app.lookup("spoilt").await, 500, "1003").await
 }
 
 #[tokio::test]
 async fn mapping_failure_is_500_naming_the_field() {
-    let app = spawn_app().await;
-    let mut crm = fixture("generic-bank/alice.input.json");
-    crm["client"].as_object_mut().unwrap().remove("lastName");
-    app.crm_answers("partial", ResponseTemplate::new(200).set_body_json(crm), 1)
-        .await;
+    let text = mapping_error(|crm| {
+        crm["client"].as_object_mut().unwrap().remove("lastName");
+    })
+    .await;
 
-    let text = assert_error(app.lookup("partial").await, 500, "1003").await;
     assert!(text.contains("client.surname"), "{text}");
     assert!(
         !text.contains("Иванова"),
@@ -243,13 +253,8 @@ async fn mapping_failure_is_500_naming_the_field() {
 
 #[tokio::test]
 async fn wrongly_typed_crm_value_is_500_naming_the_field() {
-    let app = spawn_app().await;
-    let mut crm = fixture("generic-bank/alice.input.json");
-    crm["companies"][1]["id"] = json!("not-a-number");
-    app.crm_answers("typed", ResponseTemplate::new(200).set_body_json(crm), 1)
-        .await;
+    let text = mapping_error(|crm| crm["companies"][1]["id"] = json!("not-a-number")).await;
 
-    let text = assert_error(app.lookup("typed").await, 500, "1003").await;
     assert!(text.contains("companyList[1].id"), "{text}");
     assert!(!text.contains("not-a-number"), "{text}");
 }

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
-use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 use prost::Message as _;
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -81,8 +81,8 @@ impl Receiver {
         self.bodies.lock().unwrap().concat()
     }
 
-    /// Every span received so far.
-    fn spans(&self) -> Vec<Span> {
+    /// Every resource's spans received so far, each body decoded.
+    fn resource_spans(&self) -> Vec<ResourceSpans> {
         self.bodies
             .lock()
             .unwrap()
@@ -92,6 +92,13 @@ impl Receiver {
                     .expect("an OTLP protobuf body")
                     .resource_spans
             })
+            .collect()
+    }
+
+    /// Every span received so far.
+    fn spans(&self) -> Vec<Span> {
+        self.resource_spans()
+            .into_iter()
             .flat_map(|r| r.scope_spans)
             .flat_map(|s| s.spans)
             .collect()
@@ -99,15 +106,8 @@ impl Receiver {
 
     /// `service.name` of every resource received.
     fn service_names(&self) -> Vec<String> {
-        self.bodies
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|b| {
-                ExportTraceServiceRequest::decode(b.as_slice())
-                    .unwrap()
-                    .resource_spans
-            })
+        self.resource_spans()
+            .into_iter()
             .filter_map(|r| r.resource)
             .filter_map(|r| {
                 r.attributes

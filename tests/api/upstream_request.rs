@@ -1,10 +1,11 @@
 //! The CRM request as configured: auth schemes, static headers, POST bodies.
 
 use serde_json::json;
-use wiremock::matchers::{body_json, header, method, path};
+use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockBuilder};
 
 use crate::helpers::{TestApp, alice, crm_path, file, spawn_app_with};
+use authbridge::Settings;
 use authbridge::config::{AuthKind, HttpMethod};
 
 /// An app whose CRM requests carry the secret `secret` as `kind`, with
@@ -12,7 +13,7 @@ use authbridge::config::{AuthKind, HttpMethod};
 async fn app_with_secret(
     kind: AuthKind,
     secret: &str,
-    adjust: impl FnOnce(&mut authbridge::Settings),
+    adjust: impl FnOnce(&mut Settings),
 ) -> (TestApp, tempfile::NamedTempFile) {
     let secret = file(secret);
     let secret_path = secret.path().to_owned();
@@ -34,50 +35,63 @@ async fn crm_expects(app: &TestApp, matcher: MockBuilder) {
         .await;
 }
 
+/// A scheme's case: the scheme, the secret file's content, the scheme's
+/// other settings, the token looked up, and the one request the CRM must
+/// receive (checked when the case's app drops).
+type Case = (
+    AuthKind,
+    &'static str,
+    fn(&mut Settings),
+    &'static str,
+    MockBuilder,
+);
+
+/// Every scheme sends the secret from its file where the CRM reads it.
 #[tokio::test]
-async fn bearer_token_and_static_headers_are_sent() {
-    let (app, _secret) = app_with_secret(AuthKind::Bearer, "crm-bearer-123\n", |s| {
-        s.upstream
-            .headers
-            .insert("X-Caller".into(), "authbridge".into());
-    })
-    .await;
-    crm_expects(
-        &app,
-        Mock::given(path(crm_path("t1")))
-            .and(header("authorization", "Bearer crm-bearer-123"))
-            .and(header("x-caller", "authbridge")),
-    )
-    .await;
+async fn every_auth_scheme_and_static_headers_are_sent() {
+    let cases: [Case; 4] = [
+        (
+            AuthKind::Bearer,
+            "crm-bearer-123\n",
+            |s| {
+                s.upstream
+                    .headers
+                    .insert("X-Caller".into(), "authbridge".into());
+            },
+            "t1",
+            Mock::given(path(crm_path("t1")))
+                .and(header("authorization", "Bearer crm-bearer-123"))
+                .and(header("x-caller", "authbridge")),
+        ),
+        (
+            AuthKind::Basic,
+            "p@ss:word",
+            |s| s.upstream.auth.username = Some("bridge".into()),
+            "t2",
+            // base64("bridge:p@ss:word")
+            Mock::given(header("authorization", "Basic YnJpZGdlOnBAc3M6d29yZA==")),
+        ),
+        (
+            AuthKind::ApiKey,
+            "key-789",
+            |s| s.upstream.auth.header = Some("X-Api-Token".into()),
+            "t3",
+            Mock::given(header("x-api-token", "key-789")),
+        ),
+        (
+            AuthKind::ApiKey,
+            "qk-456",
+            |s| s.upstream.auth.query_param = Some("api_key".into()),
+            "t4",
+            Mock::given(path(crm_path("t4"))).and(query_param("api_key", "qk-456")),
+        ),
+    ];
+    for (kind, secret, adjust, token, matcher) in cases {
+        let (app, _secret) = app_with_secret(kind, secret, adjust).await;
+        crm_expects(&app, matcher).await;
 
-    assert_eq!(app.lookup("t1").await.status(), 200);
-}
-
-#[tokio::test]
-async fn basic_auth_is_sent() {
-    let (app, _secret) = app_with_secret(AuthKind::Basic, "p@ss:word", |s| {
-        s.upstream.auth.username = Some("bridge".into());
-    })
-    .await;
-    // base64("bridge:p@ss:word")
-    crm_expects(
-        &app,
-        Mock::given(header("authorization", "Basic YnJpZGdlOnBAc3M6d29yZA==")),
-    )
-    .await;
-
-    assert_eq!(app.lookup("t2").await.status(), 200);
-}
-
-#[tokio::test]
-async fn api_key_header_is_sent() {
-    let (app, _secret) = app_with_secret(AuthKind::ApiKey, "key-789", |s| {
-        s.upstream.auth.header = Some("X-Api-Token".into());
-    })
-    .await;
-    crm_expects(&app, Mock::given(header("x-api-token", "key-789"))).await;
-
-    assert_eq!(app.lookup("t3").await.status(), 200);
+        assert_eq!(app.lookup(token).await.status(), 200, "{token}");
+    }
 }
 
 #[tokio::test]
@@ -115,19 +129,4 @@ async fn missing_secret_refuses_to_start() {
         err.contains("upstream.auth.secret_file: cannot read"),
         "{err}"
     );
-}
-
-#[tokio::test]
-async fn api_key_query_parameter_is_sent() {
-    let (app, _secret) = app_with_secret(AuthKind::ApiKey, "qk-456", |s| {
-        s.upstream.auth.query_param = Some("api_key".into());
-    })
-    .await;
-    crm_expects(
-        &app,
-        Mock::given(path(crm_path("t4"))).and(wiremock::matchers::query_param("api_key", "qk-456")),
-    )
-    .await;
-
-    assert_eq!(app.lookup("t4").await.status(), 200);
 }
