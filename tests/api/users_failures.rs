@@ -17,58 +17,49 @@ use crate::helpers::{start, users_settings};
 
 const KEY: &str = "sweep-platform-key";
 
-/// One users call: its method, path and a valid body for it.
+/// One users call: its name, method, path and a valid body for it.
 struct Route {
-    name: &'static str,
+    name: String,
     method: &'static str,
     path: &'static str,
     body: Value,
 }
 
+/// The customer every valid body names.
+const USER: &str = "79990000001";
+
 fn routes() -> Vec<Route> {
-    let r = |name, method, path, body: Value| Route {
-        name,
+    // Named as the config names the operation: `/users/otp/confirm` is
+    // `otp_confirm`.
+    let r = |method, path: &'static str, body| Route {
+        name: path.trim_start_matches("/users/").replace('/', "_"),
         method,
         path,
         body,
     };
     vec![
+        r("POST", "/users/get", json!({"userIdentifier": USER})),
         r(
-            "get",
-            "POST",
-            "/users/get",
-            json!({"userIdentifier": "79990000001"}),
-        ),
-        r(
-            "update",
             "PATCH",
             "/users/update",
-            json!({"userIdentifier": "79990000001", "name": "Sweep"}),
+            json!({"userIdentifier": USER, "name": "Sweep"}),
         ),
         r(
-            "otp_request",
             "POST",
             "/users/otp/request",
-            json!({"userIdentifier": "79990000001"}),
+            json!({"userIdentifier": USER}),
         ),
         r(
-            "otp_confirm",
             "POST",
             "/users/otp/confirm",
-            json!({"userIdentifier": "79990000001", "otp": "918273"}),
+            json!({"userIdentifier": USER, "otp": "918273"}),
         ),
         r(
-            "login",
             "POST",
             "/users/login",
-            json!({"login": "79990000001", "password": "sweep-pass"}),
+            json!({"login": USER, "password": "sweep-pass"}),
         ),
-        r(
-            "orders",
-            "POST",
-            "/users/orders",
-            json!({"userIdentifier": "79990000001"}),
-        ),
+        r("POST", "/users/orders", json!({"userIdentifier": USER})),
     ]
 }
 
@@ -195,7 +186,7 @@ async fn every_users_route_answers_every_failure_with_an_error_body() {
     })
     .await;
     for route in routes() {
-        let (n, m, p) = (route.name, route.method, route.path);
+        let (n, m, p) = (route.name.as_str(), route.method, route.path);
         let big = vec![b' '; 10 * 1024 * 1024];
         let cases: Vec<(&str, String, &str, &str, Body)> = vec![
             (
@@ -316,7 +307,7 @@ async fn every_users_route_answers_every_failure_with_an_error_body() {
         .await;
         for route in routes() {
             let answer = exchange(&addr, route.method, route.path, JSON_KEY, valid(&route)).await;
-            table.push(assert_failure(route.name, kind, answer));
+            table.push(assert_failure(&route.name, kind, answer));
         }
     }
 
@@ -350,7 +341,7 @@ async fn every_users_route_answers_every_failure_with_an_error_body() {
         });
         crm_received(&held, i + 1).await;
         let answer = exchange(&addr, route.method, route.path, JSON_KEY, valid(&route)).await;
-        table.push(assert_failure(route.name, "shed (CRM slots full)", answer));
+        table.push(assert_failure(&route.name, "shed (CRM slots full)", answer));
         let _ = hold.await;
     }
 
