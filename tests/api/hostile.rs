@@ -4,7 +4,7 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::ResponseTemplate;
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
 
 /// (as sent in our URL, the decoded token, as the CRM must see it in its path)
 const CASES: &[(&str, &str, &str)] = &[
@@ -27,17 +27,24 @@ const CASES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-#[tokio::test]
-async fn tokens_are_one_encoded_path_segment_on_the_wire() {
-    let app = spawn_app().await;
+/// Looks up every case's token through `app` (its CRM knows none: 404),
+/// asserting each answer; the CRM's requests, one per token, in order.
+async fn crm_requests_for_every_case(app: &TestApp) -> Vec<wiremock::Request> {
     app.crm_answers_all(ResponseTemplate::new(404)).await;
-
     for (sent, _, _) in CASES {
         assert_error(app.lookup(sent).await, 404, "1001").await;
     }
-
     let received = app.crm.received_requests().await.unwrap();
     assert_eq!(received.len(), CASES.len(), "one CRM request per token");
+    received
+}
+
+#[tokio::test]
+async fn tokens_are_one_encoded_path_segment_on_the_wire() {
+    let app = spawn_app().await;
+
+    let received = crm_requests_for_every_case(&app).await;
+
     for (request, (_, _, on_wire)) in received.iter().zip(CASES) {
         assert_eq!(
             request.url.path(),
@@ -57,14 +64,9 @@ async fn tokens_in_the_query_are_one_form_encoded_value() {
         s.upstream.query.insert("v".into(), "2".into());
     })
     .await;
-    app.crm_answers_all(ResponseTemplate::new(404)).await;
 
-    for (sent, _, _) in CASES {
-        assert_error(app.lookup(sent).await, 404, "1001").await;
-    }
+    let received = crm_requests_for_every_case(&app).await;
 
-    let received = app.crm.received_requests().await.unwrap();
-    assert_eq!(received.len(), CASES.len(), "one CRM request per token");
     for (request, (_, decoded, _)) in received.iter().zip(CASES) {
         assert_eq!(request.url.path(), "/api/v1/client");
         let pairs: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();

@@ -146,12 +146,18 @@ async fn a_client_certificate_opens_the_crm() {
     assert_eq!(card, fixture("generic-bank/alice.expected.json"));
 }
 
+/// As [`lookup_via_mtls`], for a lookup the handshake refuses: asserts the
+/// answer is "CRM unreachable"; the handshake failures the CRM saw.
+async fn refused_handshakes(trust_ca: bool, client_cert: bool) -> Vec<String> {
+    let (response, failures) = lookup_via_mtls(trust_ca, client_cert).await;
+    assert_error(response, 502, "1005").await;
+    failures.lock().unwrap().clone()
+}
+
 #[tokio::test]
 async fn without_a_client_certificate_the_crm_is_unreachable() {
-    let (response, failures) = lookup_via_mtls(true, false).await;
+    let failures = refused_handshakes(true, false).await;
 
-    assert_error(response, 502, "1005").await;
-    let failures = failures.lock().unwrap().clone();
     assert!(
         failures.iter().any(|e| e.contains("certificate")),
         "refused in the TLS handshake for the missing client certificate: {failures:?}"
@@ -160,10 +166,8 @@ async fn without_a_client_certificate_the_crm_is_unreachable() {
 
 #[tokio::test]
 async fn an_unknown_server_ca_is_refused() {
-    let (response, failures) = lookup_via_mtls(false, true).await;
+    let failures = refused_handshakes(false, true).await;
 
-    assert_error(response, 502, "1005").await;
-    let failures = failures.lock().unwrap().clone();
     assert!(
         failures.iter().any(|e| e.to_lowercase().contains("alert")),
         "the handshake ended with our client's TLS alert (unknown CA): {failures:?}"

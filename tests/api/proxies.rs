@@ -14,6 +14,9 @@ use crate::helpers::{
 
 const XFF: &str = "x-forwarded-for";
 const FORWARDED: &str = "forwarded";
+/// Trusted: the nearest proxy (every request here comes from 127.0.0.1) and
+/// the inner hops' network.
+const PROXY_AND_HOPS: &[&str] = &["127.0.0.1/32", "10.0.0.0/8"];
 
 /// An app in front of a CRM that always finds Alice, with `trusted` proxies
 /// and `allow` networks.
@@ -30,6 +33,16 @@ async fn app(
     (start(settings).await, crm)
 }
 
+/// An app behind `trusted` proxies whose per-IP rate limit allows one
+/// lookup a second after a burst of `burst`.
+async fn rate_limited_app(trusted: &[&str], burst: u32) -> (String, MockServer) {
+    app(trusted, &[], |s| {
+        s.server.access.rate_limit_per_ip = 1;
+        s.server.access.rate_limit_burst = burst;
+    })
+    .await
+}
+
 /// The status of a lookup carrying `headers`.
 async fn status(address: &str, headers: &[(&str, &str)]) -> u16 {
     let mut request = http().get(format!("{address}/rest/chat/client/id/t"));
@@ -37,6 +50,15 @@ async fn status(address: &str, headers: &[(&str, &str)]) -> u16 {
         request = request.header(*name, *value);
     }
     status_of(request).await
+}
+
+/// Asserts the status of a lookup carrying each `(value, status)`'s value
+/// in the header `name`.
+async fn assert_statuses(address: &str, name: &str, cases: &[(&str, u16)]) {
+    for (value, expected) in cases {
+        let status = status(address, &[(name, value)]).await;
+        assert_eq!(status, *expected, "{name}: {value}");
+    }
 }
 
 /// Sends lookups with `headers` until one is refused with 429 (bounded);
@@ -65,11 +87,7 @@ async fn a_spoofed_header_from_an_untrusted_peer_passes_no_allowlist() {
 
 #[tokio::test]
 async fn a_spoofed_header_from_an_untrusted_peer_cannot_escape_the_rate_limit() {
-    let (address, _crm) = app(&["192.0.2.0/24"], &[], |s| {
-        s.server.access.rate_limit_per_ip = 1;
-        s.server.access.rate_limit_burst = 2;
-    })
-    .await;
+    let (address, _crm) = rate_limited_app(&["192.0.2.0/24"], 2).await;
     // A new spoofed address on every request: all share the peer's budget.
     let started = std::time::Instant::now();
     let mut served = 0u64;
@@ -91,11 +109,7 @@ async fn a_spoofed_header_from_an_untrusted_peer_cannot_escape_the_rate_limit() 
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
-    let (address, _crm) = app(&["127.0.0.1/32"], &[], |s| {
-        s.server.access.rate_limit_per_ip = 1;
-        s.server.access.rate_limit_burst = 1;
-    })
-    .await;
+    let (address, _crm) = rate_limited_app(&["127.0.0.1/32"], 1).await;
     let a = [(XFF, "198.51.100.7")];
     let b = [(XFF, "203.0.113.9")];
     assert!(served_until_limited(&address, &a).await >= 1);
@@ -108,32 +122,31 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_allowlist_judges_the_forwarded_client() {
     let (address, _crm) = app(&["127.0.0.1/32"], &["198.51.100.0/24"], |_| {}).await;
-    assert_eq!(status(&address, &[(XFF, "198.51.100.7")]).await, 200);
-    assert_eq!(status(&address, &[(XFF, "203.0.113.9")]).await, 403);
+    assert_statuses(
+        &address,
+        XFF,
+        &[
+            ("198.51.100.7", 200),
+            ("203.0.113.9", 403),
+            // A client that writes an allowed address itself: the proxy
+            // appended the one it saw, and that one is judged.
+            ("198.51.100.7, 203.0.113.9", 403),
+        ],
+    )
+    .await;
     // The proxy itself is not in the allowlist.
     assert_eq!(status(&address, &[]).await, 403);
-    // A client that writes an allowed address itself: the proxy appended
-    // the one it saw, and that one is judged.
-    assert_eq!(
-        status(&address, &[(XFF, "198.51.100.7, 203.0.113.9")]).await,
-        403
-    );
     // The other header is not read: these proxies write X-Forwarded-For.
-    assert_eq!(
-        status(&address, &[(FORWARDED, "for=198.51.100.7")]).await,
-        403
-    );
+    assert_statuses(&address, FORWARDED, &[("for=198.51.100.7", 403)]).await;
 }
 
 #[tokio::test]
 async fn forwarded_header_variants() {
-    let (address, _crm) = app(
-        &["127.0.0.1/32", "10.0.0.0/8"],
-        &["198.51.100.0/24", "2001:db8::/32"],
-        |s| s.server.client_ip_header = ClientIpHeader::Forwarded,
-    )
+    let (address, _crm) = app(PROXY_AND_HOPS, &["198.51.100.0/24", "2001:db8::/32"], |s| {
+        s.server.client_ip_header = ClientIpHeader::Forwarded
+    })
     .await;
-    for (value, expected) in [
+    let cases = [
         ("for=198.51.100.7", 200),
         ("For=\"198.51.100.7:4711\";proto=https;by=10.0.0.5", 200),
         ("for=\"[2001:db8::1]:4711\"", 200),
@@ -148,13 +161,8 @@ async fn forwarded_header_variants() {
         // not to whatever stands further left.
         ("for=198.51.100.7, for=unknown", 403),
         ("for=198.51.100.7, for=_hidden", 403),
-    ] {
-        assert_eq!(
-            status(&address, &[(FORWARDED, value)]).await,
-            expected,
-            "{value}"
-        );
-    }
+    ];
+    assert_statuses(&address, FORWARDED, &cases).await;
     // Two header lines are one list, the last nearest.
     assert_eq!(
         status(
@@ -173,32 +181,16 @@ async fn forwarded_header_variants() {
 
 #[tokio::test]
 async fn a_chain_of_trusted_hops_is_walked_to_the_first_untrusted_address() {
-    let (address, _crm) = app(
-        &["127.0.0.1/32", "10.0.0.0/8"],
-        &["198.51.100.0/24", "10.1.1.0/24"],
-        |_| {},
-    )
-    .await;
-    // Two inner proxies between the client and the last one.
-    assert_eq!(
-        status(
-            &address,
-            &[(XFF, "203.0.113.9, 198.51.100.7, 10.1.1.1, 10.2.2.2")]
-        )
-        .await,
-        200
-    );
-    assert_eq!(
-        status(
-            &address,
-            &[(XFF, "198.51.100.7, 203.0.113.9, 10.1.1.1, 10.2.2.2")]
-        )
-        .await,
-        403
-    );
-    // Every hop trusted: the leftmost is the client.
-    assert_eq!(status(&address, &[(XFF, "10.1.1.1, 10.2.2.2")]).await, 200);
-    assert_eq!(status(&address, &[(XFF, "10.2.2.2, 10.1.1.1")]).await, 403);
+    let (address, _crm) = app(PROXY_AND_HOPS, &["198.51.100.0/24", "10.1.1.0/24"], |_| {}).await;
+    let cases = [
+        // Two inner proxies between the client and the last one.
+        ("203.0.113.9, 198.51.100.7, 10.1.1.1, 10.2.2.2", 200),
+        ("198.51.100.7, 203.0.113.9, 10.1.1.1, 10.2.2.2", 403),
+        // Every hop trusted: the leftmost is the client.
+        ("10.1.1.1, 10.2.2.2", 200),
+        ("10.2.2.2, 10.1.1.1", 403),
+    ];
+    assert_statuses(&address, XFF, &cases).await;
 }
 
 #[tokio::test]
@@ -206,32 +198,22 @@ async fn an_unreadable_header_falls_back_to_the_peer_unlogged_and_counted() {
     // Only the proxy's own network is allowed: a readable header names a
     // client outside it (403); an unreadable one leaves the proxy (200).
     let (address, _crm) = app(&["127.0.0.1/32"], &["127.0.0.0/8"], |_| {}).await;
-    assert_eq!(status(&address, &[(XFF, "198.51.100.7")]).await, 403);
-    assert_eq!(
-        status(&address, &[(XFF, "198.51.100.7, bogus-xff-QZJW")]).await,
-        200
-    );
-    assert_eq!(
-        status(&address, &[(XFF, "198.51.100.7:notaport")]).await,
-        200
-    );
+    let cases = [
+        ("198.51.100.7", 403),
+        ("198.51.100.7, bogus-xff-QZJW", 200),
+        ("198.51.100.7:notaport", 200),
+    ];
+    assert_statuses(&address, XFF, &cases).await;
 
     let (forwarded, _crm) = app(&["127.0.0.1/32"], &["127.0.0.0/8"], |s| {
         s.server.client_ip_header = ClientIpHeader::Forwarded;
     })
     .await;
-    assert_eq!(
-        status(&forwarded, &[(FORWARDED, "for=198.51.100.7")]).await,
-        403
-    );
-    assert_eq!(
-        status(
-            &forwarded,
-            &[(FORWARDED, "for=\"198.51.100.7;bogus-fwd-QZJW")]
-        )
-        .await,
-        200
-    );
+    let cases = [
+        ("for=198.51.100.7", 403),
+        ("for=\"198.51.100.7;bogus-fwd-QZJW", 200),
+    ];
+    assert_statuses(&forwarded, FORWARDED, &cases).await;
 
     assert_eq!(
         metric_in(

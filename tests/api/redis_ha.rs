@@ -35,31 +35,38 @@ async fn holds(process: &RedisProcess, key: &str) -> bool {
         .is_some_and(|n| n == 1)
 }
 
-/// Waits until `sentinel` knows `replica` as a healthy replica of `name`
-/// and knows `others` other sentinels: only then can it fail over.
-async fn sentinel_ready(sentinel: &RedisProcess, name: &str, others: usize) {
+/// Waits until `check` holds for what `sentinel` lists with `SENTINEL
+/// <list> <name>` (`what` names the wait in its panic).
+async fn sentinel_lists(
+    sentinel: &RedisProcess,
+    what: &str,
+    list: &str,
+    name: &str,
+    check: impl Fn(&[HashMap<String, String>]) -> bool,
+) {
     eventually(
-        &format!("sentinel {} knows the replica", sentinel.addr()),
+        &format!("sentinel {} knows {what}", sentinel.addr()),
         Duration::from_secs(30),
         || async {
-            let replicas: Option<Vec<HashMap<String, String>>> = sentinel
-                .ask(redis::cmd("SENTINEL").arg("REPLICAS").arg(name))
+            let listed: Option<Vec<HashMap<String, String>>> = sentinel
+                .ask(redis::cmd("SENTINEL").arg(list).arg(name))
                 .await;
-            replicas
-                .is_some_and(|r| r.len() == 1 && r[0].get("flags").is_some_and(|f| f == "slave"))
+            listed.is_some_and(|l| check(&l))
         },
     )
     .await;
-    eventually(
-        &format!("sentinel {} knows the other sentinels", sentinel.addr()),
-        Duration::from_secs(30),
-        || async {
-            let known: Option<Vec<HashMap<String, String>>> = sentinel
-                .ask(redis::cmd("SENTINEL").arg("SENTINELS").arg(name))
-                .await;
-            known.is_some_and(|k| k.len() == others)
-        },
-    )
+}
+
+/// Waits until `sentinel` knows `replica` as a healthy replica of `name`
+/// and knows `others` other sentinels: only then can it fail over.
+async fn sentinel_ready(sentinel: &RedisProcess, name: &str, others: usize) {
+    sentinel_lists(sentinel, "the replica", "REPLICAS", name, |r| {
+        r.len() == 1 && r[0].get("flags").is_some_and(|f| f == "slave")
+    })
+    .await;
+    sentinel_lists(sentinel, "the other sentinels", "SENTINELS", name, |k| {
+        k.len() == others
+    })
     .await;
 }
 
