@@ -235,31 +235,18 @@ fn unique(what: &str) -> String {
     format!("{what}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// What every test here starts from: a span receiver, a fresh token and a
-/// mock CRM that knows it as `user`.
-struct Scene {
-    receiver: Receiver,
-    token: String,
-    crm: MockServer,
-}
-
-async fn scene(what: &str, user: &str) -> Scene {
+/// What every test here starts from: `(receiver, token, crm)`, a span
+/// receiver, a fresh token and a mock CRM that knows it as `user`.
+async fn scene(what: &str, user: &str) -> (Receiver, String, MockServer) {
     let token = unique(what);
-    Scene {
-        receiver: Receiver::start(),
-        crm: crm(&token, user).await,
-        token,
-    }
+    let crm = crm(&token, user).await;
+    (Receiver::start(), token, crm)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callers_trace_is_continued_to_every_crm_step_without_tokens_or_personal_data() {
     let user = format!("7999{}", &uuid::Uuid::new_v4().as_u128().to_string()[..7]);
-    let Scene {
-        receiver,
-        token,
-        crm,
-    } = scene("otel-token", &user).await;
+    let (receiver, token, crm) = scene("otel-token", &user).await;
     let otel = format!("enabled = true\nendpoint = \"{}\"", receiver.url);
     let served = serve(
         &config(&crm.uri(), Some(&otel)),
@@ -392,11 +379,7 @@ async fn traced_lookup(served: Served, token: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sample_ratio_of_zero_exports_nothing_but_still_propagates() {
-    let Scene {
-        receiver,
-        token,
-        crm,
-    } = scene("otel-zero", "70000000000").await;
+    let (receiver, token, crm) = scene("otel-zero", "70000000000").await;
     let otel = format!(
         "enabled = true\nendpoint = \"{}\"\nsample_ratio = 0.0",
         receiver.url
@@ -419,11 +402,7 @@ async fn a_sample_ratio_of_zero_exports_nothing_but_still_propagates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_are_off_by_default_whatever_otel_variables_say() {
-    let Scene {
-        receiver,
-        token,
-        crm,
-    } = scene("otel-off", "70000000000").await;
+    let (receiver, token, crm) = scene("otel-off", "70000000000").await;
     let endpoint = receiver.url.trim_end_matches("/v1/traces").to_owned();
     let served = serve(
         &config(&crm.uri(), None),
@@ -445,11 +424,7 @@ async fn traces_are_off_by_default_whatever_otel_variables_say() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_oauth2_token_request_is_a_client_span_the_token_endpoint_continues() {
-    let Scene {
-        receiver,
-        token,
-        crm,
-    } = scene("otel-oauth", "70000000000").await;
+    let (receiver, token, crm) = scene("otel-oauth", "70000000000").await;
     let access_token = unique("access-token");
     Mock::given(method("POST"))
         .and(path("/oauth/token"))

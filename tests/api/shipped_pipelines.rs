@@ -7,17 +7,19 @@ use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{
-    fixture, fixture_pairs, init_logs, lookup_at, repo_path, start, test_settings,
+    fixture, fixture_pairs, init_logs, lookup_at, read_json, repo_path, start, test_settings,
 };
 
-/// The fixture cases of mapping `name` (non-empty, each with its expected
-/// card: see [`fixture_pairs`]).
-fn cases(name: &str) -> Vec<String> {
+/// The fixture cases of mapping `name`, each with its input (the CRM's
+/// step answers); non-empty, each with its expected card: see
+/// [`fixture_pairs`].
+fn cases(name: &str) -> Vec<(String, Value)> {
     fixture_pairs(&repo_path(&format!("tests/fixtures/{name}")))
         .iter()
         .map(|(input, _)| {
             let file = input.file_name().unwrap().to_string_lossy();
-            file.strip_suffix(".input.json").unwrap().to_owned()
+            let case = file.strip_suffix(".input.json").unwrap().to_owned();
+            (case, read_json(input))
         })
         .collect()
 }
@@ -26,18 +28,27 @@ fn json(v: &Value) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(v)
 }
 
-async fn card(base_url: &str, mapping: &str, token: &str) -> (u16, Value) {
+/// Asserts that an app with mapping `name` in front of `base_url` serves
+/// `case`'s expected card for `token`.
+async fn assert_expected_card(base_url: &str, name: &str, case: &str, token: &str) {
     let mut settings = test_settings(base_url);
-    settings.auth_api.mapping = repo_path(&format!("mappings/{mapping}.toml"));
+    settings.auth_api.mapping = repo_path(&format!("mappings/{name}.toml"));
     let response = lookup_at(&start(settings).await, token).await;
-    (response.status().as_u16(), response.json().await.unwrap())
+    let status = response.status().as_u16();
+    let card: Value = response.json().await.unwrap();
+
+    assert_eq!(status, 200, "{case}: {card}");
+    assert_eq!(
+        card,
+        fixture(&format!("{name}/{case}.expected.json")),
+        "{case}"
+    );
 }
 
 #[tokio::test]
 async fn bitrix24_contact_then_company() {
     init_logs();
-    for case in cases("bitrix24") {
-        let input = fixture(&format!("bitrix24/{case}.input.json"));
+    for (case, input) in cases("bitrix24") {
         let crm = MockServer::start().await;
         let contact = &input["steps"]["contact"];
         let token = contact["result"]["ID"].as_str().unwrap().to_owned();
@@ -68,14 +79,8 @@ async fn bitrix24_contact_then_company() {
             }
         };
 
-        let (status, card) = card(&format!("{}/rest/1/hook", crm.uri()), "bitrix24", &token).await;
-
-        assert_eq!(status, 200, "{case}: {card}");
-        assert_eq!(
-            card,
-            fixture(&format!("bitrix24/{case}.expected.json")),
-            "{case}"
-        );
+        let base_url = format!("{}/rest/1/hook", crm.uri());
+        assert_expected_card(&base_url, "bitrix24", &case, &token).await;
         assert_eq!(
             crm.received_requests().await.unwrap().len(),
             1 + company_calls,
@@ -87,8 +92,7 @@ async fn bitrix24_contact_then_company() {
 #[tokio::test]
 async fn hubspot_contact_then_companies_fan_out() {
     init_logs();
-    for case in cases("hubspot") {
-        let input = fixture(&format!("hubspot/{case}.input.json"));
+    for (case, input) in cases("hubspot") {
         let crm = MockServer::start().await;
         let token = format!("tok-{case}");
         Mock::given(method("GET"))
@@ -121,13 +125,6 @@ async fn hubspot_contact_then_companies_fan_out() {
             }
         }
 
-        let (status, card) = card(&crm.uri(), "hubspot", &token).await;
-
-        assert_eq!(status, 200, "{case}: {card}");
-        assert_eq!(
-            card,
-            fixture(&format!("hubspot/{case}.expected.json")),
-            "{case}"
-        );
+        assert_expected_card(&crm.uri(), "hubspot", &case, &token).await;
     }
 }
