@@ -44,6 +44,15 @@ impl Users {
             .await;
     }
 
+    /// The CRM answers `status` to any request at `p` that no mock mounted
+    /// before this one matches (wiremock tries mocks in mounting order).
+    async fn crm_otherwise(&self, p: &str, status: u16) {
+        Mock::given(path(p))
+            .respond_with(ResponseTemplate::new(status))
+            .mount(&self.crm)
+            .await;
+    }
+
     async fn crm_calls(&self, p: &str) -> usize {
         self.crm
             .received_requests()
@@ -77,10 +86,7 @@ fn expected_user() -> Value {
 async fn get_user_data_is_cached_and_unknown_users_get_their_id_alone() {
     let u = users().await;
     u.anna_answers(1).await;
-    Mock::given(path("/api/v1/customers/70000000000"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&u.crm)
-        .await;
+    u.crm_otherwise("/api/v1/customers/70000000000", 404).await;
 
     assert_eq!(
         u.post("/users/get", json!({"userIdentifier": "79991234567"}))
@@ -205,10 +211,7 @@ async fn otp_requests_are_forwarded_every_time() {
         .expect(2)
         .mount(&u.crm)
         .await;
-    Mock::given(path("/api/v1/otp/send"))
-        .respond_with(ResponseTemplate::new(404))
-        .mount(&u.crm)
-        .await;
+    u.crm_otherwise("/api/v1/otp/send", 404).await;
     let expected = json!({"otp": {"timeout": 60, "attemptsLeft": 3, "message": "Код отправлен на 7999***4567", "codeLength": 6}});
 
     assert_eq!(
@@ -314,10 +317,7 @@ async fn login_succeeds_or_answers_with_an_error_and_is_never_cached() {
         .respond_with(ResponseTemplate::new(200).set_body_json(customer()))
         .mount(&u.crm)
         .await;
-    Mock::given(path("/api/v1/auth/login"))
-        .respond_with(ResponseTemplate::new(401))
-        .mount(&u.crm)
-        .await;
+    u.crm_otherwise("/api/v1/auth/login", 401).await;
     let mut expected = expected_user();
     expected["user"]["user_identifier"] = json!("C-1001");
 
