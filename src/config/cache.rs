@@ -57,6 +57,15 @@ impl Default for CacheSettings {
 }
 
 impl CacheSettings {
+    /// The longest an entry made under these settings lives: a card's TTL
+    /// at the top of its jitter plus the grace window, or a "not found"'s
+    /// TTL. The cache drops entries at this age (each entry's own, shorter
+    /// lifetime is checked when it is read).
+    pub fn retention(&self) -> Duration {
+        (self.found_ttl.mul_f64(1.0 + self.ttl_jitter.max(0.0)) + self.grace)
+            .max(self.not_found_ttl)
+    }
+
     /// The checks of `[cache]` that its types cannot express.
     pub(super) fn validate(&self, c: &mut Checks) {
         c.check(

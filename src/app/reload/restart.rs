@@ -61,12 +61,28 @@ pub(super) fn needs_restart(old: &Settings, new: &Settings) -> Vec<&'static str>
             "users_api",
             changed(&restart_only(&old.users_api), &restart_only(&new.users_api)),
         ),
+        ("cache.retention", retention_grows(old, new)),
         ("telemetry", changed(&old.telemetry, &new.telemetry)),
         ("admin", changed(&old.admin, &new.admin)),
     ]
     .into_iter()
     .filter_map(|(name, differs)| differs.then_some(name))
     .collect()
+}
+
+/// True when `new` keeps some cache's entries longer than `old`: each cache
+/// drops entries at the retention it was built with, so a reload lengthens
+/// lifetimes only up to it (shortening applies at once).
+fn retention_grows(old: &Settings, new: &Settings) -> bool {
+    let each = |s: &Settings| {
+        let (profiles, histories) = crate::front::users_api::state::caches(s);
+        [
+            s.cache.retention(),
+            profiles.retention(),
+            histories.retention(),
+        ]
+    };
+    each(old).iter().zip(each(new)).any(|(o, n)| n > *o)
 }
 
 /// `[users_api]` without what a reload applies (the calls' mapping files,
@@ -112,5 +128,24 @@ mod tests {
             needs_restart(&old, &new),
             ["server.trusted_proxies", "users_api"]
         );
+    }
+
+    #[test]
+    fn longer_cache_lifetimes_are_named_shorter_ones_reload() {
+        let old = Settings::default();
+        let mut new = old.clone();
+        new.cache.grace = std::time::Duration::from_secs(60);
+        new.users_api.found_ttl = std::time::Duration::from_secs(1);
+        assert!(needs_restart(&old, &new).is_empty());
+        let longer: [fn(&mut Settings); 3] = [
+            |s| s.cache.ttl_jitter = 0.3,
+            |s| s.users_api.found_ttl *= 100,
+            |s| s.users_api.orders_ttl *= 100,
+        ];
+        for longer in longer {
+            let mut new = old.clone();
+            longer(&mut new);
+            assert_eq!(needs_restart(&old, &new), ["cache.retention"]);
+        }
     }
 }

@@ -112,7 +112,7 @@ pub(super) struct Inner {
 }
 
 /// The cache settings of the profiles and of the order histories.
-fn caches(settings: &Settings) -> (CacheSettings, CacheSettings) {
+pub(crate) fn caches(settings: &Settings) -> (CacheSettings, CacheSettings) {
     let u = &settings.users_api;
     let profiles = CacheSettings {
         max_bytes: u.cache_max_bytes,
