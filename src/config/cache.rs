@@ -57,13 +57,14 @@ impl Default for CacheSettings {
 }
 
 impl CacheSettings {
-    /// The longest an entry made under these settings lives: a card's TTL
-    /// at the top of its jitter plus the grace window, or a "not found"'s
-    /// TTL. The cache drops entries at this age (each entry's own, shorter
-    /// lifetime is checked when it is read).
+    /// The longest a card made under these settings lives: its TTL at the
+    /// top of its jitter plus the grace window. The cache drops every entry
+    /// at this age; each entry's own, shorter lifetime is checked when it
+    /// is read. A "not found" is kept no longer than a card, whatever its
+    /// own TTL says: dropped early it only costs one more CRM call, while a
+    /// retention stretched to it would keep every card that long.
     pub fn retention(&self) -> Duration {
-        (self.found_ttl.mul_f64(1.0 + self.ttl_jitter.max(0.0)) + self.grace)
-            .max(self.not_found_ttl)
+        self.found_ttl.mul_f64(1.0 + self.ttl_jitter.max(0.0)) + self.grace
     }
 
     /// The checks of `[cache]` that its types cannot express.
