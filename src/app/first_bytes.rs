@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use crate::metrics::Metrics;
 
 /// The deadline on one connection's first bytes (see the module docs),
-/// applied by [`super::conn_io::ConnIo`] to each read.
+/// applied to each read by the connection stream (`conn_io`).
 pub struct FirstBytes {
     /// `None` once the version detection has what it needs.
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,

@@ -61,7 +61,8 @@ pub fn shaped(head: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The rewriting of hyper's bare refusals on one connection's way out (see
-/// the module docs), applied by [`super::conn_io::ConnIo`] to each write.
+/// the module docs), applied to each write by the connection stream
+/// (`conn_io`).
 /// Each write's first bytes are compared with the three refusal status
 /// lines: a few byte compares, no copy, on the hot path. (A body cannot be
 /// mistaken for a head: the fronts' bodies are JSON.)
