@@ -207,7 +207,8 @@ impl CachePolicy {
 
 /// Bytes an entry is charged: the body plus the measured per-entry overhead
 /// (key, entry, moka's bookkeeping: `cargo bench --bench memory` measured
-/// ~2240 bytes of RSS per 1507-byte card), so `max_bytes` bounds real memory.
+/// 2,210–2,237 bytes of RSS per 1507-byte card), so `max_bytes` bounds real
+/// memory.
 fn weight(value: &Entry) -> u32 {
     const OVERHEAD: usize = 736;
     let body = match &value.answer {
