@@ -88,6 +88,12 @@ pub fn current() -> Option<Arc<Record>> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
+/// When the current request arrived (`None` outside a request): a
+/// handler's latency starts there, without reading the clock again.
+pub fn started() -> Option<Instant> {
+    CURRENT.with(|c| c.borrow().as_ref().map(|r| r.started))
+}
+
 /// Reports the request's outcome (the label its metrics count).
 pub fn outcome(outcome: &'static str) {
     with_current(|r| r.update(|rep| rep.outcome = Some(outcome)));

@@ -121,7 +121,7 @@ async fn client_by_token(
     State(auth): State<Arc<Lookup>>,
     token: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let started = Instant::now();
+    let started = crate::telemetry::record::started().unwrap_or_else(Instant::now);
     // One engine from start to end of this lookup.
     let engine = auth.engine_ref();
     let limits = &engine.limits;
