@@ -129,10 +129,14 @@ impl Entry {
         Instant::now() < self.fresh_until
     }
 
-    /// True until the end of its grace window: afterwards it is as good as
-    /// gone, though the cache may hold it a while longer.
+    /// The end of its grace window: afterwards it is as good as gone, though
+    /// the cache may hold it a while longer.
+    fn ends_at(&self) -> Instant {
+        self.fresh_until + self.grace
+    }
+
     fn is_alive(&self) -> bool {
-        Instant::now() < self.fresh_until + self.grace
+        Instant::now() < self.ends_at()
     }
 
     /// An entry read back from the shared cache: fresh for `fresh_for`,
@@ -153,7 +157,7 @@ impl Entry {
 
     /// How much longer the entry is kept (for the shared cache's TTL).
     pub fn remaining_lifetime(&self) -> Duration {
-        (self.fresh_until + self.grace).saturating_duration_since(Instant::now())
+        self.ends_at().saturating_duration_since(Instant::now())
     }
 }
 
