@@ -144,11 +144,60 @@ impl<'a> Ctx<'a> {
 /// A lookup table's elements by key text.
 type Index<'a> = HashMap<String, &'a Value>;
 
+/// Where the walk stands: what its sources read (`scope`), the field it is
+/// producing (`trail`, rendered only on error), how many parents deep a
+/// `lookup` has gone, and the application's context. Copied down the walk:
+/// each step hands on one value.
+#[derive(Clone, Copy)]
+struct At<'w, 'a> {
+    scope: Scope<'a>,
+    ctx: &'w Ctx<'a>,
+    trail: &'w Trail<'w>,
+    depth: usize,
+}
+
+impl<'w, 'a> At<'w, 'a> {
+    /// The start of a walk over a whole document.
+    fn root(root: &'a Value, ctx: &'w Ctx<'a>) -> Self {
+        At {
+            scope: Scope::root(root),
+            ctx,
+            trail: &Trail::Root,
+            depth: 0,
+        }
+    }
+
+    /// The same place, producing `trail` (a field or an item below it).
+    fn on<'v>(self, trail: &'v Trail<'v>) -> At<'v, 'a>
+    where
+        'w: 'v,
+    {
+        At {
+            scope: self.scope,
+            ctx: self.ctx,
+            trail,
+            depth: self.depth,
+        }
+    }
+
+    /// The same place, with `item` as `@`.
+    fn within(self, item: &'a Value) -> Self {
+        At {
+            scope: self.scope.with_item(item),
+            ..self
+        }
+    }
+
+    fn invalid(self, message: String) -> Failure {
+        Failure::invalid(self.trail, message)
+    }
+}
+
 impl ObjectProgram {
     /// Applies the program to a whole CRM payload.
     pub(crate) fn apply_root(&self, root: &Value) -> Result<Map<String, Value>, ApplyError> {
         let ctx = Ctx::default();
-        self.apply(Scope::root(root), &ctx, &Trail::Root, 0)
+        self.apply(At::root(root, &ctx))
             .map(Option::unwrap_or_default)
             .map_err(Failure::into_error)
     }
@@ -165,7 +214,7 @@ impl ObjectProgram {
             ..Ctx::default()
         };
         let out = self
-            .apply(Scope::root(root), &ctx, &Trail::Root, 0)
+            .apply(At::root(root, &ctx))
             .map(Option::unwrap_or_default);
         drop(ctx);
         let mut log = log.into_inner();
@@ -177,15 +226,10 @@ impl ObjectProgram {
         (out, log)
     }
 
-    fn apply<'a>(
-        &self,
-        scope: Scope<'a>,
-        ctx: &Ctx<'a>,
-        trail: &Trail<'_>,
-        depth: usize,
-    ) -> Result<Option<Map<String, Value>>, Failure> {
+    fn apply(&self, at: At<'_, '_>) -> Result<Option<Map<String, Value>>, Failure> {
+        let (scope, ctx) = (at.scope, at.ctx);
         if let Some(cond) = &self.when
-            && !cond.holds(scope).map_err(|m| Failure::invalid(trail, m))?
+            && !cond.holds(scope).map_err(|m| at.invalid(m))?
         {
             return Ok(None);
         }
@@ -194,9 +238,9 @@ impl ObjectProgram {
         // remaining fields were tried (a normal one returns it at once).
         let mut first = None;
         for slot in &self.slots {
-            let here = Trail::Field(trail, slot.name);
+            let here = Trail::Field(at.trail, slot.name);
             spend(&here, 1)?;
-            let failure = match slot.node.produce(scope, ctx, &here, depth) {
+            let failure = match slot.node.produce(at.on(&here)) {
                 Ok(Some(v)) => {
                     if let Some(log) = &ctx.explain {
                         log_produced(&mut log.borrow_mut(), slot, scope, &here, &v);
@@ -226,38 +270,31 @@ impl ObjectProgram {
 }
 
 impl Node {
-    fn produce<'a>(
-        &self,
-        scope: Scope<'a>,
-        ctx: &Ctx<'a>,
-        trail: &Trail<'_>,
-        depth: usize,
-    ) -> Result<Option<Value>, Failure> {
+    fn produce(&self, at: At<'_, '_>) -> Result<Option<Value>, Failure> {
         match self {
-            Node::Scalar { rule, ty } => rule
-                .eval(scope, *ty)
-                .map_err(|m| Failure::invalid(trail, m)),
-            Node::Object(program) => {
-                Ok(program.apply(scope, ctx, trail, depth)?.map(Value::Object))
-            }
+            Node::Scalar { rule, ty } => rule.eval(at.scope, *ty).map_err(|m| at.invalid(m)),
+            Node::Object(program) => Ok(program.apply(at)?.map(Value::Object)),
             Node::List { parts, required } => {
                 let mut list = Vec::new();
                 let mut first = None;
                 for part in parts {
-                    if let Err(f) = part.produce(scope, ctx, trail, &mut list) {
-                        ctx.carry_on(&mut first, f)?;
+                    if let Err(f) = part.produce(at, &mut list) {
+                        at.ctx.carry_on(&mut first, f)?;
                     }
                 }
                 settled(first)?;
                 let empty_but_there =
-                    list.is_empty() && *required && parts.iter().any(|p| p.array_exists(scope));
+                    list.is_empty() && *required && parts.iter().any(|p| p.array_exists(at.scope));
                 Ok((!list.is_empty() || empty_but_there).then_some(Value::Array(list)))
             }
             Node::StringMap(entries) => {
                 let mut map = Map::new();
                 for (name, rule) in entries {
-                    let v = rule.eval(scope, FieldType::String).map_err(|m| {
-                        Failure::Invalid(ApplyError::new(format!("{}.{name}", trail.render()), m))
+                    let v = rule.eval(at.scope, FieldType::String).map_err(|m| {
+                        Failure::Invalid(ApplyError::new(
+                            format!("{}.{name}", at.trail.render()),
+                            m,
+                        ))
                     })?;
                     if let Some(Value::String(s)) = v
                         && !s.is_empty()
@@ -267,24 +304,24 @@ impl Node {
                 }
                 Ok((!map.is_empty()).then_some(Value::Object(map)))
             }
-            Node::Lookup(lookup) => lookup.produce(scope, ctx, trail, depth, None),
+            Node::Lookup(lookup) => lookup.produce(at, None),
         }
     }
 }
 
 impl ListPart {
-    fn produce<'a>(
-        &self,
-        scope: Scope<'a>,
-        ctx: &Ctx<'a>,
-        trail: &Trail<'_>,
-        list: &mut Vec<Value>,
-    ) -> Result<(), Failure> {
+    fn produce(&self, at: At<'_, '_>, list: &mut Vec<Value>) -> Result<(), Failure> {
+        let ctx = at.ctx;
         match self {
             ListPart::Item(item) => {
-                let at = Trail::Index(trail, list.len());
+                let here = Trail::Index(at.trail, list.len());
                 let mark = ctx.explain.as_ref().map(|log| log.borrow().mark());
-                match item.apply(scope, ctx, &at, 0) {
+                // A list item's own fields start a new chain of parents.
+                let item_at = At {
+                    depth: 0,
+                    ..at.on(&here)
+                };
+                match item.apply(item_at) {
                     Ok(Some(obj)) => list.push(Value::Object(obj)),
                     Ok(None) => {}
                     Err(Failure::Missing(_)) => {
@@ -303,23 +340,14 @@ impl ListPart {
                 item,
                 entries: false,
                 ..
-            } => each_item(
-                each.all(scope),
-                each.text(),
-                filter,
-                item,
-                scope,
-                ctx,
-                trail,
-                list,
-            )?,
+            } => each_item(each.all(at.scope), each.text(), filter, item, at, list)?,
             ListPart::Each {
                 each, filter, item, ..
             } => {
                 // `{"key": k, "value": v}` per entry, built here: they live
                 // shorter than the document, hence a forked context.
                 let built: Vec<Value> = each
-                    .all(scope)
+                    .all(at.scope)
                     .into_iter()
                     .filter_map(Value::as_object)
                     .flatten()
@@ -327,7 +355,14 @@ impl ListPart {
                     .collect();
                 let nodes = built.iter().collect();
                 let label = format!("entries of {}", each.text());
-                each_item(nodes, &label, filter, item, scope, &ctx.fork(), trail, list)?;
+                let forked = ctx.fork();
+                let at = At {
+                    scope: at.scope,
+                    ctx: &forked,
+                    trail: at.trail,
+                    depth: at.depth,
+                };
+                each_item(nodes, &label, filter, item, at, list)?;
             }
         }
         Ok(())
@@ -335,34 +370,35 @@ impl ListPart {
 }
 
 /// One list item per node (`@` is the node) that passes `filter`.
-#[allow(clippy::too_many_arguments)]
 fn each_item<'a>(
     nodes: Vec<&'a Value>,
     label: &str,
     filter: &Option<Condition>,
     item: &ObjectProgram,
-    scope: Scope<'a>,
-    ctx: &Ctx<'a>,
-    trail: &Trail<'_>,
+    at: At<'_, 'a>,
     list: &mut Vec<Value>,
 ) -> Result<(), Failure> {
-    spend(trail, nodes.len() as u64)?;
+    let ctx = at.ctx;
+    spend(at.trail, nodes.len() as u64)?;
     if let Some(log) = &ctx.explain {
         log.borrow_mut().enter(label.to_owned());
     }
     let mut first = None;
     for node in nodes {
-        let inner = scope.with_item(node);
-        match filter.as_ref().map(|f| f.holds(inner)) {
+        let inner = at.within(node);
+        match filter.as_ref().map(|f| f.holds(inner.scope)) {
             None | Some(Ok(true)) => {}
             Some(Ok(false)) => continue,
             Some(Err(m)) => {
-                ctx.carry_on(&mut first, Failure::invalid(trail, m))?;
+                ctx.carry_on(&mut first, at.invalid(m))?;
                 continue;
             }
         }
-        let at = Trail::Index(trail, list.len());
-        match item.apply(inner, ctx, &at, 0) {
+        let here = Trail::Index(at.trail, list.len());
+        match item.apply(At {
+            depth: 0,
+            ..inner.on(&here)
+        }) {
             Ok(Some(obj)) => list.push(Value::Object(obj)),
             Ok(None) => {}
             Err(f) => ctx.carry_on(&mut first, f)?,
@@ -400,10 +436,10 @@ impl Lookup {
     /// table's index (built on first use in this application).
     fn find<'a>(
         &self,
-        scope: Scope<'a>,
-        ctx: &Ctx<'a>,
+        at: At<'_, 'a>,
         wanted: &str,
     ) -> Result<Option<&'a Value>, budget::Exceeded> {
+        let scope = at.scope;
         // The table depends on the document, or on the item for `@` paths.
         let table_scope = if self.table.is_relative() {
             scope.item.map_or(0, |v| std::ptr::from_ref(v) as usize)
@@ -411,7 +447,7 @@ impl Lookup {
             std::ptr::from_ref(scope.root) as usize
         };
         let id = (std::ptr::from_ref(self) as usize, table_scope);
-        let mut indexes = ctx.indexes.borrow_mut();
+        let mut indexes = at.ctx.indexes.borrow_mut();
         if let Some(index) = indexes.get(&id) {
             return Ok(index.get(wanted).copied());
         }
@@ -438,44 +474,34 @@ impl Lookup {
     /// item itself, or a parent below) would close a cycle in the CRM's
     /// data: that link is dropped, so the card is served with the chain up
     /// to it, and an explained application says so.
-    fn produce<'a>(
-        &self,
-        scope: Scope<'a>,
-        ctx: &Ctx<'a>,
-        trail: &Trail<'_>,
-        depth: usize,
-        below: Option<&Seen<'_>>,
-    ) -> Result<Option<Value>, Failure> {
-        spend(trail, 1)?;
-        if depth >= MAX_LOOKUP_DEPTH {
-            return Err(Failure::invalid(
-                trail,
-                format!(
-                    "parent chain is longer than {MAX_LOOKUP_DEPTH} (a cycle in the CRM data?)"
-                ),
-            ));
+    fn produce(&self, at: At<'_, '_>, below: Option<&Seen<'_>>) -> Result<Option<Value>, Failure> {
+        spend(at.trail, 1)?;
+        if at.depth >= MAX_LOOKUP_DEPTH {
+            return Err(at.invalid(format!(
+                "parent chain is longer than {MAX_LOOKUP_DEPTH} (a cycle in the CRM data?)"
+            )));
         }
-        let Some(wanted) = self.matches.first(scope).and_then(key_text) else {
+        let ctx = at.ctx;
+        let Some(wanted) = self.matches.first(at.scope).and_then(key_text) else {
             return Ok(None);
         };
         let Some(parent) = self
-            .find(scope, ctx, &wanted)
-            .map_err(|e| Failure::invalid(trail, e.to_string()))?
+            .find(at, &wanted)
+            .map_err(|e| at.invalid(e.to_string()))?
         else {
             return Ok(None);
         };
         let seen = Seen {
-            node: scope.current(),
+            node: at.scope.current(),
             below,
         };
         if seen.holds(parent) {
             if let Some(log) = &ctx.explain {
                 log.borrow_mut()
-                    .cut_cycle(trail.render(), self.key.text(), wanted);
+                    .cut_cycle(at.trail.render(), self.key.text(), wanted);
             }
             return Ok(None);
         }
-        let inner = scope.with_item(parent);
         if let Some(log) = &ctx.explain {
             log.borrow_mut().enter(format!(
                 "lookup {} where {} = {}",
@@ -484,7 +510,7 @@ impl Lookup {
                 self.matches.text()
             ));
         }
-        let out = self.parent(inner, ctx, trail, depth, &seen);
+        let out = self.parent(at.within(parent), &seen);
         if let Some(log) = &ctx.explain {
             log.borrow_mut().leave();
         }
@@ -493,19 +519,16 @@ impl Lookup {
 
     /// The found parent mapped with the enclosing object's fields, and its
     /// own parent nested.
-    fn parent<'a>(
-        &self,
-        inner: Scope<'a>,
-        ctx: &Ctx<'a>,
-        trail: &Trail<'_>,
-        depth: usize,
-        seen: &Seen<'_>,
-    ) -> Result<Option<Value>, Failure> {
-        let Some(mut obj) = self.fields.apply(inner, ctx, trail, depth + 1)? else {
+    fn parent(&self, found: At<'_, '_>, seen: &Seen<'_>) -> Result<Option<Value>, Failure> {
+        let inner = At {
+            depth: found.depth + 1,
+            ..found
+        };
+        let Some(mut obj) = self.fields.apply(inner)? else {
             return Ok(None);
         };
-        let up = Trail::Field(trail, self.name);
-        if let Some(grand) = self.produce(inner, ctx, &up, depth + 1, Some(seen))? {
+        let up = Trail::Field(inner.trail, self.name);
+        if let Some(grand) = self.produce(inner.on(&up), Some(seen))? {
             obj.insert(self.name.to_owned(), grand);
         }
         Ok(Some(Value::Object(obj)))
