@@ -5,15 +5,13 @@
 //! client splits by slot; and `SCAN`, which sees only the node it runs on,
 //! so `clear` scans each master in turn.
 
-use std::time::Duration;
-
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{ConnectionAddr, FromRedisValue, RedisResult};
+use redis::{FromRedisValue, RedisResult};
 
 use super::background::Background;
-use super::credentials::Auth;
+use super::credentials::{Connect, tcp};
 use crate::config::NodeAddr;
 
 /// A Redis Cluster, learnt from its seed nodes.
@@ -24,29 +22,21 @@ pub(super) struct ClusterLink {
 
 impl ClusterLink {
     /// Does not connect: the first call learns the slot map.
-    pub(super) fn new(
-        nodes: &[NodeAddr],
-        auth: &Auth,
-        timeout: Duration,
-        bound: Duration,
-    ) -> RedisResult<Self> {
-        let seeds = nodes
-            .iter()
-            .map(|n| ConnectionAddr::Tcp(n.host.clone(), n.port));
+    pub(super) fn new(nodes: &[NodeAddr], connect: &Connect) -> RedisResult<Self> {
         // The per-attempt timeout is also the whole call's (retries included).
-        let mut builder = ClusterClientBuilder::new(seeds)
-            .connection_timeout(timeout)
-            .response_timeout(timeout)
+        let mut builder = ClusterClientBuilder::new(tcp(nodes))
+            .connection_timeout(connect.timeout)
+            .response_timeout(connect.timeout)
             .retries(2);
-        if let Some(user) = &auth.username {
+        if let Some(user) = &connect.auth.username {
             builder = builder.username(user);
         }
-        if let Some(password) = &auth.password {
+        if let Some(password) = &connect.auth.password {
             builder = builder.password(password);
         }
         Ok(Self {
             client: builder.build()?,
-            conn: Background::new(bound),
+            conn: Background::new(connect.bound),
         })
     }
 

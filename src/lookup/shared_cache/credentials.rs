@@ -1,10 +1,32 @@
 //! Who authbridge is to Redis: the ACL user and password of the data nodes
 //! (the server, the master, the cluster nodes) and of the sentinels, the
-//! passwords read from env or a file like every secret.
+//! passwords read from env or a file like every secret; and, with them, the
+//! time limits every topology's connection is made with.
 
+use std::time::Duration;
+
+use redis::ConnectionAddr;
 use secrecy::ExposeSecret;
 
-use crate::config::{ConfigError, RedisSettings, read_secret};
+use crate::config::{ConfigError, NodeAddr, RedisSettings, read_secret};
+
+/// How each topology connects: one value, since the server, sentinel and
+/// cluster links all take the same three.
+pub(super) struct Connect {
+    pub auth: Auth,
+    /// One Redis call's limit (connect and response).
+    pub timeout: Duration,
+    /// How long a connect (finding a master, learning the slots) may take
+    /// in the background.
+    pub bound: Duration,
+}
+
+/// The addresses of configured `nodes`, as the crate's clients take them.
+pub(super) fn tcp(nodes: &[NodeAddr]) -> impl Iterator<Item = ConnectionAddr> + '_ {
+    nodes
+        .iter()
+        .map(|n| ConnectionAddr::Tcp(n.host.clone(), n.port))
+}
 
 /// Credentials for the data nodes and for the sentinels.
 #[derive(Default)]

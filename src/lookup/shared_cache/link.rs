@@ -10,7 +10,7 @@ use redis::aio::ConnectionManager;
 use redis::{FromRedisValue, RedisResult};
 
 use super::cluster::ClusterLink;
-use super::credentials::Auth;
+use super::credentials::Connect;
 use super::sentinel::SentinelLink;
 use crate::config::{ConfigError, NodeAddr, RedisTopology};
 
@@ -34,13 +34,9 @@ fn invalid(key: &str, e: &redis::RedisError) -> ConfigError {
 impl Link {
     /// The link to `topology`; does not connect (Redis may come up after
     /// authbridge). A connect (finding a master, learning the slots) may
-    /// take up to `bound` in the background.
-    pub(super) fn new(
-        topology: RedisTopology,
-        auth: &Auth,
-        timeout: Duration,
-        bound: Duration,
-    ) -> Result<Self, ConfigError> {
+    /// take up to `connect.bound` in the background.
+    pub(super) fn new(topology: RedisTopology, connect: &Connect) -> Result<Self, ConfigError> {
+        let auth = &connect.auth;
         Ok(match topology {
             RedisTopology::Server(info) => {
                 let mut redis = info.redis_settings().clone();
@@ -55,7 +51,7 @@ impl Link {
                 Link::Server {
                     client,
                     connection: tokio::sync::Mutex::new(None),
-                    timeout,
+                    timeout: connect.timeout,
                 }
             }
             RedisTopology::Sentinel {
@@ -63,11 +59,11 @@ impl Link {
                 master_name,
                 db,
             } => Link::Sentinel(
-                SentinelLink::new(&sentinels, &master_name, db, auth, timeout, bound)
+                SentinelLink::new(&sentinels, &master_name, db, connect)
                     .map_err(|e| invalid("redis.sentinels", &e))?,
             ),
             RedisTopology::Cluster { nodes } => Link::Cluster(
-                ClusterLink::new(&nodes, auth, timeout, bound)
+                ClusterLink::new(&nodes, connect)
                     .map_err(|e| invalid("redis.cluster_nodes", &e))?,
             ),
         })

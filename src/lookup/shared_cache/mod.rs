@@ -23,7 +23,7 @@ use bytes::Bytes;
 use crate::config::{ConfigError, NodeAddr, RedisSettings};
 use crate::lookup::cache::{Answer, CacheKey, Entry};
 use crate::metrics::Metrics;
-use credentials::Auth;
+use credentials::{Auth, Connect};
 use link::Link;
 use seal::Sealer;
 
@@ -93,10 +93,14 @@ impl SharedCache {
         let Some(topology) = s.topology() else {
             return Ok(None);
         };
-        let auth = Auth::from_settings(s)?;
-        // Finding a master or a slot map may take longer than one call; a
-        // connect gets the back-off's second, when Redis is skipped anyway.
-        let link = Link::new(topology, &auth, s.timeout, BACK_OFF.max(s.timeout))?;
+        let connect = Connect {
+            auth: Auth::from_settings(s)?,
+            timeout: s.timeout,
+            // Finding a master or a slot map may take longer than one call; a
+            // connect gets the back-off's second, when Redis is skipped anyway.
+            bound: BACK_OFF.max(s.timeout),
+        };
+        let link = Link::new(topology, &connect)?;
         Ok(Some(Self {
             core: Arc::new(Core {
                 link,

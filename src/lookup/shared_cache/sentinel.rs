@@ -10,14 +10,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{AsyncConnectionConfig, ConnectionAddr, RedisResult};
+use redis::{AsyncConnectionConfig, RedisResult};
 
 use super::background::Background;
-use super::credentials::Auth;
+use super::credentials::{Connect, tcp};
 use crate::config::NodeAddr;
 
 /// The master named by the sentinels.
@@ -36,34 +35,29 @@ impl SentinelLink {
         sentinels: &[NodeAddr],
         master_name: &str,
         db: i64,
-        auth: &Auth,
-        timeout: Duration,
-        bound: Duration,
+        connect: &Connect,
     ) -> RedisResult<Self> {
-        let addrs = sentinels
-            .iter()
-            .map(|n| ConnectionAddr::Tcp(n.host.clone(), n.port));
         let mut builder =
-            SentinelClientBuilder::new(addrs, master_name, SentinelServerType::Master)?
+            SentinelClientBuilder::new(tcp(sentinels), master_name, SentinelServerType::Master)?
                 .set_client_to_redis_db(db);
-        if let Some(user) = &auth.username {
+        if let Some(user) = &connect.auth.username {
             builder = builder.set_client_to_redis_username(user);
         }
-        if let Some(password) = &auth.password {
+        if let Some(password) = &connect.auth.password {
             builder = builder.set_client_to_redis_password(password);
         }
-        if let Some(user) = &auth.sentinel_username {
+        if let Some(user) = &connect.auth.sentinel_username {
             builder = builder.set_client_to_sentinel_username(user);
         }
-        if let Some(password) = &auth.sentinel_password {
+        if let Some(password) = &connect.auth.sentinel_password {
             builder = builder.set_client_to_sentinel_password(password);
         }
         Ok(Self {
             client: Arc::new(tokio::sync::Mutex::new(builder.build()?)),
             config: AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(timeout))
-                .set_response_timeout(Some(timeout)),
-            master: Background::new(bound),
+                .set_connection_timeout(Some(connect.timeout))
+                .set_response_timeout(Some(connect.timeout)),
+            master: Background::new(connect.bound),
             in_use: AtomicU64::new(0),
         })
     }
