@@ -57,6 +57,14 @@ pub struct Request {
     pub max_body_bytes: usize,
 }
 
+/// What one [`Transport::send`] carries down through its retries, the token
+/// renewal and each exchange: the request and how its answer is read.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    request: &'a Request,
+    not_found: &'a NotFoundRule,
+}
+
 /// The CRM endpoint, its credentials, and the protections around it.
 #[derive(Debug)]
 pub struct Transport {
@@ -313,7 +321,7 @@ impl Transport {
         not_found: &NotFoundRule,
     ) -> Result<Fetched, UpstreamError> {
         let started = Instant::now();
-        let result = self.send_with_retries(request, not_found).await;
+        let result = self.send_with_retries(Call { request, not_found }).await;
         let label = match &result {
             Ok((status, _)) => status_label(*status),
             Err(e) => e.label(),
@@ -369,11 +377,7 @@ impl Transport {
     /// Sends through the breaker, retrying connect errors, resets and the
     /// configured statuses with jittered exponential backoff, while the retry
     /// budget (a share of recent requests) allows.
-    async fn send_with_retries(
-        &self,
-        request: &Request,
-        not_found: &NotFoundRule,
-    ) -> Result<(u16, Fetched), UpstreamError> {
+    async fn send_with_retries(&self, call: Call<'_>) -> Result<(u16, Fetched), UpstreamError> {
         use backon::BackoffBuilder as _;
         let retry = self.retry.load_full();
         retry.budget.deposit();
@@ -394,7 +398,7 @@ impl Transport {
                         .increment(1);
                     return Err(UpstreamError::CircuitOpen);
                 };
-                let result = self.send_authenticated(request, not_found).await;
+                let result = self.send_authenticated(call).await;
                 let health = match &result {
                     Err(e) if e.is_crm_sick() => Health::Failing,
                     _ => Health::Healthy,
@@ -403,7 +407,7 @@ impl Transport {
                 result
             };
             match result {
-                Err(e) if Self::retryable(&retry.settings, request, &e) => {
+                Err(e) if Self::retryable(&retry.settings, call.request, &e) => {
                     let Some(delay) = delays.next() else {
                         return Err(e);
                     };
@@ -431,20 +435,16 @@ impl Transport {
         }
     }
 
-    async fn send_authenticated(
-        &self,
-        request: &Request,
-        not_found: &NotFoundRule,
-    ) -> Result<(u16, Fetched), UpstreamError> {
+    async fn send_authenticated(&self, call: Call<'_>) -> Result<(u16, Fetched), UpstreamError> {
         let Auth::OAuth2(oauth) = &self.auth else {
-            return self.exchange(request, None, not_found).await;
+            return self.exchange(call, None).await;
         };
         let token = oauth.header().await?;
-        match self.exchange(request, Some(&token), not_found).await {
+        match self.exchange(call, Some(&token)).await {
             // The token may have been revoked or expired early: renew once.
             Err(UpstreamError::Status(401)) => {
                 let renewed = oauth.renew(&token).await?;
-                match self.exchange(request, Some(&renewed), not_found).await {
+                match self.exchange(call, Some(&renewed)).await {
                     Err(UpstreamError::Status(401)) => {
                         Err(UpstreamError::Auth("the CRM refused a fresh access token"))
                     }
@@ -459,11 +459,10 @@ impl Transport {
     /// its status) and, with traces on, to the CRM step's span.
     async fn exchange(
         &self,
-        request: &Request,
+        call: Call<'_>,
         token: Option<&HeaderValue>,
-        not_found: &NotFoundRule,
     ) -> Result<(u16, Fetched), UpstreamError> {
-        let result = self.exchange_once(request, token, not_found).await;
+        let result = self.exchange_once(call, token).await;
         let status = match &result {
             Ok((status, _)) => Some(*status),
             Err(UpstreamError::Status(status) | UpstreamError::Redirect(status)) => Some(*status),
@@ -478,9 +477,8 @@ impl Transport {
 
     async fn exchange_once(
         &self,
-        request: &Request,
+        Call { request, not_found }: Call<'_>,
         token: Option<&HeaderValue>,
-        not_found: &NotFoundRule,
     ) -> Result<(u16, Fetched), UpstreamError> {
         let mut url = request.url.clone();
         if let Auth::Query(name, key) = &self.auth {
