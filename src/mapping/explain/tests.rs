@@ -48,27 +48,30 @@ fn collects_every_error_with_position_value_and_expectation() {
     // The first is the one `apply` stops at, with its value-free message.
     assert_eq!(explained.errors[0].field, first.field);
     assert_eq!(explained.errors[0].message, first.message);
-    assert!(
-        lines[0].starts_with("m.toml:5:1: client.birthdate: ")
-            && lines[0].contains("value: \"1973/09/02\"")
-            && lines[0].contains("expected: a date in one of the formats [%d.%m.%Y, iso]"),
-        "{}",
-        lines[0]
-    );
-    assert!(
-        lines[1].starts_with("m.toml:13:1: client.branch.id: ")
-            && lines[1].contains("out of range for a 64-bit integer")
-            && lines[1].contains("value: \"9223372036854775808\""),
-        "{}",
-        lines[1]
-    );
-    assert!(
-        lines[2].starts_with("m.toml:17:")
-            && lines[2].contains("companyList[0].id")
-            && lines[2].contains("value: \"x7\""),
-        "{}",
-        lines[2]
-    );
+    // Each line: its file position and field, then what is wrong with it.
+    let expected: [(&str, &[&str]); 3] = [
+        (
+            "m.toml:5:1: client.birthdate: ",
+            &[
+                "value: \"1973/09/02\"",
+                "expected: a date in one of the formats [%d.%m.%Y, iso]",
+            ],
+        ),
+        (
+            "m.toml:13:1: client.branch.id: ",
+            &[
+                "out of range for a 64-bit integer",
+                "value: \"9223372036854775808\"",
+            ],
+        ),
+        ("m.toml:17:", &["companyList[0].id", "value: \"x7\""]),
+    ];
+    for (line, (start, parts)) in lines.iter().zip(expected) {
+        assert!(line.starts_with(start), "{line}");
+        for part in parts {
+            assert!(line.contains(part), "{part} not in {line}");
+        }
+    }
 }
 
 #[test]
