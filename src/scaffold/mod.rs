@@ -34,10 +34,7 @@ pub fn draft(crm: &Value) -> String {
         .cloned()
         .collect();
     let mut used = HashSet::new();
-    let picks: Vec<Pick> = fields::CLIENT
-        .iter()
-        .map(|t| pick(t, &client, &mut used))
-        .collect();
+    let picks = pick_all(fields::CLIENT, &client, &mut used);
     out.push_str("\n[client]\n");
     let found = |name: &str| {
         picks
@@ -104,6 +101,16 @@ impl std::ops::Deref for Scored<'_> {
     fn deref(&self) -> &Leaf {
         self.leaf
     }
+}
+
+/// A [`pick`] for each of `targets` in turn, so an earlier target's best
+/// leaf is not a later one's.
+fn pick_all<'a>(
+    targets: &'static [Target],
+    leaves: &'a [Leaf],
+    used: &mut HashSet<String>,
+) -> Vec<Pick<'a>> {
+    targets.iter().map(|t| pick(t, leaves, used)).collect()
 }
 
 /// The leaves of `leaves` that fit `target`, best first; the best is marked
@@ -236,10 +243,7 @@ fn short_name_jq(
 
 /// `[client.contacts]` from the client's leaves.
 fn contacts(out: &mut String, client: &[Leaf], used: &mut HashSet<String>) {
-    let picks: Vec<Pick> = fields::CONTACTS
-        .iter()
-        .map(|t| pick(t, client, used))
-        .collect();
+    let picks = pick_all(fields::CONTACTS, client, used);
     if picks.iter().all(|p| p.best.is_none()) {
         out.push_str("\n# TODO [client.contacts]: no phone, e-mail or messenger found\n");
         return;
@@ -258,11 +262,7 @@ fn branch(out: &mut String, all: &Sample) {
         .filter(|l| fields::under(&l.segs, fields::branch_like))
         .cloned()
         .collect();
-    let mut used = HashSet::new();
-    let picks: Vec<Pick> = fields::BRANCH
-        .iter()
-        .map(|t| pick(t, &leaves, &mut used))
-        .collect();
+    let picks = pick_all(fields::BRANCH, &leaves, &mut HashSet::new());
     if picks.iter().all(|p| p.best.is_none()) {
         out.push_str("\n# TODO [client.branch]: no branch or office object found\n");
         return;
@@ -385,9 +385,7 @@ fn company_list(out: &mut String, all: &Sample) {
     out.push_str(
         "\n# One company, read from an object (an explicit list item).\n[[companyList]]\n",
     );
-    let mut used = HashSet::new();
-    for t in fields::COMPANY {
-        let p = pick(t, &inner.leaves, &mut used);
+    for p in pick_all(fields::COMPANY, &inner.leaves, &mut HashSet::new()) {
         if p.best.is_some() {
             p.write(out, "company", '$', &object.segs);
         }
@@ -396,9 +394,7 @@ fn company_list(out: &mut String, all: &Sample) {
 
 /// The fields of a list item, relative (`@`).
 fn write_item(out: &mut String, targets: &'static [Target], item: &Sample) {
-    let mut used = HashSet::new();
-    for t in targets {
-        let p = pick(t, &item.leaves, &mut used);
+    for p in pick_all(targets, &item.leaves, &mut HashSet::new()) {
         if p.best.is_some() {
             p.write(out, "item", '@', &[]);
         }
