@@ -3,6 +3,21 @@
 
 use super::*;
 
+/// A target object to compile: its TOML table and where it stands, the
+/// schema it is checked against, its label in diagnostics (empty at the
+/// root), whether it is inside a list's `item` (where `@` paths read the
+/// item), and the table's keys that are not fields. One value, since a
+/// parent lookup compiles its enclosing object again from all of it.
+#[derive(Clone)]
+pub(super) struct ObjectSite<'a, 'de> {
+    table: &'a DeTable<'de>,
+    span: Range<usize>,
+    schema: &'static ObjectSchema,
+    label: &'a str,
+    in_item: bool,
+    reserved: &'a [&'a str],
+}
+
 impl Compiler<'_> {
     pub(super) fn root(
         &mut self,
@@ -19,27 +34,27 @@ impl Compiler<'_> {
         if let Some(v) = doc.get("null_values") {
             self.null_values = self.null_values(v, "null_values");
         }
-        self.object(
-            doc,
+        self.object(ObjectSite {
+            table: doc,
             span,
             schema,
-            "",
-            false,
-            &["meta", "step", "null_values"],
-        )
+            label: "",
+            in_item: false,
+            reserved: &["meta", "step", "null_values"],
+        })
     }
 
     /// A target object written as a TOML table of `field = rule`, plus an
     /// optional `when`.
-    pub(super) fn object(
-        &mut self,
-        table: &DeTable<'_>,
-        span: Range<usize>,
-        schema: &'static ObjectSchema,
-        label: &str,
-        in_item: bool,
-        reserved: &[&str],
-    ) -> ObjectProgram {
+    pub(super) fn object(&mut self, site: ObjectSite<'_, '_>) -> ObjectProgram {
+        let ObjectSite {
+            table,
+            schema,
+            label,
+            in_item,
+            reserved,
+            ..
+        } = site;
         let mut program = ObjectProgram::default();
         let mut compiled: Vec<(&'static str, Node, usize)> = Vec::new();
         // Fields written but not compiled (already reported): not "missing".
@@ -73,17 +88,7 @@ impl Compiler<'_> {
                 (FieldType::Object(inner), DeValue::Table(t))
                     if std::ptr::eq(inner, schema) && t.contains_key("lookup") =>
                 {
-                    self.lookup(
-                        (key, value),
-                        t,
-                        field.name,
-                        table,
-                        span.clone(),
-                        schema,
-                        label,
-                        in_item,
-                        reserved,
-                    )
+                    self.lookup((key, value), t, field.name, &site)
                 }
                 _ => self.field(field.ty, value, &field_label, in_item),
             };
@@ -118,7 +123,7 @@ impl Compiler<'_> {
                         label
                     };
                     self.error(
-                        span.clone(),
+                        site.span.clone(),
                         &join(label, field.name),
                         format!(
                             "required {} field `{}` is not mapped in {what}: give it a source or a `default`",
@@ -135,20 +140,14 @@ impl Compiler<'_> {
     /// `parentGroup = { lookup = "$.groups[*]", key = "@.id", match = "@.parentId" }`:
     /// the parent is the element of `lookup` whose `key` equals `match`, mapped
     /// with the enclosing object's other fields.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn lookup(
         &mut self,
         (key, value): Entry<'_, '_>,
         t: &DeTable<'_>,
         name: &'static str,
-        enclosing: &DeTable<'_>,
-        enclosing_span: Range<usize>,
-        schema: &'static ObjectSchema,
-        label: &str,
-        in_item: bool,
-        reserved: &[&str],
+        enclosing: &ObjectSite<'_, '_>,
     ) -> Option<Node> {
-        let field_label = join(label, key.get_ref());
+        let field_label = join(enclosing.label, key.get_ref());
         self.unknown_keys(t, LOOKUP_KEYS, "a parent lookup", &field_label);
         let path_of = |c: &mut Self, k: &str, relative_only: bool| -> Option<Path> {
             let Some(v) = t.get(k) else {
@@ -185,16 +184,13 @@ impl Compiler<'_> {
         // one (the lookup nests it). Compiled a second time; its diagnostics
         // would repeat the first pass's, so they are dropped.
         let before = self.diagnostics.count();
-        let mut skip: Vec<&str> = reserved.to_vec();
+        let mut skip: Vec<&str> = enclosing.reserved.to_vec();
         skip.push(name);
-        let fields = self.object(
-            enclosing,
-            enclosing_span,
-            schema,
-            label,
-            in_item.max(true),
-            &skip,
-        );
+        let fields = self.object(ObjectSite {
+            in_item: true,
+            reserved: &skip,
+            ..enclosing.clone()
+        });
         self.diagnostics.truncate(before);
         Some(Node::Lookup(Lookup {
             table: table?,
@@ -214,14 +210,14 @@ impl Compiler<'_> {
     ) -> Option<Node> {
         match ty {
             FieldType::Object(schema) => match value.get_ref() {
-                DeValue::Table(t) => Some(Node::Object(self.object(
-                    t,
-                    value.span(),
+                DeValue::Table(t) => Some(Node::Object(self.object(ObjectSite {
+                    table: t,
+                    span: value.span(),
                     schema,
                     label,
                     in_item,
-                    &[],
-                ))),
+                    reserved: &[],
+                }))),
                 other => {
                     self.error(
                         value.span(),
@@ -293,14 +289,14 @@ impl Compiler<'_> {
                             parts.extend(self.each(schema, t, it.span(), &item_label, in_item));
                         }
                         DeValue::Table(t) => {
-                            parts.push(ListPart::Item(self.object(
-                                t,
-                                it.span(),
+                            parts.push(ListPart::Item(self.object(ObjectSite {
+                                table: t,
+                                span: it.span(),
                                 schema,
-                                &item_label,
+                                label: &item_label,
                                 in_item,
-                                &[],
-                            )));
+                                reserved: &[],
+                            })));
                         }
                         other => self.error(
                             it.span(),
@@ -384,9 +380,14 @@ impl Compiler<'_> {
             .and_then(|w| self.condition(w, &join(label, "where"), true));
         let item = match t.get("item") {
             Some(v) => match v.get_ref() {
-                DeValue::Table(it) => {
-                    Some(self.object(it, v.span(), schema, &join(label, "item"), true, &[]))
-                }
+                DeValue::Table(it) => Some(self.object(ObjectSite {
+                    table: it,
+                    span: v.span(),
+                    schema,
+                    label: &join(label, "item"),
+                    in_item: true,
+                    reserved: &[],
+                })),
                 other => {
                     self.error(
                         v.span(),
