@@ -105,6 +105,34 @@ struct Compiler<'a> {
     null_values: Vec<String>,
 }
 
+/// Where a rule or an object stands in the mapping: its label in
+/// diagnostics (`client.branch.id`, empty at the root) and whether it is
+/// inside a list's `item`, where `@` paths read the item. The two travel
+/// together through every step of the compiler, so they are one copied value.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    label: &'a str,
+    in_item: bool,
+}
+
+impl Place<'_> {
+    /// Under `label`, reading an item (a list's `item`, a lookup's candidate).
+    fn item(label: &str) -> Place<'_> {
+        Place {
+            label,
+            in_item: true,
+        }
+    }
+
+    /// The same standing under another label.
+    fn named(self, label: &str) -> Place<'_> {
+        Place {
+            label,
+            in_item: self.in_item,
+        }
+    }
+}
+
 fn join(label: &str, name: &str) -> String {
     if label.is_empty() {
         name.to_owned()

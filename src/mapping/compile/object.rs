@@ -4,17 +4,16 @@
 use super::*;
 
 /// A target object to compile: its TOML table and where it stands, the
-/// schema it is checked against, its label in diagnostics (empty at the
-/// root), whether it is inside a list's `item` (where `@` paths read the
-/// item), and the table's keys that are not fields. One value, since a
-/// parent lookup compiles its enclosing object again from all of it.
+/// schema it is checked against, where it stands (its label and whether it
+/// is inside a list's `item`), and the table's keys that are not fields. One
+/// value, since a parent lookup compiles its enclosing object again from all
+/// of it.
 #[derive(Clone)]
 pub(super) struct ObjectSite<'a, 'de> {
     table: &'a DeTable<'de>,
     span: Range<usize>,
     schema: &'static ObjectSchema,
-    label: &'a str,
-    in_item: bool,
+    at: Place<'a>,
     reserved: &'a [&'a str],
 }
 
@@ -38,8 +37,10 @@ impl Compiler<'_> {
             table: doc,
             span,
             schema,
-            label: "",
-            in_item: false,
+            at: Place {
+                label: "",
+                in_item: false,
+            },
             reserved: &["meta", "step", "null_values"],
         })
     }
@@ -50,11 +51,11 @@ impl Compiler<'_> {
         let ObjectSite {
             table,
             schema,
-            label,
-            in_item,
+            at,
             reserved,
             ..
         } = site;
+        let label = at.label;
         let mut program = ObjectProgram::default();
         let mut compiled: Vec<(&'static str, Node, usize)> = Vec::new();
         // Fields written but not compiled (already reported): not "missing".
@@ -65,7 +66,7 @@ impl Compiler<'_> {
                 continue;
             }
             if name == "when" && !label.is_empty() {
-                program.when = self.condition(value, &join(label, "when"), in_item);
+                program.when = self.condition(value, at.named(&join(label, "when")));
                 continue;
             }
             let field_label = join(label, name);
@@ -90,7 +91,7 @@ impl Compiler<'_> {
                 {
                     self.lookup((key, value), t, field.name, &site)
                 }
-                _ => self.field(field.ty, value, &field_label, in_item),
+                _ => self.field(field.ty, value, at.named(&field_label)),
             };
             if let Some(Node::List { required, .. }) = &mut node {
                 *required = field.required;
@@ -147,7 +148,7 @@ impl Compiler<'_> {
         name: &'static str,
         enclosing: &ObjectSite<'_, '_>,
     ) -> Option<Node> {
-        let field_label = join(enclosing.label, key.get_ref());
+        let field_label = join(enclosing.at.label, key.get_ref());
         self.unknown_keys(t, LOOKUP_KEYS, "a parent lookup", &field_label);
         let path_of = |c: &mut Self, k: &str, relative_only: bool| -> Option<Path> {
             let Some(v) = t.get(k) else {
@@ -166,7 +167,7 @@ impl Compiler<'_> {
                 );
                 return None;
             };
-            let p = c.path(s, v.span(), &field_label, true)?;
+            let p = c.path(s, v.span(), Place::item(&field_label))?;
             if relative_only && !p.is_relative() {
                 c.error(
                     v.span(),
@@ -187,7 +188,7 @@ impl Compiler<'_> {
         let mut skip: Vec<&str> = enclosing.reserved.to_vec();
         skip.push(name);
         let fields = self.object(ObjectSite {
-            in_item: true,
+            at: Place::item(enclosing.at.label),
             reserved: &skip,
             ..enclosing.clone()
         });
@@ -205,17 +206,16 @@ impl Compiler<'_> {
         &mut self,
         ty: FieldType,
         value: &Spanned<DeValue<'_>>,
-        label: &str,
-        in_item: bool,
+        at: Place<'_>,
     ) -> Option<Node> {
+        let label = at.label;
         match ty {
             FieldType::Object(schema) => match value.get_ref() {
                 DeValue::Table(t) => Some(Node::Object(self.object(ObjectSite {
                     table: t,
                     span: value.span(),
                     schema,
-                    label,
-                    in_item,
+                    at,
                     reserved: &[],
                 }))),
                 other => {
@@ -231,13 +231,14 @@ impl Compiler<'_> {
                     None
                 }
             },
-            FieldType::List(schema) => self.list(schema, value, label, in_item),
+            FieldType::List(schema) => self.list(schema, value, at),
             FieldType::StringMap => match value.get_ref() {
                 DeValue::Table(t) => {
                     let mut entries = Vec::new();
                     for (k, v) in t.iter() {
                         let entry_label = format!("{label}.{}", k.get_ref());
-                        if let Some(rule) = self.rule(v, FieldType::String, &entry_label, in_item) {
+                        if let Some(rule) = self.rule(v, FieldType::String, at.named(&entry_label))
+                        {
                             entries.push((k.get_ref().to_string(), rule));
                         }
                     }
@@ -255,12 +256,10 @@ impl Compiler<'_> {
                     None
                 }
             },
-            scalar => self
-                .rule(value, scalar, label, in_item)
-                .map(|rule| Node::Scalar {
-                    rule: Box::new(rule),
-                    ty: scalar,
-                }),
+            scalar => self.rule(value, scalar, at).map(|rule| Node::Scalar {
+                rule: Box::new(rule),
+                ty: scalar,
+            }),
         }
     }
 
@@ -270,12 +269,12 @@ impl Compiler<'_> {
         &mut self,
         schema: &'static ObjectSchema,
         value: &Spanned<DeValue<'_>>,
-        label: &str,
-        in_item: bool,
+        at: Place<'_>,
     ) -> Option<Node> {
+        let label = at.label;
         match value.get_ref() {
             DeValue::Table(t) => Some(Node::List {
-                parts: vec![self.each(schema, t, value.span(), label, in_item)?],
+                parts: vec![self.each(schema, t, value.span(), at)?],
                 required: false,
             }),
             DeValue::Array(items) => {
@@ -286,15 +285,14 @@ impl Compiler<'_> {
                         DeValue::Table(t)
                             if t.contains_key("each") || t.contains_key("entries") =>
                         {
-                            parts.extend(self.each(schema, t, it.span(), &item_label, in_item));
+                            parts.extend(self.each(schema, t, it.span(), at.named(&item_label)));
                         }
                         DeValue::Table(t) => {
                             parts.push(ListPart::Item(self.object(ObjectSite {
                                 table: t,
                                 span: it.span(),
                                 schema,
-                                label: &item_label,
-                                in_item,
+                                at: at.named(&item_label),
                                 reserved: &[],
                             })));
                         }
@@ -333,9 +331,9 @@ impl Compiler<'_> {
         schema: &'static ObjectSchema,
         t: &DeTable<'_>,
         span: Range<usize>,
-        label: &str,
-        in_item: bool,
+        at: Place<'_>,
     ) -> Option<ListPart> {
+        let label = at.label;
         self.unknown_keys(t, EACH_KEYS, "a list mapping", label);
         let entries = t.contains_key("entries");
         if entries && t.contains_key("each") {
@@ -349,10 +347,10 @@ impl Compiler<'_> {
         let each = match t.get(key) {
             Some(v) => match v.get_ref() {
                 DeValue::String(s) if entries => self
-                    .path(s, v.span(), label, in_item)
+                    .path(s, v.span(), at)
                     .map(|p| (Box::new(p.clone()), Box::new(p))),
                 DeValue::String(s) => self
-                    .path(s, v.span(), label, in_item)
+                    .path(s, v.span(), at)
                     .map(|p| (Box::new(p.clone()), Box::new(array_of(s).unwrap_or(p)))),
                 other => {
                     self.error(
@@ -377,15 +375,14 @@ impl Compiler<'_> {
         };
         let filter = t
             .get("where")
-            .and_then(|w| self.condition(w, &join(label, "where"), true));
+            .and_then(|w| self.condition(w, Place::item(&join(label, "where"))));
         let item = match t.get("item") {
             Some(v) => match v.get_ref() {
                 DeValue::Table(it) => Some(self.object(ObjectSite {
                     table: it,
                     span: v.span(),
                     schema,
-                    label: &join(label, "item"),
-                    in_item: true,
+                    at: Place::item(&join(label, "item")),
                     reserved: &[],
                 })),
                 other => {

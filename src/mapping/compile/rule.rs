@@ -9,9 +9,9 @@ impl Compiler<'_> {
         &mut self,
         value: &Spanned<DeValue<'_>>,
         ty: FieldType,
-        label: &str,
-        in_item: bool,
+        at: Place<'_>,
     ) -> Option<Rule> {
+        let label = at.label;
         if !ty.is_scalar() {
             self.error(value.span(), label, format!("expected {}", ty.describe()));
             return None;
@@ -19,11 +19,11 @@ impl Compiler<'_> {
         let errors_before = self.diagnostics.count();
         let rule = match value.get_ref() {
             DeValue::String(_) | DeValue::Array(_) => {
-                let mut rule = Rule::from_source(Source::Paths(self.paths(value, label, in_item)));
+                let mut rule = Rule::from_source(Source::Paths(self.paths(value, at)));
                 rule.null_values = self.null_values.clone();
                 rule
             }
-            DeValue::Table(t) => self.rule_table(t, value.span(), ty, label, in_item),
+            DeValue::Table(t) => self.rule_table(t, value.span(), ty, at),
             _ => Rule::from_source(Source::Const(
                 self.typed_constant(value, ty, label, "this constant")
                     .unwrap_or(Value::Null),
@@ -37,9 +37,9 @@ impl Compiler<'_> {
         t: &DeTable<'_>,
         span: Range<usize>,
         ty: FieldType,
-        label: &str,
-        in_item: bool,
+        at: Place<'_>,
     ) -> Rule {
+        let label = at.label;
         let allowed: Vec<&str> = RULE_KEYS.iter().chain(TRANSFORM_KEYS).copied().collect();
         self.unknown_keys(t, &allowed, "a field rule", label);
         let sources: Vec<&str> = ["path", "const", "template"]
@@ -65,7 +65,7 @@ impl Compiler<'_> {
             );
         }
         let source = if let Some(v) = t.get("path") {
-            Source::Paths(self.paths(v, label, in_item))
+            Source::Paths(self.paths(v, at))
         } else if let Some(v) = t.get("const") {
             let c = if has_transform {
                 Some(to_json(v.get_ref()))
@@ -79,7 +79,7 @@ impl Compiler<'_> {
                 .map(|s| Template::parse(&s))
             {
                 Some(Ok(tpl)) => {
-                    if !in_item && tpl.paths().any(|p| p.is_relative()) {
+                    if !at.in_item && tpl.paths().any(|p| p.is_relative()) {
                         self.error(v.span(), label, "the template reads the current item (`@`), but this field is not inside a list's `item`");
                     }
                     Source::Template(tpl)
@@ -108,7 +108,7 @@ impl Compiler<'_> {
             }
         }
         if let Some(v) = t.get("when") {
-            rule.when = self.condition(v, label, in_item);
+            rule.when = self.condition(v, at);
         }
         if let Some(v) = t.get("trim") {
             rule.trim = self.boolean(v, label, "trim");

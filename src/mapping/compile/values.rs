@@ -4,16 +4,10 @@
 use super::*;
 
 impl Compiler<'_> {
-    pub(super) fn path(
-        &mut self,
-        text: &str,
-        span: Range<usize>,
-        label: &str,
-        in_item: bool,
-    ) -> Option<Path> {
+    pub(super) fn path(&mut self, text: &str, span: Range<usize>, at: Place<'_>) -> Option<Path> {
         match Path::parse(text) {
-            Ok(p) if p.is_relative() && !in_item => {
-                self.error(span, label, format!("`{text}` reads the current item (`@`), but this field is not inside a list's `item`"));
+            Ok(p) if p.is_relative() && !at.in_item => {
+                self.error(span, at.label, format!("`{text}` reads the current item (`@`), but this field is not inside a list's `item`"));
                 None
             }
             Ok(p) => Some(p),
@@ -23,28 +17,21 @@ impl Compiler<'_> {
                 } else {
                     format!("{msg}; for a constant string write {{ const = \"{text}\" }}")
                 };
-                self.error(span, label, msg);
+                self.error(span, at.label, msg);
                 None
             }
         }
     }
 
-    pub(super) fn paths(
-        &mut self,
-        value: &Spanned<DeValue<'_>>,
-        label: &str,
-        in_item: bool,
-    ) -> Vec<Path> {
+    pub(super) fn paths(&mut self, value: &Spanned<DeValue<'_>>, at: Place<'_>) -> Vec<Path> {
+        let label = at.label;
         match value.get_ref() {
-            DeValue::String(s) => self
-                .path(s, value.span(), label, in_item)
-                .into_iter()
-                .collect(),
+            DeValue::String(s) => self.path(s, value.span(), at).into_iter().collect(),
             DeValue::Array(list) => {
                 let mut out = Vec::new();
                 for v in list.iter() {
                     match v.get_ref() {
-                        DeValue::String(s) => out.extend(self.path(s, v.span(), label, in_item)),
+                        DeValue::String(s) => out.extend(self.path(s, v.span(), at)),
                         other => self.error(
                             v.span(),
                             label,
@@ -154,13 +141,11 @@ impl Compiler<'_> {
     pub(super) fn condition(
         &mut self,
         value: &Spanned<DeValue<'_>>,
-        label: &str,
-        in_item: bool,
+        at: Place<'_>,
     ) -> Option<Condition> {
+        let label = at.label;
         match value.get_ref() {
-            DeValue::String(s) => self
-                .path(s, value.span(), label, in_item)
-                .map(Condition::Present),
+            DeValue::String(s) => self.path(s, value.span(), at).map(Condition::Present),
             DeValue::Table(t) => {
                 self.unknown_keys(t, CONDITION_KEYS, "a condition", label);
                 if let Some(code) = t.get("jq") {
@@ -185,7 +170,7 @@ impl Compiler<'_> {
                     return None;
                 };
                 let path_text = self.string(p, label, "path")?;
-                let path = self.path(&path_text, p.span(), label, in_item)?;
+                let path = self.path(&path_text, p.span(), at)?;
                 let texts = |c: &mut Self, v: &Spanned<DeValue<'_>>| -> Vec<String> {
                     let values = match to_json(v.get_ref()) {
                         Value::Array(a) => a,
