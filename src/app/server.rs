@@ -177,6 +177,14 @@ pub fn spawn_workers(
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
+            // Before a worker sleeps in epoll it lets whatever else is
+            // runnable on its core go first: under load the next request has
+            // usually arrived by then, and the worker runs on instead of
+            // paying a sleep and a wake-up. A/B at saturation (wrk, two
+            // binaries side by side, both orders): CPU per hit 12.7 → 11.4 µs,
+            // per /healthz 11.1 → 9.4, per miss 80 → 69. Idle, it is one
+            // extra syscall before a long sleep.
+            .on_thread_park(std::thread::yield_now)
             .build()?;
         let handle = std::thread::Builder::new()
             .name(format!("authbridge-worker-{}", i + 1))
