@@ -4,6 +4,7 @@
 //! binary fails the test naming the distro package (`tools/test` and
 //! `.ci/run` install them); it is never a skip.
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -28,24 +29,25 @@ impl RedisProcess {
     /// A `redis-server` on a free port, without persistence, with `extra`
     /// arguments.
     pub async fn server(extra: &[String]) -> Self {
-        let port = free_port();
-        let dir = tempfile::tempdir().unwrap();
-        let mut args: Vec<String> = [
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--dir",
-            &dir.path().display().to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        .map(String::from)
-        .into();
-        args.extend_from_slice(extra);
-        Self::spawn("redis-server", "redis-server", &args, port, dir).await
+        Self::spawn("redis-server", "redis-server", |port, dir| {
+            let mut args: Vec<String> = [
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--dir",
+                &dir.display().to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+            .map(String::from)
+            .into();
+            args.extend_from_slice(extra);
+            args
+        })
+        .await
     }
 
     /// A replica of `master`.
@@ -61,10 +63,22 @@ impl RedisProcess {
     /// A `redis-sentinel` watching `master` as `name`: quorum 1, down after
     /// `down_ms`, so a test sees a failover within seconds.
     pub async fn sentinel(master: &RedisProcess, name: &str, down_ms: u64) -> Self {
-        let port = free_port();
-        let dir = tempfile::tempdir().unwrap();
-        // A sentinel rewrites its config file: it lives in the temp dir.
-        let conf = dir.path().join("sentinel.conf");
+        Self::spawn("redis-sentinel", "redis-sentinel", |port, dir| {
+            Self::sentinel_conf(dir, port, master, name, down_ms)
+        })
+        .await
+    }
+
+    /// A sentinel's config file in `dir` (a sentinel rewrites it, so it
+    /// lives in the temp dir), and the arguments naming it.
+    fn sentinel_conf(
+        dir: &Path,
+        port: u16,
+        master: &RedisProcess,
+        name: &str,
+        down_ms: u64,
+    ) -> Vec<String> {
+        let conf = dir.join("sentinel.conf");
         std::fs::write(
             &conf,
             format!(
@@ -73,52 +87,65 @@ impl RedisProcess {
                  sentinel down-after-milliseconds {name} {down_ms}\n\
                  sentinel failover-timeout {name} {failover}\n\
                  sentinel parallel-syncs {name} 1\n",
-                dir = dir.path().display(),
+                dir = dir.display(),
                 master = master.port,
                 failover = down_ms * 4,
             ),
         )
         .unwrap();
-        let args = [conf.display().to_string()];
-        Self::spawn("redis-sentinel", "redis-sentinel", &args, port, dir).await
+        vec![conf.display().to_string()]
     }
 
-    async fn spawn(
-        binary: &str,
-        package: &str,
-        args: &[String],
-        port: u16,
-        dir: tempfile::TempDir,
-    ) -> Self {
-        let child = Command::new(binary)
-            .args(args)
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{binary} could not be started ({e}): install the distro package \
-                     `{package}` (tools/test and .ci/run install it)"
-                )
-            });
-        // Owned by the guard from here on: killed and waited for on drop.
-        let process = Self {
-            child,
-            port,
-            _dir: dir,
-        };
-        eventually(
-            &format!("{binary} accepts connections on port {port}"),
-            START,
-            || async {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-            },
-        )
-        .await;
-        process
+    /// Starts `binary` with the arguments `args` makes for a free port and
+    /// a fresh temp dir. A free port is only free when it is picked: another
+    /// test can take it (or, in cluster mode, the bus port 10000 above it)
+    /// before the process binds, and then the process exits. That is a lost
+    /// race, not a failure of the code under test, so it is tried again on
+    /// another port, up to `ATTEMPTS` times.
+    async fn spawn(binary: &str, package: &str, args: impl Fn(u16, &Path) -> Vec<String>) -> Self {
+        const ATTEMPTS: usize = 5;
+        for _ in 0..ATTEMPTS {
+            let port = free_port();
+            let dir = tempfile::tempdir().unwrap();
+            let child = Command::new(binary)
+                .args(args(port, dir.path()))
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "{binary} could not be started ({e}): install the distro package \
+                         `{package}` (tools/test and .ci/run install it)"
+                    )
+                });
+            // Owned by the guard from here on: killed and waited for on drop.
+            let mut process = Self {
+                child,
+                port,
+                _dir: dir,
+            };
+            let exited = std::cell::Cell::new(false);
+            eventually(
+                &format!("{binary} accepts connections on port {port}"),
+                START,
+                || {
+                    exited.set(matches!(process.child.try_wait(), Ok(Some(_))));
+                    let gave_up = exited.get();
+                    async move {
+                        gave_up
+                            || tokio::net::TcpStream::connect(("127.0.0.1", port))
+                                .await
+                                .is_ok()
+                    }
+                },
+            )
+            .await;
+            if !exited.get() {
+                return process;
+            }
+        }
+        panic!("{binary} exited on start {ATTEMPTS} times (each on a new free port)")
     }
 
     /// `host:port`.
