@@ -252,3 +252,12 @@ async fn replicas_share_a_users_api_profile_sealed_in_its_own_key_space() {
     );
     crm.verify().await;
 }
+
+/// A redis-server that exits on start (here: an option it refuses, as when
+/// another test took its port first) is started again on new ports, and
+/// after the last attempt the test fails naming the binary, not a timeout.
+#[tokio::test]
+#[should_panic(expected = "redis-server exited on start 5 times")]
+async fn a_redis_that_exits_on_start_is_retried_then_named() {
+    RedisProcess::server(&["--no-such-option".into(), "yes".into()]).await;
+}

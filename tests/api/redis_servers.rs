@@ -125,15 +125,13 @@ impl RedisProcess {
                 port,
                 _dir: dir,
             };
-            let exited = std::cell::Cell::new(false);
             eventually(
                 &format!("{binary} accepts connections on port {port}"),
                 START,
                 || {
-                    exited.set(matches!(process.child.try_wait(), Ok(Some(_))));
-                    let gave_up = exited.get();
+                    let exited = process.exited();
                     async move {
-                        gave_up
+                        exited
                             || tokio::net::TcpStream::connect(("127.0.0.1", port))
                                 .await
                                 .is_ok()
@@ -141,11 +139,17 @@ impl RedisProcess {
                 },
             )
             .await;
-            if !exited.get() {
+            if !process.exited() {
                 return process;
             }
         }
         panic!("{binary} exited on start {ATTEMPTS} times (each on a new free port)")
+    }
+
+    /// Whether the process has ended (std keeps the status once reaped, so
+    /// asking again gives the same answer).
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// `host:port`.
