@@ -123,33 +123,42 @@ impl Metrics {
 
     /// The unlabelled counter `name`, looked up now (for rare events).
     pub fn counter(&self, name: &'static str) -> Counter {
-        self.counter_with(name, &NO_LABELS)
+        self.register(name, &NO_LABELS, PrometheusRecorder::register_counter)
     }
 
     /// The counter `name` with `labels`, looked up now (for rare events).
     pub fn counter_with(&self, name: &'static str, labels: impl IntoLabels) -> Counter {
-        self.inner
-            .recorder
-            .register_counter(&Key::from_parts(name, labels), &METADATA)
+        self.register(name, labels, PrometheusRecorder::register_counter)
     }
 
     /// The unlabelled gauge `name`, looked up now.
     pub fn gauge(&self, name: &'static str) -> Gauge {
-        self.inner
-            .recorder
-            .register_gauge(&Key::from_static_name(name), &METADATA)
+        self.register(name, &NO_LABELS, PrometheusRecorder::register_gauge)
     }
 
     /// The unlabelled histogram `name`, looked up now.
     pub fn histogram(&self, name: &'static str) -> Histogram {
-        self.histogram_with(name, &NO_LABELS)
+        self.register(name, &NO_LABELS, PrometheusRecorder::register_histogram)
     }
 
     /// The histogram `name` with `labels`, looked up now.
     pub fn histogram_with(&self, name: &'static str, labels: impl IntoLabels) -> Histogram {
-        self.inner
-            .recorder
-            .register_histogram(&Key::from_parts(name, labels), &METADATA)
+        self.register(name, labels, PrometheusRecorder::register_histogram)
+    }
+
+    /// The one way a series is looked up: its key from `name` and `labels`,
+    /// handed to the recorder's `register_*` of its kind.
+    fn register<T>(
+        &self,
+        name: &'static str,
+        labels: impl IntoLabels,
+        register: impl FnOnce(&PrometheusRecorder, &Key, &Metadata<'static>) -> T,
+    ) -> T {
+        register(
+            &self.inner.recorder,
+            &Key::from_parts(name, labels),
+            &METADATA,
+        )
     }
 }
 
