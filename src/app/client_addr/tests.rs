@@ -62,25 +62,44 @@ fn no_trusted_proxies_fix_every_peer() {
     assert_eq!(none.fixed(ip(LB)), Some(ClientAddr(ip(LB))));
 }
 
+/// The same hops, written in `X-Forwarded-For` and in `Forwarded`, name the
+/// same client: the walk is one, whichever header carries the list.
 #[test]
-fn x_forwarded_for_is_walked_right_to_left_past_trusted_hops() {
-    assert_eq!(xff(&["198.51.100.7"]), ip("198.51.100.7"));
-    // The client's own claim (left) is not believed over what the proxy saw.
-    assert_eq!(xff(&["1.1.1.1, 198.51.100.7"]), ip("198.51.100.7"));
-    // Several trusted hops are skipped.
-    assert_eq!(
-        xff(&["1.1.1.1, 198.51.100.7, 10.0.0.9, 10.0.0.8"]),
-        ip("198.51.100.7")
-    );
-    // Separate header lines are one list, the last line nearest.
-    assert_eq!(
-        xff(&["1.1.1.1", "198.51.100.7, 10.0.0.9"]),
-        ip("198.51.100.7")
-    );
-    // Every hop trusted: the leftmost.
-    assert_eq!(xff(&["10.0.0.3, 10.0.0.9"]), ip("10.0.0.3"));
-    // No header from a trusted peer: the peer itself.
-    assert_eq!(xff(&[]), ip(LB));
+fn both_headers_are_walked_right_to_left_past_trusted_hops() {
+    // (X-Forwarded-For lines, the same hops as Forwarded lines, the client)
+    let cases: &[(&[&str], &[&str], &str)] = &[
+        (&["198.51.100.7"], &["for=198.51.100.7"], "198.51.100.7"),
+        // The client's own claim (left) is not believed over what the proxy saw.
+        (
+            &["1.1.1.1, 198.51.100.7"],
+            &["for=1.1.1.1, for=198.51.100.7"],
+            "198.51.100.7",
+        ),
+        // Several trusted hops are skipped.
+        (
+            &["1.1.1.1, 198.51.100.7, 10.0.0.9, 10.0.0.8"],
+            &["for=1.1.1.1, for=198.51.100.7, for=10.0.0.9, for=10.0.0.8"],
+            "198.51.100.7",
+        ),
+        // Separate header lines are one list, the last line nearest.
+        (
+            &["1.1.1.1", "198.51.100.7, 10.0.0.9"],
+            &["for=1.1.1.1", "for=198.51.100.7, for=10.0.0.9"],
+            "198.51.100.7",
+        ),
+        // Every hop trusted: the leftmost.
+        (
+            &["10.0.0.3, 10.0.0.9"],
+            &["for=10.0.0.3, for=10.0.0.9"],
+            "10.0.0.3",
+        ),
+        // No header from a trusted peer: the peer itself.
+        (&[], &[], LB),
+    ];
+    for (x_forwarded_for, forwarded, want) in cases {
+        assert_eq!(xff(x_forwarded_for), ip(want), "{x_forwarded_for:?}");
+        assert_eq!(fwd(forwarded), ip(want), "{forwarded:?}");
+    }
 }
 
 #[test]
@@ -124,31 +143,29 @@ fn an_unreadable_x_forwarded_for_falls_back_to_the_peer() {
 
 #[test]
 fn forwarded_for_values_of_every_form() {
-    assert_eq!(fwd(&["for=198.51.100.7"]), ip("198.51.100.7"));
-    assert_eq!(fwd(&["For=\"198.51.100.7:4711\""]), ip("198.51.100.7"));
-    assert_eq!(
-        fwd(&["for=\"[2001:db8::1]:4711\";proto=https;by=10.0.0.5"]),
-        ip("2001:db8::1")
-    );
-    assert_eq!(fwd(&["for=\"[2001:db8::1]\""]), ip("2001:db8::1"));
-    // Unquoted brackets and ports, as some proxies write them.
-    assert_eq!(fwd(&["for=[2001:db8::1]:80"]), ip("2001:db8::1"));
-    assert_eq!(fwd(&["proto=http; for=198.51.100.7"]), ip("198.51.100.7"));
-    assert_eq!(
-        fwd(&["host=\"a,b;c\";for=198.51.100.7"]),
-        ip("198.51.100.7")
-    );
-    assert_eq!(fwd(&["for=\"198.51.100.\\7\""]), ip("198.51.100.7"));
-    assert_eq!(
-        fwd(&["for=1.1.1.1, for=198.51.100.7;proto=https, for=10.0.0.9"]),
-        ip("198.51.100.7")
-    );
+    for line in [
+        "for=198.51.100.7",
+        "For=\"198.51.100.7:4711\"",
+        "proto=http; for=198.51.100.7",
+        "host=\"a,b;c\";for=198.51.100.7",
+        "for=\"198.51.100.\\7\"",
+        "for=1.1.1.1, for=198.51.100.7;proto=https, for=10.0.0.9",
+        ",for=198.51.100.7,,",
+    ] {
+        assert_eq!(fwd(&[line]), ip("198.51.100.7"), "{line}");
+    }
+    for line in [
+        "for=\"[2001:db8::1]:4711\";proto=https;by=10.0.0.5",
+        "for=\"[2001:db8::1]\"",
+        // Unquoted brackets and ports, as some proxies write them.
+        "for=[2001:db8::1]:80",
+    ] {
+        assert_eq!(fwd(&[line]), ip("2001:db8::1"), "{line}");
+    }
     assert_eq!(
         fwd(&["for=1.1.1.1", "for=198.51.100.7, for=\"[fd00::9]\""]),
         ip("198.51.100.7")
     );
-    assert_eq!(fwd(&["for=10.0.0.7, for=10.0.0.9"]), ip("10.0.0.7"));
-    assert_eq!(fwd(&[",for=198.51.100.7,,"]), ip("198.51.100.7"));
 }
 
 #[test]
