@@ -217,16 +217,21 @@ mod tests {
         list.iter().map(|f| DateFormat::parse(f).unwrap()).collect()
     }
 
-    /// Asserts what `parse` makes of each `(formats, CRM value, expected)`.
+    /// Asserts what each parser makes of each `(formats, CRM value, date,
+    /// timestamp)`: one list of formats serves both outputs, so every form
+    /// is read by both.
     #[track_caller]
-    fn assert_parsed(
-        parse: fn(&Value, &[DateFormat]) -> Result<Value, String>,
-        cases: &[(&[&str], Value, &str)],
-    ) {
-        for (formats, value, expected) in cases {
+    fn assert_parsed(cases: &[(&[&str], Value, &str, &str)]) {
+        for (formats, value, date, timestamp) in cases {
+            let formats = fmt(formats);
             assert_eq!(
-                parse(value, &fmt(formats)).unwrap(),
-                json!(expected),
+                parse_date(value, &formats).unwrap(),
+                json!(date),
+                "{value} with {formats:?}"
+            );
+            assert_eq!(
+                parse_timestamp(value, &formats).unwrap(),
+                json!(timestamp),
                 "{value} with {formats:?}"
             );
         }
@@ -234,45 +239,51 @@ mod tests {
 
     #[test]
     fn common_crm_forms() {
-        let day = "1973-09-02";
-        assert_parsed(
-            parse_date,
-            &[
-                (&["%d.%m.%Y"], json!("02.09.1973"), day),
-                (&["iso"], json!("1973-09-02T23:30:00+03:00"), day),
-                (&["iso"], json!("1973-09-02"), day),
-                (&["iso"], json!("1973-09-02T10:00:00.000Z"), day),
-                (&["epoch_seconds"], json!(115_776_000), day),
-                (&["epoch_millis"], json!("115776000000"), day),
-                (&["%d.%m.%Y", "iso"], json!("1973-09-02"), day),
-            ],
-        );
+        let (day, midnight) = ("1973-09-02", "115776000");
+        assert_parsed(&[
+            (&["%d.%m.%Y"], json!("02.09.1973"), day, midnight),
+            // The date in the value's own offset; the instant in UTC.
+            (
+                &["iso"],
+                json!("1973-09-02T23:30:00+03:00"),
+                day,
+                "115849800",
+            ),
+            (&["iso"], json!("1973-09-02"), day, midnight),
+            (
+                &["iso"],
+                json!("1973-09-02T10:00:00.000Z"),
+                day,
+                "115812000",
+            ),
+            (&["epoch_seconds"], json!(115_776_000), day, midnight),
+            (&["epoch_millis"], json!("115776000000"), day, midnight),
+            (&["%d.%m.%Y", "iso"], json!("1973-09-02"), day, midnight),
+        ]);
         assert!(parse_date(&json!("31.02.1973"), &fmt(&["%d.%m.%Y"])).is_err());
     }
 
     #[test]
     fn timestamps_from_every_form_name_the_same_instant() {
-        let (at, midnight) = ("1595872396", "1595808000");
-        assert_parsed(
-            parse_timestamp,
-            &[
-                (&["iso"], json!("2020-07-27T20:53:16+03:00"), at),
-                (&["iso"], json!("2020-07-27T17:53:16Z"), at),
-                (&["iso"], json!("2020-07-27T17:53:16.250Z"), at),
-                (&["iso"], json!("2020-07-27T20:53:16+0300"), at),
-                // No offset: read as UTC.
-                (&["iso"], json!("2020-07-27T17:53:16"), at),
-                (&["iso"], json!("2020-07-27"), midnight),
-                (&["epoch_seconds"], json!(1_595_872_396), at),
-                (&["epoch_millis"], json!("1595872396123"), at),
-                (
-                    &["%d.%m.%Y %H:%M:%S %z"],
-                    json!("27.07.2020 20:53:16 +0300"),
-                    at,
-                ),
-                (&["%d.%m.%Y"], json!("27.07.2020"), midnight),
-            ],
-        );
+        let (day, at, midnight) = ("2020-07-27", "1595872396", "1595808000");
+        assert_parsed(&[
+            (&["iso"], json!("2020-07-27T20:53:16+03:00"), day, at),
+            (&["iso"], json!("2020-07-27T17:53:16Z"), day, at),
+            (&["iso"], json!("2020-07-27T17:53:16.250Z"), day, at),
+            (&["iso"], json!("2020-07-27T20:53:16+0300"), day, at),
+            // No offset: read as UTC.
+            (&["iso"], json!("2020-07-27T17:53:16"), day, at),
+            (&["iso"], json!("2020-07-27"), day, midnight),
+            (&["epoch_seconds"], json!(1_595_872_396), day, at),
+            (&["epoch_millis"], json!("1595872396123"), day, at),
+            (
+                &["%d.%m.%Y %H:%M:%S %z"],
+                json!("27.07.2020 20:53:16 +0300"),
+                day,
+                at,
+            ),
+            (&["%d.%m.%Y"], json!("27.07.2020"), day, midnight),
+        ]);
         let err = parse_timestamp(&json!("yesterday-42"), &fmt(&["iso"])).unwrap_err();
         assert!(!err.contains("42"), "{err}");
     }
@@ -281,22 +292,23 @@ mod tests {
     fn dotnet_dates_name_the_instant_and_take_the_date_in_their_offset() {
         let dotnet: &[&str] = &["dotnet"];
         // 2023-11-14T22:13:20Z; at +0300 it is already the 15th.
-        assert_parsed(
-            parse_date,
-            &[
-                (dotnet, json!("/Date(1700000000000)/"), "2023-11-14"),
-                (dotnet, json!("/Date(1700000000000+0300)/"), "2023-11-15"),
-                (dotnet, json!("/Date(1700000000000-0500)/"), "2023-11-14"),
-                (dotnet, json!("/Date(-86400000)/"), "1969-12-31"),
-            ],
-        );
-        assert_parsed(
-            parse_timestamp,
-            &[
-                (dotnet, json!("/Date(1700000000000)/"), "1700000000"),
-                (dotnet, json!("/Date(1700000000000+0300)/"), "1700000000"),
-            ],
-        );
+        let at = "1700000000";
+        assert_parsed(&[
+            (dotnet, json!("/Date(1700000000000)/"), "2023-11-14", at),
+            (
+                dotnet,
+                json!("/Date(1700000000000+0300)/"),
+                "2023-11-15",
+                at,
+            ),
+            (
+                dotnet,
+                json!("/Date(1700000000000-0500)/"),
+                "2023-11-14",
+                at,
+            ),
+            (dotnet, json!("/Date(-86400000)/"), "1969-12-31", "-86400"),
+        ]);
         for bad in [
             "/Date()/",
             "/Date(17x)/",
