@@ -1,17 +1,23 @@
 //! What the scaffold looks for: for each card field, the names CRMs give it
 //! (English and Russian, each with a weight) and the shape its value must
-//! have; and the score of a sample leaf as that field.
+//! have, kept as data in `names.toml`; and the score of a sample leaf as
+//! that field.
 //!
 //! A name alone misleads (`name` is a full name in one CRM, a first name in
 //! another), a shape alone too (any 10 digits are not an INN): the score is
 //! their product, so both must fit.
 
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::sample::{Leaf, Seg, leaf_name};
 
 /// The shape a field's value must have in the sample.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Shape {
     /// A non-empty string or an integer.
     Id,
@@ -34,310 +40,45 @@ pub enum Shape {
 }
 
 /// One card field the scaffold fills from a leaf.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Target {
     /// The field's key in its mapping table.
-    pub field: &'static str,
+    pub field: String,
     /// Normalized names (see `sample::normalize`) and how sure each is.
-    pub names: &'static [(&'static str, f64)],
+    pub names: BTreeMap<String, f64>,
     pub shape: Shape,
 }
 
-const fn t(field: &'static str, names: &'static [(&'static str, f64)], shape: Shape) -> Target {
-    Target {
-        field,
-        names,
-        shape,
-    }
+/// The tables the scaffold fills, as `names.toml` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Table {
+    /// `[client]`.
+    Client,
+    /// `[client.contacts]`.
+    Contacts,
+    /// `[client.branch]`, looked for under a branch-like key only.
+    Branch,
+    /// A Company, relative to its item.
+    Company,
+    /// A Group, relative to its item.
+    Group,
+    /// The job title, the one extra line (`[[client.fieldList]]`) a draft
+    /// offers the operator.
+    JobTitle,
 }
 
-/// Client fields found by name, most specific first: a leaf taken by one is
-/// not offered to the next (`surname` before the ambiguous `name`).
-pub static CLIENT: &[Target] = &[
-    t(
-        "id",
-        &[
-            ("id", 0.9),
-            ("clientid", 1.0),
-            ("customerid", 1.0),
-            ("contactid", 1.0),
-            ("personid", 1.0),
-            ("guid", 0.7),
-            ("uid", 0.7),
-        ],
-        Shape::Id,
-    ),
-    t(
-        "surname",
-        &[
-            ("surname", 1.0),
-            ("lastname", 1.0),
-            ("familyname", 1.0),
-            ("фамилия", 1.0),
-        ],
-        Shape::Word,
-    ),
-    t(
-        "firstName",
-        &[
-            ("firstname", 1.0),
-            ("givenname", 1.0),
-            ("forename", 1.0),
-            ("имя", 1.0),
-            ("name", 0.55),
-        ],
-        Shape::Word,
-    ),
-    t(
-        "patronymic",
-        &[
-            ("patronymic", 1.0),
-            ("middlename", 1.0),
-            ("secondname", 0.9),
-            ("отчество", 1.0),
-        ],
-        Shape::Word,
-    ),
-    t(
-        "name",
-        &[
-            ("fullname", 1.0),
-            ("displayname", 0.9),
-            ("fio", 1.0),
-            ("фио", 1.0),
-            ("полноеимя", 1.0),
-            ("name", 0.6),
-        ],
-        Shape::Text,
-    ),
-    t(
-        "birthdate",
-        &[
-            ("birthdate", 1.0),
-            ("birthday", 1.0),
-            ("dateofbirth", 1.0),
-            ("dob", 0.9),
-            ("born", 0.8),
-            ("bdate", 0.9),
-            ("датарождения", 1.0),
-            ("деньрождения", 1.0),
-        ],
-        Shape::Date,
-    ),
-    t(
-        "inn",
-        &[
-            ("inn", 1.0),
-            ("taxid", 1.0),
-            ("tin", 0.9),
-            ("taxnumber", 1.0),
-            ("инн", 1.0),
-            ("vatnumber", 0.7),
-        ],
-        Shape::Inn,
-    ),
-    t(
-        "extRef",
-        &[
-            ("extref", 1.0),
-            ("externalid", 1.0),
-            ("externalref", 1.0),
-            ("absid", 1.0),
-            ("abscode", 0.9),
-            ("originid", 0.8),
-            ("xmlid", 0.7),
-        ],
-        Shape::Id,
-    ),
-    t(
-        "cardRef",
-        &[("cardref", 1.0), ("cardid", 0.9), ("cardsystemid", 1.0)],
-        Shape::Id,
-    ),
-    t(
-        "crmURL",
-        &[
-            ("crmurl", 1.0),
-            ("url", 0.8),
-            ("weburl", 0.8),
-            ("link", 0.6),
-            ("href", 0.6),
-        ],
-        Shape::Url,
-    ),
-    t(
-        "shortName",
-        &[("shortname", 1.0), ("короткоеимя", 1.0)],
-        Shape::Text,
-    ),
-    t(
-        "secretWord",
-        &[
-            ("secretword", 1.0),
-            ("codeword", 1.0),
-            ("кодовоеслово", 1.0),
-        ],
-        Shape::Text,
-    ),
-    t(
-        "type",
-        &[
-            ("typecode", 1.0),
-            ("clienttype", 1.0),
-            ("clienttypecode", 1.0),
-            ("type", 0.7),
-        ],
-        Shape::Code,
-    ),
-    t(
-        "enabled",
-        &[
-            ("enabled", 1.0),
-            ("active", 1.0),
-            ("isactive", 1.0),
-            ("isenabled", 1.0),
-        ],
-        Shape::Bool,
-    ),
-];
+/// `names.toml`, read once.
+static TARGETS: LazyLock<BTreeMap<Table, Vec<Target>>> = LazyLock::new(|| {
+    toml::from_str(include_str!("names.toml")).expect("names.toml parses (a unit test reads it)")
+});
 
-/// `[client.contacts]`.
-pub static CONTACTS: &[Target] = &[
-    t(
-        "phone",
-        &[
-            ("mobile", 1.0),
-            ("mobilephone", 1.0),
-            ("cellphone", 1.0),
-            ("phone", 0.9),
-            ("telephone", 0.85),
-            ("phonenumber", 0.9),
-            ("tel", 0.8),
-            ("телефон", 0.9),
-            ("мобильный", 1.0),
-        ],
-        Shape::Phone,
-    ),
-    t(
-        "email",
-        &[
-            ("email", 1.0),
-            ("emailaddress", 1.0),
-            ("mail", 0.9),
-            ("почта", 0.9),
-        ],
-        Shape::Email,
-    ),
-    t(
-        "telegramUserName",
-        &[("telegram", 1.0), ("telegramusername", 1.0), ("tg", 0.8)],
-        Shape::Text,
-    ),
-    t(
-        "whatsappPhone",
-        &[("whatsapp", 1.0), ("whatsappphone", 1.0)],
-        Shape::Phone,
-    ),
-];
-
-/// `[client.branch]`, looked for under a branch-like key only.
-pub static BRANCH: &[Target] = &[
-    t("id", &[("id", 1.0), ("branchid", 1.0)], Shape::IntId),
-    t(
-        "extRef",
-        &[
-            ("extref", 1.0),
-            ("abscode", 1.0),
-            ("code", 0.8),
-            ("externalid", 1.0),
-        ],
-        Shape::Id,
-    ),
-    t(
-        "bik",
-        &[("bik", 1.0), ("бик", 1.0), ("bic", 0.9)],
-        Shape::Text,
-    ),
-    t(
-        "name",
-        &[("name", 1.0), ("title", 0.9), ("fullname", 0.9)],
-        Shape::Text,
-    ),
-];
-
-/// A Company, relative to its item.
-pub static COMPANY: &[Target] = &[
-    t(
-        "id",
-        &[
-            ("id", 1.0),
-            ("companyid", 1.0),
-            ("accountid", 1.0),
-            ("orgid", 1.0),
-            ("accountnumber", 0.8),
-        ],
-        Shape::IntId,
-    ),
-    t(
-        "name",
-        &[
-            ("fullname", 1.0),
-            ("name", 0.95),
-            ("title", 0.9),
-            ("наименование", 1.0),
-        ],
-        Shape::Text,
-    ),
-    t("shortName", &[("shortname", 1.0)], Shape::Text),
-    t(
-        "inn",
-        &[("inn", 1.0), ("taxid", 1.0), ("tin", 0.9), ("инн", 1.0)],
-        Shape::Inn,
-    ),
-    t("kpp", &[("kpp", 1.0), ("кпп", 1.0)], Shape::Text),
-    t("ogrn", &[("ogrn", 1.0), ("огрн", 1.0)], Shape::Text),
-    t("ogrnDate", &[("ogrndate", 1.0)], Shape::Date),
-    t(
-        "phone",
-        &[("phone", 1.0), ("telephone", 0.9), ("телефон", 1.0)],
-        Shape::Phone,
-    ),
-    t(
-        "extRef",
-        &[("extref", 1.0), ("abscode", 1.0), ("externalid", 1.0)],
-        Shape::Id,
-    ),
-    t("type", &[("typecode", 1.0), ("type", 0.7)], Shape::Code),
-    t(
-        "enabled",
-        &[("active", 1.0), ("enabled", 1.0), ("isactive", 1.0)],
-        Shape::Bool,
-    ),
-    t(
-        "resident",
-        &[("resident", 1.0), ("isresident", 1.0)],
-        Shape::Bool,
-    ),
-    t(
-        "internationalName",
-        &[("internationalname", 1.0), ("intlname", 1.0)],
-        Shape::Text,
-    ),
-    t(
-        "internationalAddress",
-        &[("internationaladdress", 1.0), ("intladdress", 1.0)],
-        Shape::Text,
-    ),
-];
-
-/// A Group, relative to its item.
-pub static GROUP: &[Target] = &[
-    t(
-        "id",
-        &[("id", 1.0), ("groupid", 1.0), ("tagid", 1.0)],
-        Shape::IntId,
-    ),
-    t("name", &[("name", 1.0), ("title", 0.9)], Shape::Text),
-];
+/// The fields looked for in `table`, most specific first: a leaf taken by
+/// one is not offered to the next (`surname` before the ambiguous `name`).
+pub fn targets(table: Table) -> &'static [Target] {
+    TARGETS.get(&table).map_or(&[], Vec::as_slice)
+}
 
 /// Keys of a company, an array of them, or the object holding one.
 pub fn company_like(key: &str) -> bool {
@@ -493,4 +234,40 @@ pub fn under(segs: &[Seg], like: fn(&str) -> bool) -> bool {
         .collect();
     let n = keys.len().saturating_sub(1);
     keys[..n].iter().any(|k| like(k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scaffold::sample::normalize;
+    use crate::schema::auth_api;
+
+    /// `names.toml` parses; each field it names is a field of its table in
+    /// the Auth API schema, each name is as `normalize` makes leaf names,
+    /// and each weight is a score.
+    #[test]
+    fn every_target_is_a_schema_field_of_its_table() {
+        let tables = [
+            (Table::Client, &auth_api::CLIENT),
+            (Table::Contacts, &auth_api::CONTACTS),
+            (Table::Branch, &auth_api::BRANCH),
+            (Table::Company, &auth_api::COMPANY),
+            (Table::Group, &auth_api::GROUP),
+            (Table::JobTitle, &auth_api::FIELD),
+        ];
+        assert_eq!(TARGETS.len(), tables.len());
+        for (table, schema) in tables {
+            let targets = super::targets(table);
+            assert!(!targets.is_empty(), "{}", schema.name);
+            for target in targets {
+                let field = &target.field;
+                assert!(schema.field(field).is_some(), "{}.{field}", schema.name);
+                assert!(!target.names.is_empty(), "{field}");
+                for (name, weight) in &target.names {
+                    assert_eq!(*name, normalize(name), "{field}");
+                    assert!(*weight > 0.0 && *weight <= 1.0, "{field}: {name}");
+                }
+            }
+        }
+    }
 }

@@ -13,7 +13,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use fields::{Shape, Target};
+use fields::{Shape, Table, Target};
 use sample::{Leaf, Sample, Seg, jq_path, jsonpath};
 
 /// How good a candidate must be to be used or offered.
@@ -34,7 +34,7 @@ pub fn draft(crm: &Value) -> String {
         .cloned()
         .collect();
     let mut used = HashSet::new();
-    let picks = pick_all(fields::CLIENT, &client, &mut used);
+    let picks = pick_all(fields::targets(Table::Client), &client, &mut used);
     out.push_str("\n[client]\n");
     let found = |name: &str| {
         picks
@@ -44,7 +44,7 @@ pub fn draft(crm: &Value) -> String {
     };
     let (surname, first, middle) = (found("surname"), found("firstName"), found("patronymic"));
     for p in &picks {
-        match p.target.field {
+        match p.target.field.as_str() {
             // A bare `name` key is as often a first name: a template of the
             // parts is the safer full name when the parts are there.
             "name" if surname.is_some() && p.best.as_ref().is_none_or(|b| b.score < 0.9) => {
@@ -155,7 +155,7 @@ impl Pick<'_> {
     /// Writes `field = rule` (paths from `root`, below `prefix`), or the
     /// placeholder and its TODO.
     fn write(&self, out: &mut String, object: &str, root: char, prefix: &[Seg]) {
-        let field = self.target.field;
+        let field = self.target.field.as_str();
         let required = required_default(object, field);
         let Some(best) = &self.best else {
             match required {
@@ -243,7 +243,7 @@ fn short_name_jq(
 
 /// `[client.contacts]` from the client's leaves.
 fn contacts(out: &mut String, client: &[Leaf], used: &mut HashSet<String>) {
-    let picks = pick_all(fields::CONTACTS, client, used);
+    let picks = pick_all(fields::targets(Table::Contacts), client, used);
     if picks.iter().all(|p| p.best.is_none()) {
         out.push_str("\n# TODO [client.contacts]: no phone, e-mail or messenger found\n");
         return;
@@ -262,7 +262,7 @@ fn branch(out: &mut String, all: &Sample) {
         .filter(|l| fields::under(&l.segs, fields::branch_like))
         .cloned()
         .collect();
-    let picks = pick_all(fields::BRANCH, &leaves, &mut HashSet::new());
+    let picks = pick_all(fields::targets(Table::Branch), &leaves, &mut HashSet::new());
     if picks.iter().all(|p| p.best.is_none()) {
         out.push_str("\n# TODO [client.branch]: no branch or office object found\n");
         return;
@@ -273,25 +273,11 @@ fn branch(out: &mut String, all: &Sample) {
     }
 }
 
-/// Names of a job title, the one extra line a draft offers the operator.
-const TITLE: &[(&str, f64)] = &[
-    ("jobtitle", 1.0),
-    ("position", 1.0),
-    ("post", 0.9),
-    ("title", 0.8),
-    ("должность", 1.0),
-];
-
 /// `[[client.fieldList]]`: the job title when there is one; the rest is the
 /// integrator's choice of what the operator should see.
 fn field_list(out: &mut String, client: &[Leaf], used: &HashSet<String>) {
-    static JOB: Target = Target {
-        field: "value",
-        names: TITLE,
-        shape: Shape::Text,
-    };
     let mut taken = used.clone();
-    let p = pick(&JOB, client, &mut taken);
+    let p = pick(&fields::targets(Table::JobTitle)[0], client, &mut taken);
     out.push_str(
         "\n# TODO [[client.fieldList]]: the extra lines the operator should see, one table each.\n",
     );
@@ -335,7 +321,7 @@ fn list<'a>(
 
 /// `[client.group]` from an array of tags or groups.
 fn group(out: &mut String, all: &Sample) {
-    let Some((array, item)) = list(all, fields::group_like, fields::GROUP) else {
+    let Some((array, item)) = list(all, fields::group_like, fields::targets(Table::Group)) else {
         out.push_str("\n# TODO [client.group]: no array of groups or tags with ids found\n");
         return;
     };
@@ -344,18 +330,18 @@ fn group(out: &mut String, all: &Sample) {
         "\n[client.group]\neach = {}\n[client.group.item]",
         toml_str(&format!("{}[*]", jsonpath('$', &array.segs)))
     );
-    write_item(out, fields::GROUP, &item);
+    write_item(out, fields::targets(Table::Group), &item);
 }
 
 /// `companyList` from an array of companies, else from one company object.
 fn company_list(out: &mut String, all: &Sample) {
-    if let Some((array, item)) = list(all, fields::company_like, fields::COMPANY) {
+    if let Some((array, item)) = list(all, fields::company_like, fields::targets(Table::Company)) {
         let _ = writeln!(
             out,
             "\n[companyList]\neach = {}\n[companyList.item]",
             toml_str(&format!("{}[*]", jsonpath('$', &array.segs)))
         );
-        write_item(out, fields::COMPANY, &item);
+        write_item(out, fields::targets(Table::Company), &item);
         return;
     }
     // One company as an object: an explicit item, left out when its id is
@@ -375,7 +361,11 @@ fn company_list(out: &mut String, all: &Sample) {
         .find_map(|o| {
             let inner = Sample::of(&o.value);
             let mut used = HashSet::new();
-            let id = pick(&fields::COMPANY[0], &inner.leaves, &mut used);
+            let id = pick(
+                &fields::targets(Table::Company)[0],
+                &inner.leaves,
+                &mut used,
+            );
             id.best.is_some().then_some((o, inner))
         });
     let Some((object, inner)) = single else {
@@ -385,7 +375,11 @@ fn company_list(out: &mut String, all: &Sample) {
     out.push_str(
         "\n# One company, read from an object (an explicit list item).\n[[companyList]]\n",
     );
-    for p in pick_all(fields::COMPANY, &inner.leaves, &mut HashSet::new()) {
+    for p in pick_all(
+        fields::targets(Table::Company),
+        &inner.leaves,
+        &mut HashSet::new(),
+    ) {
         if p.best.is_some() {
             p.write(out, "company", '$', &object.segs);
         }
