@@ -13,6 +13,7 @@ mod error;
 mod explain;
 mod jq;
 mod jq_lint;
+mod output;
 pub(crate) mod path;
 mod program;
 mod rule;
@@ -27,6 +28,7 @@ pub use compile::Options;
 pub use error::ApplyError;
 pub use explain::{Explained, ExplainedError, FieldSource};
 pub use jq_lint::lint as lint_jq;
+pub use output::{Object, Output};
 
 use crate::diagnostics::{Diagnostics, LoadError};
 use crate::schema::{ApiVersion, ObjectSchema};
@@ -131,14 +133,24 @@ impl Mapping {
     /// Produces the card (a JSON object in the target schema) from a CRM
     /// payload, within the mapping's budget.
     pub fn apply(&self, crm: &Value) -> Result<Value, ApplyError> {
-        budget::metered(self.budget, || self.program.apply_root(crm)).map(Value::Object)
+        self.apply_ordered(crm)
+            .map(|card| Value::Object(card.into_map()))
+    }
+
+    /// As [`apply`](Self::apply), the card left in its descriptor's order,
+    /// to be written straight to bytes ([`Object::write`]).
+    pub fn apply_ordered(&self, crm: &Value) -> Result<Object, ApplyError> {
+        budget::metered(self.budget, || self.program.apply_root(crm))
     }
 
     /// As [`apply`](Self::apply), also returning the evaluation steps it took
     /// (for tests and benchmarks of the mapping's cost).
     pub fn apply_counted(&self, crm: &Value) -> (Result<Value, ApplyError>, u64) {
         budget::metered(self.budget, || {
-            let out = self.program.apply_root(crm).map(Value::Object);
+            let out = self
+                .program
+                .apply_root(crm)
+                .map(|card| Value::Object(card.into_map()));
             (out, budget::steps())
         })
     }
@@ -149,7 +161,11 @@ impl Mapping {
     /// integrator's tools only: it shows CRM values.
     pub fn explain(&self, crm: &Value) -> Explained {
         let (card, log) = budget::metered(self.budget, || self.program.apply_explained(crm));
-        log.finish(&self.file, &self.text, card.ok().map(Value::Object))
+        log.finish(
+            &self.file,
+            &self.text,
+            card.ok().map(|card| Value::Object(card.into_map())),
+        )
     }
 
     /// Sets the budget of each application (see [`budget`]).

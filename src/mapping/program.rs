@@ -7,12 +7,13 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::budget;
 use super::condition::{Condition, key_text};
 use super::error::ApplyError;
 use super::explain::Log;
+use super::output::{Object, Output};
 use super::path::{Path, Scope};
 use super::rule::Rule;
 use super::trail::{Failure, Trail, spend};
@@ -75,14 +76,17 @@ pub struct Lookup {
     pub matches: Path,
     /// The enclosing object's other fields, applied to the found element.
     pub fields: Box<ObjectProgram>,
-    /// This field's own name, to nest the parent's parent.
+    /// This field's own name and place, to nest the parent's parent.
     pub name: &'static str,
+    pub index: usize,
 }
 
 /// One target field.
 #[derive(Debug)]
 pub struct Slot {
     pub name: &'static str,
+    /// The field's position in its object's descriptor.
+    pub index: usize,
     pub required: bool,
     pub node: Node,
     /// Byte offset of the field's key in the mapping text: where an
@@ -195,7 +199,7 @@ impl<'w, 'a> At<'w, 'a> {
 
 impl ObjectProgram {
     /// Applies the program to a whole CRM payload.
-    pub(crate) fn apply_root(&self, root: &Value) -> Result<Map<String, Value>, ApplyError> {
+    pub(crate) fn apply_root(&self, root: &Value) -> Result<Object, ApplyError> {
         let ctx = Ctx::default();
         self.apply(At::root(root, &ctx))
             .map(Option::unwrap_or_default)
@@ -204,10 +208,7 @@ impl ObjectProgram {
 
     /// Applies the program with every failure logged instead of returned at
     /// the first (see [`super::explain`]).
-    pub(crate) fn apply_explained(
-        &self,
-        root: &Value,
-    ) -> (Result<Map<String, Value>, ApplyError>, Log) {
+    pub(crate) fn apply_explained(&self, root: &Value) -> (Result<Object, ApplyError>, Log) {
         let log = RefCell::default();
         let ctx = Ctx {
             explain: Some(&log),
@@ -226,14 +227,14 @@ impl ObjectProgram {
         (out, log)
     }
 
-    fn apply(&self, at: At<'_, '_>) -> Result<Option<Map<String, Value>>, Failure> {
+    fn apply(&self, at: At<'_, '_>) -> Result<Option<Object>, Failure> {
         let (scope, ctx) = (at.scope, at.ctx);
         if let Some(cond) = &self.when
             && !cond.holds(scope).map_err(|m| at.invalid(m))?
         {
             return Ok(None);
         }
-        let mut out = Map::with_capacity(self.slots.len());
+        let mut out = Object::with_capacity(self.slots.len());
         // An explained application's first failure, returned after the
         // remaining fields were tried (a normal one returns it at once).
         let mut first = None;
@@ -242,10 +243,10 @@ impl ObjectProgram {
             spend(&here, 1)?;
             let failure = match slot.node.produce(at.on(&here)) {
                 Ok(Some(v)) => {
-                    if let Some(log) = &ctx.explain {
-                        log_produced(&mut log.borrow_mut(), slot, scope, &here, &v);
+                    if let (Some(log), Output::Value(v)) = (&ctx.explain, &v) {
+                        log_produced(&mut log.borrow_mut(), slot, scope, &here, v);
                     }
-                    out.insert(slot.name.to_owned(), v);
+                    out.insert(slot.index, slot.name, v);
                     continue;
                 }
                 Ok(None) if slot.required => Failure::Missing(ApplyError::new(
@@ -270,10 +271,13 @@ impl ObjectProgram {
 }
 
 impl Node {
-    fn produce(&self, at: At<'_, '_>) -> Result<Option<Value>, Failure> {
+    fn produce(&self, at: At<'_, '_>) -> Result<Option<Output>, Failure> {
         match self {
-            Node::Scalar { rule, ty } => rule.eval(at.scope, *ty).map_err(|m| at.invalid(m)),
-            Node::Object(program) => Ok(program.apply(at)?.map(Value::Object)),
+            Node::Scalar { rule, ty } => Ok(rule
+                .eval(at.scope, *ty)
+                .map_err(|m| at.invalid(m))?
+                .map(Output::Value)),
+            Node::Object(program) => Ok(program.apply(at)?.map(Output::Object)),
             Node::List { parts, required } => {
                 let mut list = Vec::new();
                 let mut first = None;
@@ -285,10 +289,10 @@ impl Node {
                 settled(first)?;
                 let empty_but_there =
                     list.is_empty() && *required && parts.iter().any(|p| p.array_exists(at.scope));
-                Ok((!list.is_empty() || empty_but_there).then_some(Value::Array(list)))
+                Ok((!list.is_empty() || empty_but_there).then_some(Output::List(list)))
             }
             Node::StringMap(entries) => {
-                let mut map = Map::new();
+                let mut map = serde_json::Map::new();
                 for (name, rule) in entries {
                     let v = rule.eval(at.scope, FieldType::String).map_err(|m| {
                         Failure::Invalid(ApplyError::new(
@@ -302,15 +306,15 @@ impl Node {
                         map.insert(name.clone(), Value::String(s));
                     }
                 }
-                Ok((!map.is_empty()).then_some(Value::Object(map)))
+                Ok((!map.is_empty()).then_some(Output::Value(Value::Object(map))))
             }
-            Node::Lookup(lookup) => lookup.produce(at, None),
+            Node::Lookup(lookup) => Ok(lookup.produce(at, None)?.map(Output::Object)),
         }
     }
 }
 
 impl ListPart {
-    fn produce(&self, at: At<'_, '_>, list: &mut Vec<Value>) -> Result<(), Failure> {
+    fn produce(&self, at: At<'_, '_>, list: &mut Vec<Object>) -> Result<(), Failure> {
         let ctx = at.ctx;
         match self {
             ListPart::Item(item) => {
@@ -322,7 +326,7 @@ impl ListPart {
                     ..at.on(&here)
                 };
                 match item.apply(item_at) {
-                    Ok(Some(obj)) => list.push(Value::Object(obj)),
+                    Ok(Some(obj)) => list.push(obj),
                     Ok(None) => {}
                     Err(Failure::Missing(_)) => {
                         // The item is left out, as a normal application
@@ -376,7 +380,7 @@ fn each_item<'a>(
     filter: &Option<Condition>,
     item: &ObjectProgram,
     at: At<'_, 'a>,
-    list: &mut Vec<Value>,
+    list: &mut Vec<Object>,
 ) -> Result<(), Failure> {
     let ctx = at.ctx;
     spend(at.trail, nodes.len() as u64)?;
@@ -399,7 +403,7 @@ fn each_item<'a>(
             depth: 0,
             ..inner.on(&here)
         }) {
-            Ok(Some(obj)) => list.push(Value::Object(obj)),
+            Ok(Some(obj)) => list.push(obj),
             Ok(None) => {}
             Err(f) => ctx.carry_on(&mut first, f)?,
         }
@@ -474,7 +478,7 @@ impl Lookup {
     /// item itself, or a parent below) would close a cycle in the CRM's
     /// data: that link is dropped, so the card is served with the chain up
     /// to it, and an explained application says so.
-    fn produce(&self, at: At<'_, '_>, below: Option<&Seen<'_>>) -> Result<Option<Value>, Failure> {
+    fn produce(&self, at: At<'_, '_>, below: Option<&Seen<'_>>) -> Result<Option<Object>, Failure> {
         spend(at.trail, 1)?;
         if at.depth >= MAX_LOOKUP_DEPTH {
             return Err(at.invalid(format!(
@@ -519,7 +523,7 @@ impl Lookup {
 
     /// The found parent mapped with the enclosing object's fields, and its
     /// own parent nested.
-    fn parent(&self, found: At<'_, '_>, seen: &Seen<'_>) -> Result<Option<Value>, Failure> {
+    fn parent(&self, found: At<'_, '_>, seen: &Seen<'_>) -> Result<Option<Object>, Failure> {
         let inner = At {
             depth: found.depth + 1,
             ..found
@@ -529,9 +533,9 @@ impl Lookup {
         };
         let up = Trail::Field(inner.trail, self.name);
         if let Some(grand) = self.produce(inner.on(&up), Some(seen))? {
-            obj.insert(self.name.to_owned(), grand);
+            obj.insert(self.index, self.name, Output::Object(grand));
         }
-        Ok(Some(Value::Object(obj)))
+        Ok(Some(obj))
     }
 }
 

@@ -349,6 +349,22 @@ email = "$.contacts[?@.type == 'EMAIL'].value"
     );
 }
 
+/// The card written from the mapping's ordered output (what the server
+/// sends) is byte for byte the one written from its JSON map, a parent put
+/// in by a lookup after its siblings included.
+fn written_in_descriptor_order(m: &Mapping, crm: &Value) {
+    let mut ordered = Vec::new();
+    m.apply_ordered(crm)
+        .unwrap()
+        .write(&RESPONSE, &mut ordered)
+        .unwrap();
+    let mut from_map = Vec::new();
+    let card = m.apply(crm).unwrap();
+    crate::schema::write::write_object(card.as_object().unwrap(), &RESPONSE, &mut from_map)
+        .unwrap();
+    assert_eq!(String::from_utf8(ordered), String::from_utf8(from_map));
+}
+
 #[test]
 fn groups_with_parents_from_nested_objects_and_flat_lists() {
     let crm = person(json!({
@@ -360,6 +376,7 @@ each = "$.groups[*]"
 item = { id = "@.id", name = "@.name", parentGroup = { id = "@.parent.id", name = "@.parent.name" } }
 "#;
     let card = mapping(nested).apply(&crm).unwrap();
+    written_in_descriptor_order(&mapping(nested), &crm);
     assert_eq!(
         card["client"]["group"],
         json!([{"id": 2, "parentGroup": {"id": 1, "name": "Retail"}, "name": "VIP"}])
@@ -382,6 +399,7 @@ parentGroup = { lookup = "$.memberships[*]", key = "@.id", match = "@.parentId" 
         {"id": 1, "title": "Retail", "parentId": null}
     ]}));
     let card = flat.apply(&crm).unwrap();
+    written_in_descriptor_order(&flat, &crm);
     assert_eq!(
         card["client"]["group"][0],
         json!({"id": 3, "name": "Premium", "priority": 5,
@@ -391,6 +409,7 @@ parentGroup = { lookup = "$.memberships[*]", key = "@.id", match = "@.parentId" 
     // A cycle in the CRM's data is cut where it closes (see lang_tests).
     crm["memberships"][2]["parentId"] = json!(3);
     let card = flat.apply(&crm).unwrap();
+    written_in_descriptor_order(&flat, &crm);
     assert_eq!(
         card["client"]["group"][2],
         json!({"id": 1, "name": "Retail",

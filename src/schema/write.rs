@@ -64,7 +64,9 @@ pub fn write_object(
     Ok(())
 }
 
-fn write_value(value: &Value, ty: FieldType, out: &mut Vec<u8>) -> Result<(), &'static str> {
+/// Appends one value of a field typed `ty` (objects and lists of objects as
+/// maps), or says why it does not fit.
+pub fn write_value(value: &Value, ty: FieldType, out: &mut Vec<u8>) -> Result<(), &'static str> {
     match (ty, value) {
         (FieldType::String | FieldType::Date | FieldType::Timestamp, Value::String(s)) => {
             string(s, out)
@@ -132,7 +134,7 @@ fn list(
 }
 
 /// A JSON string, escaped as serde_json escapes it.
-fn string(s: &str, out: &mut Vec<u8>) {
+pub fn string(s: &str, out: &mut Vec<u8>) {
     // Writing a &str into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
 }

@@ -121,19 +121,26 @@ impl CardProducer for CardBuilder {
     /// order and checked against it in the same pass (the typed structs'
     /// check, without building them).
     fn produce(&self, crm: &Value) -> Result<Vec<u8>, LookupError> {
-        let mut card = self.mapping.apply(crm)?;
-        if self.derive_fields
-            && let Some(client) = card.get_mut("client").and_then(Value::as_object_mut)
-        {
-            derive_fields(client, self.version);
-        }
-        let Value::Object(card) = card else {
-            return Err(LookupError::Internal(
-                "the mapped card is not an object".into(),
-            ));
-        };
         let mut out = Vec::with_capacity(1024);
-        write_object(&card, &auth_api::RESPONSE, &mut out).map_err(|e| {
+        let written = if self.derive_fields {
+            // The derived `fields` map is built on the JSON map.
+            let mut card = self.mapping.apply(crm)?;
+            if let Some(client) = card.get_mut("client").and_then(Value::as_object_mut) {
+                derive_fields(client, self.version);
+            }
+            let Value::Object(card) = card else {
+                return Err(LookupError::Internal(
+                    "the mapped card is not an object".into(),
+                ));
+            };
+            write_object(&card, &auth_api::RESPONSE, &mut out)
+        } else {
+            // The usual case: from the mapping's ordered output, no map built.
+            self.mapping
+                .apply_ordered(crm)?
+                .write(&auth_api::RESPONSE, &mut out)
+        };
+        written.map_err(|e| {
             LookupError::Internal(format!("mapped card does not fit the Auth API schema: {e}"))
         })?;
         Ok(out)

@@ -101,10 +101,11 @@ impl Compiler<'_> {
             }
         }
         let version = self.options.version;
-        for field in schema
+        for (index, field) in schema
             .fields
             .iter()
-            .filter(|f| f.since <= version || self.options.keep.contains(&f.name))
+            .enumerate()
+            .filter(|(_, f)| f.since <= version || self.options.keep.contains(&f.name))
         {
             program.has_required |= field.required;
             match compiled.iter().position(|(n, ..)| *n == field.name) {
@@ -112,6 +113,7 @@ impl Compiler<'_> {
                     let (name, node, at) = compiled.swap_remove(i);
                     program.slots.push(Slot {
                         name,
+                        index,
                         required: field.required,
                         node,
                         at: u32::try_from(at).unwrap_or(u32::MAX),
@@ -199,6 +201,11 @@ impl Compiler<'_> {
             matches: matches?,
             fields: Box::new(fields),
             name,
+            index: enclosing
+                .schema
+                .fields
+                .iter()
+                .position(|f| f.name == name)?,
         }))
     }
 
