@@ -203,7 +203,7 @@ pub struct Application {
     /// The first workers' socket (`SO_REUSEPORT`; the others join it).
     listener: std::net::TcpListener,
     local_addr: SocketAddr,
-    workers: usize,
+    workers: server::Workers,
     state: AppState,
     limits: ConnLimits,
     cert: Option<Arc<ReloadableCert>>,
@@ -291,7 +291,10 @@ impl Application {
         Ok(Self {
             listener,
             local_addr,
-            workers: crate::worker::count(settings.server.workers),
+            workers: server::Workers {
+                count: crate::worker::count(settings.server.workers),
+                pin: settings.server.pin_workers,
+            },
             state,
             limits: ConnLimits {
                 max_connections: settings.server.max_connections,

@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::app::client_addr::{ClientAddr, TrustedProxies};
 use crate::app::conn_io::ConnIo;
 use crate::app::request_span::App;
+use crate::config::PinWorkers;
 use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -144,6 +145,13 @@ pub fn bind_shared(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// How many accept loops, and whether each is bound to a CPU.
+#[derive(Debug, Clone, Copy)]
+pub struct Workers {
+    pub count: usize,
+    pub pin: PinWorkers,
+}
+
 /// Starts `workers` accept loops (see [`crate::worker`]): the first on
 /// `first`, the others on new sockets bound to the same address. Each
 /// builds its router with `make_app`, so that what a request clones is its
@@ -152,7 +160,7 @@ pub fn bind_shared(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// is shared by all; refused and timed-out connections count in `metrics`.
 pub fn spawn_workers(
     first: std::net::TcpListener,
-    workers: usize,
+    workers: Workers,
     make_app: Arc<dyn Fn() -> App + Send + Sync>,
     limits: ConnLimits,
     tls: Option<Arc<ReloadableCert>>,
@@ -161,11 +169,12 @@ pub fn spawn_workers(
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
     let addr = first.local_addr()?;
     let mut listeners = vec![first];
-    for _ in 1..workers.max(1) {
+    for _ in 1..workers.count.max(1) {
         listeners.push(bind_shared(addr)?);
     }
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let mut handles = Vec::with_capacity(listeners.len());
+    let count = listeners.len();
+    let mut handles = Vec::with_capacity(count);
     for (i, listener) in listeners.into_iter().enumerate() {
         let (make_app, limits, tls, slots) =
             (make_app.clone(), limits.clone(), tls.clone(), slots.clone());
@@ -190,6 +199,8 @@ pub fn spawn_workers(
             .name(format!("authbridge-worker-{}", i + 1))
             .spawn(move || {
                 crate::worker::enter(i + 1);
+                let cpu = crate::worker::pin(i + 1, count, workers.pin);
+                tracing::debug!(worker = i + 1, ?cpu, "worker started");
                 let app = make_app();
                 runtime.block_on(async move {
                     let listener = match TcpListener::from_std(listener) {

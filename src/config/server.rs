@@ -46,6 +46,9 @@ pub struct ServerSettings {
     /// `SO_REUSEPORT` socket, so a request, its CRM call and its answer stay
     /// on one thread (nginx's worker model); 0 = one per CPU.
     pub workers: usize,
+    /// Whether each worker thread is bound to a CPU of its own (nginx's
+    /// `worker_cpu_affinity auto`): see [`PinWorkers`].
+    pub pin_workers: PinWorkers,
     /// Load balancers and reverse proxies (CIDR) whose forwarding header is
     /// believed: a request from one of them is attributed to the client the
     /// header names (see `app::client_addr`); empty = the TCP peer always.
@@ -55,6 +58,23 @@ pub struct ServerSettings {
     pub client_ip_header: ClientIpHeader,
     pub tls: ServerTlsSettings,
     pub access: AccessSettings,
+}
+
+/// Whether the workers are bound to CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinWorkers {
+    /// Bound when the process may run on exactly as many CPUs as there are
+    /// workers (a dedicated cpuset, or a whole machine at one worker per
+    /// CPU): each then has one, and two workers never queue for the same
+    /// CPU while another idles. A worker count below the CPU set (a CPU
+    /// quota, an explicit `workers`) is left to the kernel.
+    #[default]
+    Auto,
+    /// Worker `n` bound to the `n`-th allowed CPU (round robin).
+    On,
+    /// Never bound.
+    Off,
 }
 
 /// The forwarding header trusted proxies write.
@@ -161,6 +181,7 @@ impl Default for ServerSettings {
             shutdown_delay: Duration::from_millis(5_000),
             drain_timeout: Duration::from_millis(10_000),
             workers: 0,
+            pin_workers: PinWorkers::default(),
             trusted_proxies: Vec::new(),
             client_ip_header: ClientIpHeader::default(),
             tls: ServerTlsSettings::default(),

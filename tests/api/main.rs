@@ -39,3 +39,4 @@ mod upstream_request;
 mod users;
 mod users_failures;
 mod users_orders;
+mod workers;
