@@ -6,7 +6,7 @@
 //!
 //! Per-thread resources (the CRM connection pools) are indexed by the
 //! worker number this module keeps in a thread-local. Where each worker can
-//! have a CPU of its own, it is bound to it ([`pin`]).
+//! have a CPU of its own and ops ask for it, it is bound to it ([`pin`]).
 
 use std::cell::Cell;
 
@@ -43,11 +43,11 @@ pub fn enter(n: usize) {
 /// the kernel keeps placing it.
 ///
 /// Why: unbound, the scheduler sometimes runs both workers on one CPU while
-/// the CRM client, the generator or anything else holds the other, and a
-/// worker that wakes then waits out the other's time slice (milliseconds).
-/// Fresh misses at 11,000/s on 2 CPUs, the same process bound and unbound in
-/// turn, six rounds each: p99 0.5–4.1 ms bound, 0.6–20 ms unbound (bound
-/// lower in all six pairs).
+/// something else holds the other, and a worker that wakes then waits out
+/// the other's time slice (milliseconds). On CPUs the process has to itself
+/// that cannot happen; on two CPUs shared with a load generator and a mock
+/// CRM the measurements were mixed (see the README's "Workers"), so it is
+/// an ops choice, off by default.
 pub fn pin(n: usize, workers: usize, mode: PinWorkers) -> Option<usize> {
     if mode == PinWorkers::Off {
         return None;

@@ -69,11 +69,13 @@ pub enum PinWorkers {
     /// CPU): each then has one, and two workers never queue for the same
     /// CPU while another idles. A worker count below the CPU set (a CPU
     /// quota, an explicit `workers`) is left to the kernel.
-    #[default]
     Auto,
     /// Worker `n` bound to the `n`-th allowed CPU (round robin).
     On,
-    /// Never bound.
+    /// Never bound: the kernel places the workers (the default; on a
+    /// machine shared with other busy processes, binding measured no
+    /// better, see the README's "Workers").
+    #[default]
     Off,
 }
 

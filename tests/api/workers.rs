@@ -46,6 +46,19 @@ fn workers_cpus(pid: u32) -> Vec<Vec<usize>> {
     workers.into_iter().map(|(_, cpus)| cpus).collect()
 }
 
+/// The workers' CPUs once they are `want`, or as they are after 10 s (a
+/// worker binds itself as it starts, so `/healthz` may answer first).
+fn settled(served: &Served, want: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let started = Instant::now();
+    loop {
+        let seen = workers_cpus(served.pid());
+        if seen == want || started.elapsed() > Duration::from_secs(10) {
+            return seen;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn start(pin: &str) -> Served {
     Served::start(&format!(
         "[server]\nlisten = \"127.0.0.1:{{port}}\"\nworkers = 2\npin_workers = \"{pin}\"\n\
@@ -58,17 +71,24 @@ fn workers_are_bound_to_a_cpu_each_when_asked_and_left_alone_when_not() {
     let ours = allowed("/proc/self");
     assert!(!ours.is_empty());
 
-    // "on": worker n on the n-th CPU the process may use, round robin. A
-    // worker binds itself as it starts, so the answer may come first.
+    // "on": worker n on the n-th CPU the process may use, round robin.
     let served = start("on");
     let want = vec![vec![ours[0]], vec![ours[1 % ours.len()]]];
-    let started = Instant::now();
-    let mut seen = workers_cpus(served.pid());
-    while seen != want && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(20));
-        seen = workers_cpus(served.pid());
-    }
-    assert_eq!(seen, want, "pin_workers = \"on\"");
+    assert_eq!(settled(&served, &want), want, "pin_workers = \"on\"");
+
+    // "auto": bound only when there is exactly one CPU per worker (2 here).
+    let served = start("auto");
+    let want_auto = if ours.len() == 2 {
+        want.clone()
+    } else {
+        vec![ours.clone(), ours.clone()]
+    };
+    assert_eq!(
+        settled(&served, &want_auto),
+        want_auto,
+        "pin_workers = \"auto\" on {} CPUs",
+        ours.len()
+    );
 
     // "off": both keep every CPU the process may use.
     let served = start("off");
