@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use regex::Regex;
-use serde::de::{Deserialize, Deserializer, Error};
+use serde::de::value::StrDeserializer;
+use serde::de::{Deserialize, DeserializeOwned, Deserializer, Error, IntoDeserializer};
 use url::Url;
 
 use super::ConfigError;
@@ -40,6 +41,21 @@ pub(super) fn load_error(e: config::ConfigError) -> ConfigError {
         return ConfigError::invalid(key, message);
     }
     ConfigError::Load(e.to_string())
+}
+
+/// Keys that take one of a few words (`telemetry.log_format`,
+/// `server.pin_workers`, ...): an unknown word fails with the words the key
+/// takes ("unknown value `x`, expected `a` or `b`"), where the
+/// `config` crate would name the Rust enum and not the choices.
+pub(super) fn choice<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<T, D::Error> {
+    let word = String::deserialize(d)?;
+    let words: StrDeserializer<'_, serde::de::value::Error> = word.as_str().into_deserializer();
+    T::deserialize(words).map_err(|e| {
+        invalid(
+            &e.to_string()
+                .replacen("unknown variant", "unknown value", 1),
+        )
+    })
 }
 
 /// `*_ms` keys: a whole number of milliseconds.

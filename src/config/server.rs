@@ -48,6 +48,7 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Whether each worker thread is bound to a CPU of its own (nginx's
     /// `worker_cpu_affinity auto`): see [`PinWorkers`].
+    #[serde(deserialize_with = "de::choice")]
     pub pin_workers: PinWorkers,
     /// Load balancers and reverse proxies (CIDR) whose forwarding header is
     /// believed: a request from one of them is attributed to the client the
@@ -55,6 +56,7 @@ pub struct ServerSettings {
     #[serde(deserialize_with = "de::cidrs")]
     pub trusted_proxies: Vec<IpNet>,
     /// The header those proxies write; only this one is read.
+    #[serde(deserialize_with = "de::choice")]
     pub client_ip_header: ClientIpHeader,
     pub tls: ServerTlsSettings,
     pub access: AccessSettings,
@@ -115,6 +117,7 @@ pub struct ServerTlsSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct AccessSettings {
     /// `none`, `bearer` or `basic`: a shared secret the chat server sends.
+    #[serde(deserialize_with = "de::choice")]
     pub kind: AccessKind,
     /// User name for `basic`.
     pub username: Option<String>,

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::de;
 use super::otel::OtelSettings;
 use super::validate::Checks;
 
@@ -19,6 +20,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetrySettings {
+    #[serde(deserialize_with = "de::choice")]
     pub log_format: LogFormat,
     /// Level or filter directives; `RUST_LOG`, when set, wins.
     pub log_level: String,

@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn refusals_name_the_keys_at_fault_and_never_echo_a_secret() {
     // The text, what its error must say, what it must not.
-    let cases: [(&str, &[&str], &[&str]); 3] = [
+    let cases: [(&str, &[&str], &[&str]); 6] = [
         (
             "[upstream]\nbase_url = \"ftp://x\"\ntimeout_ms = 0\n",
             &[
@@ -23,6 +23,25 @@ fn refusals_name_the_keys_at_fault_and_never_echo_a_secret() {
             "[upstream]\nbase_url = \"http://x\"\n[upstream.auth]\nkind = \"bearer\"\n",
             &["upstream.auth.secret_env"],
             &[],
+        ),
+        // A word a key does not take: the key and the words it does take
+        // (not the Rust enum's name).
+        (
+            "[upstream]\nbase_url = \"http://x\"\n[telemetry]\nlog_format = \"xml\"\n",
+            &["telemetry.log_format: unknown value `xml`, expected `pretty` or `json`"],
+            &["LogFormat"],
+        ),
+        (
+            "[upstream]\nbase_url = \"http://x\"\n[server]\npin_workers = \"yes\"\n",
+            &["server.pin_workers: unknown value `yes`, expected one of `auto`, `on`, `off`"],
+            &["PinWorkers"],
+        ),
+        (
+            "[upstream]\nbase_url = \"http://x\"\n[server.access]\nkind = \"token\"\n",
+            &[
+                "server.access.kind: unknown value `token`, expected one of `none`, `bearer`, `basic`",
+            ],
+            &["AccessKind"],
         ),
     ];
     for (toml, said, unsaid) in cases {

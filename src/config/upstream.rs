@@ -34,6 +34,7 @@ pub struct UpstreamSettings {
     #[serde(deserialize_with = "de::base_url")]
     pub base_url: Option<Url>,
     /// GET or POST.
+    #[serde(deserialize_with = "de::choice")]
     pub method: HttpMethod,
     /// Path appended to `base_url`; `{token}` is replaced by the token,
     /// percent-encoded as one path segment.
@@ -235,6 +236,7 @@ pub enum ClientAuth {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamAuthSettings {
+    #[serde(deserialize_with = "de::choice")]
     pub kind: AuthKind,
     /// User name for `basic`.
     pub username: Option<String>,
@@ -254,6 +256,7 @@ pub struct UpstreamAuthSettings {
     /// OAuth2 audience, if the CRM wants one.
     pub audience: Option<String>,
     /// How the OAuth2 client authenticates at the token endpoint.
+    #[serde(deserialize_with = "de::choice")]
     pub client_auth: ClientAuth,
 }
 
