@@ -133,8 +133,7 @@ impl Mapping {
     /// Produces the card (a JSON object in the target schema) from a CRM
     /// payload, within the mapping's budget.
     pub fn apply(&self, crm: &Value) -> Result<Value, ApplyError> {
-        self.apply_ordered(crm)
-            .map(|card| Value::Object(card.into_map()))
+        self.apply_ordered(crm).map(Object::into_value)
     }
 
     /// As [`apply`](Self::apply), the card left in its descriptor's order,
@@ -147,10 +146,7 @@ impl Mapping {
     /// (for tests and benchmarks of the mapping's cost).
     pub fn apply_counted(&self, crm: &Value) -> (Result<Value, ApplyError>, u64) {
         budget::metered(self.budget, || {
-            let out = self
-                .program
-                .apply_root(crm)
-                .map(|card| Value::Object(card.into_map()));
+            let out = self.program.apply_root(crm).map(Object::into_value);
             (out, budget::steps())
         })
     }
@@ -161,11 +157,7 @@ impl Mapping {
     /// integrator's tools only: it shows CRM values.
     pub fn explain(&self, crm: &Value) -> Explained {
         let (card, log) = budget::metered(self.budget, || self.program.apply_explained(crm));
-        log.finish(
-            &self.file,
-            &self.text,
-            card.ok().map(|card| Value::Object(card.into_map())),
-        )
+        log.finish(&self.file, &self.text, card.ok().map(Object::into_value))
     }
 
     /// Sets the budget of each application (see [`budget`]).

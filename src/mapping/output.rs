@@ -4,12 +4,12 @@
 //! The program walks the descriptor in order already, so its output needs no
 //! map keyed by owned strings: the server writes the card from it straight to
 //! bytes ([`Object::write`]: one pass, no key allocated, inserted or searched),
-//! and the integrator's tools and the typed checks take it as a JSON map
-//! ([`Object::into_map`]).
+//! and the integrator's tools and the typed checks take it as a JSON object
+//! ([`Object::into_value`]).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::schema::write::{SchemaMismatch, string, write_value};
+use crate::schema::write::{SchemaMismatch, list, string, write_value};
 use crate::schema::{FieldType, ObjectSchema};
 
 /// One mapped object: its fields in descriptor order.
@@ -42,13 +42,10 @@ impl Output {
     pub fn into_value(self) -> Value {
         match self {
             Output::Value(v) => v,
-            Output::Object(o) => Value::Object(o.into_map()),
-            Output::List(items) => Value::Array(
-                items
-                    .into_iter()
-                    .map(|o| Value::Object(o.into_map()))
-                    .collect(),
-            ),
+            Output::Object(o) => o.into_value(),
+            Output::List(items) => {
+                Value::Array(items.into_iter().map(Object::into_value).collect())
+            }
         }
     }
 }
@@ -74,12 +71,15 @@ impl Object {
         self.fields.is_empty()
     }
 
-    /// The object as a JSON map.
-    pub fn into_map(self) -> Map<String, Value> {
-        self.fields
-            .into_iter()
-            .map(|f| (f.name.to_owned(), f.value.into_value()))
-            .collect()
+    /// The object as a JSON object (for `apply`, the integrator's tools and
+    /// the typed checks).
+    pub fn into_value(self) -> Value {
+        Value::Object(
+            self.fields
+                .into_iter()
+                .map(|f| (f.name.to_owned(), f.value.into_value()))
+                .collect(),
+        )
     }
 
     /// Appends the object as `schema` to `out`, with the checks
@@ -114,19 +114,10 @@ impl Object {
                 (Output::Object(o), FieldType::Object(inner)) => {
                     o.write(inner, out).map_err(|_| "does not fit its object")
                 }
-                (Output::List(items), FieldType::List(inner)) => {
-                    out.push(b'[');
-                    for (i, item) in items.iter().enumerate() {
-                        if i > 0 {
-                            out.push(b',');
-                        }
-                        item.write(inner, out)
-                            .map_err(|_| "a list item does not fit")
-                            .map_err(|problem| mismatch(field.name, problem))?;
-                    }
-                    out.push(b']');
-                    Ok(())
-                }
+                (Output::List(items), FieldType::List(inner)) => list(items, out, |item, out| {
+                    item.write(inner, out)
+                        .map_err(|_| "a list item does not fit")
+                }),
                 _ => Err("a value of the wrong JSON type"),
             };
             written.map_err(|problem| mismatch(field.name, problem))?;

@@ -117,10 +117,10 @@ pub fn write_value(value: &Value, ty: FieldType, out: &mut Vec<u8>) -> Result<()
 }
 
 /// A JSON array of `items`, each written by `each`.
-fn list(
-    items: &[Value],
+pub fn list<T>(
+    items: &[T],
     out: &mut Vec<u8>,
-    mut each: impl FnMut(&Value, &mut Vec<u8>) -> Result<(), &'static str>,
+    mut each: impl FnMut(&T, &mut Vec<u8>) -> Result<(), &'static str>,
 ) -> Result<(), &'static str> {
     out.push(b'[');
     for (i, item) in items.iter().enumerate() {
