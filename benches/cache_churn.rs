@@ -14,13 +14,25 @@
 //! Prints, per 10-second window: entries, mean, p99.9 and max of the
 //! operation, and how many took over 1 ms.
 //!
+//! Then a full cache: 1 GiB of 1.5 KB cards, fresh ones inserted as fast as
+//! one thread can, so that past ~480,000 entries each insert also removes
+//! one. Two rows again, per 250,000 operations:
+//! - authbridge's `AnswerCache`, split into moka caches of at most
+//!   `SHARD_BYTES`;
+//! - one moka cache of 1 GiB, as before: its hash table copies a whole
+//!   segment (1/64 of the entries) each time removals leave enough
+//!   tombstones in it, inside the write that tipped it.
+//!
 //! Run: `cargo bench --bench cache_churn` (two rows of `CHURN_SECS`, default
-//! 100 s each, at `CHURN_RATE`, default 8,000 a second; up to ~1 GB RSS).
+//! 100 s each, at `CHURN_RATE`, default 8,000 a second, then two rows of
+//! `FULL_OPS`, default 1,500,000; up to ~1.5 GB RSS).
 
 use std::time::{Duration, Instant};
 
 use authbridge::config::CacheSettings;
-use authbridge::lookup::cache::{Answer, AnswerCache, CachePolicy, Entry, KeyHasher};
+use authbridge::lookup::cache::{
+    Answer, AnswerCache, CachePolicy, Entry, KeyBuildHasher, KeyHasher, SHARD_BYTES,
+};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 
@@ -28,6 +40,7 @@ use hdrhistogram::Histogram;
 enum Row {
     Authbridge(AnswerCache),
     PerEntryExpiry(moka::future::Cache<[u8; 32], Entry>),
+    Unsharded(moka::future::Cache<[u8; 32], Entry, KeyBuildHasher>),
 }
 
 impl Row {
@@ -41,6 +54,10 @@ impl Row {
                 assert!(cache.get(&key).await.is_none(), "fresh keys only");
                 cache.insert(key, entry).await;
             }
+            Row::Unsharded(cache) => {
+                assert!(cache.get(&key).await.is_none(), "fresh keys only");
+                cache.insert(key, entry).await;
+            }
         }
     }
 
@@ -48,6 +65,7 @@ impl Row {
         match self {
             Row::Authbridge(cache) => cache.entry_count(),
             Row::PerEntryExpiry(cache) => cache.entry_count(),
+            Row::Unsharded(cache) => cache.entry_count(),
         }
     }
 }
@@ -110,6 +128,53 @@ async fn run(name: &str, row: Row, settings: &CacheSettings, rate: u64, secs: u6
     }
 }
 
+/// Fresh 1.5 KB cards into a full cache, unpaced, `ops` in all.
+async fn fill(name: &str, row: Row, settings: &CacheSettings, ops: u64) {
+    const WINDOW: u64 = 250_000;
+    let policy = CachePolicy::new(settings);
+    let hasher = KeyHasher::from_settings(settings).expect("a random key");
+    let card = Bytes::from(vec![b'x'; 1_500]);
+    println!("\n{name}");
+    println!("| operations | entries | mean µs | p99 µs | p99.9 µs | max µs | over 1 ms |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+    let mut total = Duration::ZERO;
+    for n in 1..=ops {
+        let key = hasher.key("full", &n.to_string());
+        let entry = policy
+            .entry(Answer::Card(card.clone()), 0)
+            .expect("cards are cached");
+        let began = Instant::now();
+        row.miss(key, entry).await;
+        let took = began.elapsed();
+        total += took;
+        hist.saturating_record(took.as_micros() as u64);
+        if n % WINDOW == 0 {
+            println!(
+                "| {}–{} | {} | {:.1} | {} | {} | {} | {} |",
+                n - WINDOW,
+                n,
+                row.entries(),
+                total.as_secs_f64() * 1e6 / WINDOW as f64,
+                hist.value_at_quantile(0.99),
+                hist.value_at_quantile(0.999),
+                hist.max(),
+                hist.count_between(1_001, u64::MAX),
+            );
+            hist.reset();
+            total = Duration::ZERO;
+        }
+    }
+}
+
+/// The weigher `AnswerCache` uses, for the unsharded row: body + overhead.
+fn card_weight(_: &[u8; 32], entry: &Entry) -> u32 {
+    match &entry.answer {
+        Answer::Card(body) => body.len() as u32 + 736,
+        Answer::NotFound => 736,
+    }
+}
+
 fn main() {
     let rate = env_or("CHURN_RATE", 8_000);
     let secs = env_or("CHURN_SECS", 100).max(10);
@@ -148,5 +213,30 @@ fn main() {
             secs,
         )
         .await;
+
+        let ops = env_or("FULL_OPS", 1_500_000);
+        let full = CacheSettings {
+            found_ttl: Duration::from_secs(3_600),
+            ..settings.clone()
+        };
+        let sharded = AnswerCache::new(&full);
+        println!(
+            "\na full 1 GiB cache, {ops} fresh 1.5 KB cards, unpaced: authbridge's {} shards of at most {} MiB, then one moka cache",
+            sharded.shard_count(),
+            SHARD_BYTES >> 20
+        );
+        fill(
+            "authbridge AnswerCache (shards)",
+            Row::Authbridge(sharded),
+            &full,
+            ops,
+        )
+        .await;
+        let single = moka::future::Cache::builder()
+            .max_capacity(full.max_bytes)
+            .weigher(card_weight)
+            .time_to_live(full.retention())
+            .build_with_hasher(KeyBuildHasher);
+        fill("one moka cache (before)", Row::Unsharded(single), &full, ops).await;
     });
 }

@@ -4,7 +4,18 @@
 //! Found cards and "not found" answers live for different TTLs; errors are never
 //! stored. Capacity is bounded in bytes through a weigher, not in entries,
 //! because cards differ in size by two orders of magnitude.
+//!
+//! A large cache is split into shards of at most [`SHARD_BYTES`], each its
+//! own moka cache. moka's hash table marks removed entries as tombstones
+//! and, once a segment holds enough of them, copies the whole segment to a
+//! new table, on the request whose write tipped it. A full cache removes
+//! an entry for each one it takes in, so that copy comes every few seconds,
+//! and its length grows with the segment: with 1 GiB in one moka cache
+//! (~480,000 cards, 64 segments) lookups of a full cache took over 1 ms
+//! ~150 times per 250,000 and up to 5 ms, stalling every request on that
+//! worker; in 64 MiB shards none did (`cargo bench --bench cache_churn`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -222,10 +233,15 @@ fn weight(value: &Entry) -> u32 {
     u32::try_from(body + OVERHEAD).unwrap_or(u32::MAX)
 }
 
+/// The most one shard of the cache holds; see the module doc.
+pub const SHARD_BYTES: u64 = 64 * 1024 * 1024;
+
+type Shard = moka::future::Cache<CacheKey, Entry, KeyBuildHasher>;
+
 /// The answer cache.
 #[derive(Clone)]
 pub struct AnswerCache {
-    inner: moka::future::Cache<CacheKey, Entry, KeyBuildHasher>,
+    shards: Arc<[Shard]>,
 }
 
 impl AnswerCache {
@@ -242,49 +258,73 @@ impl AnswerCache {
     /// in bounded batches. Each entry's own lifetime (shorter TTLs, a
     /// reload that shortened them) is checked on read.
     pub fn new(s: &CacheSettings) -> Self {
-        let inner = moka::future::Cache::builder()
-            .max_capacity(s.max_bytes)
-            .weigher(|_k, v| weight(v))
-            .time_to_live(s.retention().max(Duration::from_secs(1)))
-            .build_with_hasher(KeyBuildHasher);
-        Self { inner }
+        let count = s.max_bytes.div_ceil(SHARD_BYTES).max(1);
+        let each = s.max_bytes.div_ceil(count);
+        let shards = (0..count)
+            .map(|_| {
+                moka::future::Cache::builder()
+                    .max_capacity(each)
+                    .weigher(|_k, v| weight(v))
+                    .time_to_live(s.retention().max(Duration::from_secs(1)))
+                    .build_with_hasher(KeyBuildHasher)
+            })
+            .collect();
+        Self { shards }
+    }
+
+    /// How many moka caches hold the entries.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard that holds `key`: chosen by the key's last eight bytes,
+    /// as moka places entries by the first eight ([`KeyBuildHasher`]); both
+    /// are uniform, the key being a MAC.
+    fn shard(&self, key: &CacheKey) -> &Shard {
+        let (_, tail) = key.split_last_chunk::<8>().expect("a key has 32 bytes");
+        let n = u64::from_le_bytes(*tail) % self.shards.len() as u64;
+        &self.shards[n as usize]
     }
 
     /// The entry for `key`, fresh or stale (within its grace window).
     pub async fn get(&self, key: &CacheKey) -> Option<Entry> {
-        self.inner.get(key).await.filter(Entry::is_alive)
+        self.shard(key).get(key).await.filter(Entry::is_alive)
     }
 
     /// Stores an entry.
     pub async fn insert(&self, key: CacheKey, entry: Entry) {
-        self.inner.insert(key, entry).await;
+        self.shard(&key).insert(key, entry).await;
     }
 
     /// Drops one entry; true if there was one. Only through `Lookup`, which
     /// then makes the workers' copies of it unservable.
     pub(super) async fn remove(&self, key: &CacheKey) -> bool {
-        self.inner.remove(key).await.is_some()
+        self.shard(key).remove(key).await.is_some()
     }
 
     /// Drops every entry. Only through `Lookup`, as `remove`.
     pub(super) fn clear(&self) {
-        self.inner.invalidate_all();
+        for shard in self.shards.iter() {
+            shard.invalidate_all();
+        }
     }
 
     /// Applies moka's pending evictions and expirations so the counts below
     /// are current (called before reporting them).
     pub async fn sync(&self) {
-        self.inner.run_pending_tasks().await;
+        for shard in self.shards.iter() {
+            shard.run_pending_tasks().await;
+        }
     }
 
     /// Entries currently held (approximate, as moka counts lazily).
     pub fn entry_count(&self) -> u64 {
-        self.inner.entry_count()
+        self.shards.iter().map(Shard::entry_count).sum()
     }
 
     /// Bytes currently charged (approximate).
     pub fn weighted_size(&self) -> u64 {
-        self.inner.weighted_size()
+        self.shards.iter().map(Shard::weighted_size).sum()
     }
 }
 
@@ -328,6 +368,42 @@ mod tests {
             CacheSettings::default().retention(),
             Duration::from_secs(330 + 3_600)
         );
+    }
+
+    /// A cache over one shard's bound is split; each shard takes its share
+    /// of the keys and serves them back, and the counts add up.
+    #[tokio::test]
+    async fn a_large_cache_is_split_and_every_shard_serves() {
+        assert_eq!(
+            AnswerCache::new(&CacheSettings::default()).shard_count(),
+            1,
+            "the default 64 MiB is one shard"
+        );
+        let cache = AnswerCache::new(&CacheSettings {
+            max_bytes: 1 << 30,
+            ..Default::default()
+        });
+        assert_eq!(cache.shard_count(), 16);
+        let hasher = KeyHasher::new(b"0123456789abcdef");
+        let keys: Vec<CacheKey> = (0..200)
+            .map(|i| hasher.key("auth", &i.to_string()))
+            .collect();
+        for key in &keys {
+            let entry = Entry::restored(
+                Answer::Card(Bytes::from_static(b"{}")),
+                Duration::from_secs(60),
+                Duration::from_secs(60),
+                0,
+            );
+            cache.insert(*key, entry).await;
+        }
+        for key in &keys {
+            assert!(cache.get(key).await.is_some());
+        }
+        cache.sync().await;
+        assert_eq!(cache.entry_count(), 200);
+        assert!(cache.shards.iter().all(|s| s.entry_count() > 0));
+        assert_eq!(cache.weighted_size(), 200 * (2 + 736));
     }
 
     #[test]
