@@ -61,6 +61,22 @@ impl Row {
         }
     }
 
+    /// One miss with a fresh card, timed into `hist`; returns its time.
+    async fn timed_miss(
+        &self,
+        key: [u8; 32],
+        policy: &CachePolicy,
+        card: Answer,
+        hist: &mut Histogram<u64>,
+    ) -> Duration {
+        let entry = policy.entry(card, 0).expect("cards are cached");
+        let began = Instant::now();
+        self.miss(key, entry).await;
+        let took = began.elapsed();
+        hist.saturating_record(took.as_micros() as u64);
+        took
+    }
+
     fn entries(&self) -> u64 {
         match self {
             Row::Authbridge(cache) => cache.entry_count(),
@@ -86,29 +102,41 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-async fn run(name: &str, row: Row, settings: &CacheSettings, rate: u64, secs: u64) {
-    let policy = CachePolicy::new(settings);
+/// What every row starts with: its title and table head printed, the
+/// policy and key hasher for `settings`, a card of `card_len` bytes.
+fn start_row(
+    name: &str,
+    head: &str,
+    settings: &CacheSettings,
+    card_len: usize,
+) -> (CachePolicy, KeyHasher, Bytes) {
+    println!("\n{name}\n{head}");
     let hasher = KeyHasher::from_settings(settings).expect("a random key");
-    let card = Bytes::from(vec![b'x'; 300]);
-    println!("\n{name}");
-    println!("| seconds | entries | mean µs | p99.9 µs | max µs | over 1 ms |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    (
+        CachePolicy::new(settings),
+        hasher,
+        Bytes::from(vec![b'x'; card_len]),
+    )
+}
+
+/// Latencies in µs, up to a minute.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds")
+}
+
+async fn run(name: &str, row: Row, settings: &CacheSettings, rate: u64, secs: u64) {
+    let head = "| seconds | entries | mean µs | p99.9 µs | max µs | over 1 ms |\n|---|---:|---:|---:|---:|---:|";
+    let (policy, hasher, card) = start_row(name, head, settings, 300);
     let start = Instant::now();
     let mut n: u64 = 0;
     for window in 0..secs / 10 {
-        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        let mut hist = histogram();
         let mut total = Duration::ZERO;
         for _ in 0..rate * 10 {
             n += 1;
             let key = hasher.key("churn", &n.to_string());
-            let entry = policy
-                .entry(Answer::Card(Bytes::copy_from_slice(&card)), 0)
-                .expect("cards are cached");
-            let began = Instant::now();
-            row.miss(key, entry).await;
-            let took = began.elapsed();
-            total += took;
-            hist.saturating_record(took.as_micros() as u64);
+            let card = Answer::Card(Bytes::copy_from_slice(&card));
+            total += row.timed_miss(key, &policy, card, &mut hist).await;
             // Paced on the OS clock: a stall is measured, then caught up.
             let due = start + Duration::from_secs_f64(n as f64 / rate as f64);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
@@ -131,24 +159,15 @@ async fn run(name: &str, row: Row, settings: &CacheSettings, rate: u64, secs: u6
 /// Fresh 1.5 KB cards into a full cache, unpaced, `ops` in all.
 async fn fill(name: &str, row: Row, settings: &CacheSettings, ops: u64) {
     const WINDOW: u64 = 250_000;
-    let policy = CachePolicy::new(settings);
-    let hasher = KeyHasher::from_settings(settings).expect("a random key");
-    let card = Bytes::from(vec![b'x'; 1_500]);
-    println!("\n{name}");
-    println!("| operations | entries | mean µs | p99 µs | p99.9 µs | max µs | over 1 ms |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+    let head = "| operations | entries | mean µs | p99 µs | p99.9 µs | max µs | over 1 ms |\n|---|---:|---:|---:|---:|---:|---:|";
+    let (policy, hasher, card) = start_row(name, head, settings, 1_500);
+    let mut hist = histogram();
     let mut total = Duration::ZERO;
     for n in 1..=ops {
         let key = hasher.key("full", &n.to_string());
-        let entry = policy
-            .entry(Answer::Card(card.clone()), 0)
-            .expect("cards are cached");
-        let began = Instant::now();
-        row.miss(key, entry).await;
-        let took = began.elapsed();
-        total += took;
-        hist.saturating_record(took.as_micros() as u64);
+        total += row
+            .timed_miss(key, &policy, Answer::Card(card.clone()), &mut hist)
+            .await;
         if n % WINDOW == 0 {
             println!(
                 "| {}–{} | {} | {:.1} | {} | {} | {} | {} |",
