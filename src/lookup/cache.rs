@@ -236,6 +236,11 @@ fn weight(value: &Entry) -> u32 {
 /// The most one shard of the cache holds; see the module doc.
 pub const SHARD_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The most shards: an empty moka cache costs ~32 KB, so 1,024 of them
+/// (64 GiB and more) cost ~32 MB; past that, shards grow beyond
+/// [`SHARD_BYTES`] rather than their number without bound.
+const MAX_SHARDS: u64 = 1024;
+
 type Shard = moka::future::Cache<CacheKey, Entry, KeyBuildHasher>;
 
 /// The answer cache.
@@ -258,7 +263,7 @@ impl AnswerCache {
     /// in bounded batches. Each entry's own lifetime (shorter TTLs, a
     /// reload that shortened them) is checked on read.
     pub fn new(s: &CacheSettings) -> Self {
-        let count = s.max_bytes.div_ceil(SHARD_BYTES).max(1);
+        let count = s.max_bytes.div_ceil(SHARD_BYTES).clamp(1, MAX_SHARDS);
         let each = s.max_bytes.div_ceil(count);
         let shards = (0..count)
             .map(|_| {
@@ -384,6 +389,15 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(cache.shard_count(), 16);
+        let unbounded = AnswerCache::new(&CacheSettings {
+            max_bytes: u64::MAX,
+            ..Default::default()
+        });
+        assert_eq!(
+            unbounded.shard_count(),
+            1024,
+            "the number of shards is capped"
+        );
         let hasher = KeyHasher::new(b"0123456789abcdef");
         let keys: Vec<CacheKey> = (0..200)
             .map(|i| hasher.key("auth", &i.to_string()))
