@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use authbridge::config::CacheSettings;
 use authbridge::lookup::cache::{
-    Answer, AnswerCache, CachePolicy, Entry, KeyBuildHasher, KeyHasher, SHARD_BYTES,
+    Answer, AnswerCache, CachePolicy, Entry, KeyBuildHasher, KeyHasher, SHARD_BYTES, weight,
 };
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -186,14 +186,6 @@ async fn fill(name: &str, row: Row, settings: &CacheSettings, ops: u64) {
     }
 }
 
-/// The weigher `AnswerCache` uses, for the unsharded row: body + overhead.
-fn card_weight(_: &[u8; 32], entry: &Entry) -> u32 {
-    match &entry.answer {
-        Answer::Card(body) => body.len() as u32 + 736,
-        Answer::NotFound => 736,
-    }
-}
-
 fn main() {
     let rate = env_or("CHURN_RATE", 8_000);
     let secs = env_or("CHURN_SECS", 100).max(10);
@@ -253,7 +245,7 @@ fn main() {
         .await;
         let single = moka::future::Cache::builder()
             .max_capacity(full.max_bytes)
-            .weigher(card_weight)
+            .weigher(|_, entry| weight(entry))
             .time_to_live(full.retention())
             .build_with_hasher(KeyBuildHasher);
         fill("one moka cache (before)", Row::Unsharded(single), &full, ops).await;

@@ -224,7 +224,7 @@ impl CachePolicy {
 /// (key, entry, moka's bookkeeping: `cargo bench --bench memory` measured
 /// 2,210–2,237 bytes of RSS per 1507-byte card), so `max_bytes` bounds real
 /// memory.
-fn weight(value: &Entry) -> u32 {
+pub fn weight(value: &Entry) -> u32 {
     const OVERHEAD: usize = 736;
     let body = match &value.answer {
         Answer::Card(b) => b.len(),

@@ -76,8 +76,10 @@ pub struct Lookup {
     pub matches: Path,
     /// The enclosing object's other fields, applied to the found element.
     pub fields: Box<ObjectProgram>,
-    /// This field's own name and place, to nest the parent's parent.
+    /// This field's own name, to nest the parent's parent.
     pub name: &'static str,
+    /// Its position in the enclosing object's descriptor, where the
+    /// parent's parent goes.
     pub index: usize,
 }
 
