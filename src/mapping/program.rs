@@ -78,8 +78,7 @@ pub struct Lookup {
     pub fields: Box<ObjectProgram>,
     /// This field's own name, to nest the parent's parent.
     pub name: &'static str,
-    /// Its position in the enclosing object's descriptor, where the
-    /// parent's parent goes.
+    /// Its place in the enclosing descriptor, for the parent's parent.
     pub index: usize,
 }
 
