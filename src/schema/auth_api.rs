@@ -1,288 +1,170 @@
 //! The chat Auth API card (spec: Auth API 1.2): the typed structs the server
-//! serialises and the descriptor the mapping compiler checks against.
-//!
-//! The struct field names and the descriptor must agree; a unit test below
-//! serialises a fully populated card and compares its keys with the descriptor.
+//! serialises and the descriptors the mapping compiler checks against, both
+//! from one [`contract!`] declaration per object. A unit test below
+//! serialises a fully populated card and compares its keys, in order, with
+//! the descriptors.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-use serde_with::skip_serializing_none;
+use super::contract::contract;
 
-use super::{ApiVersion, FieldSchema, FieldType, ObjectSchema};
+contract! {
+    /// The body of a successful answer. Its descriptor is the mappable part,
+    /// the card: `errorCode`/`errorText` belong to error answers.
+    #[derive(Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Response as RESPONSE {
+        /// The client.
+        client: Option<Client> => "client" Object(CLIENT);
+        /// Organisations the client belongs to.
+        company_list: Option<Vec<Company>> => "companyList" List(COMPANY);
+        /// An error answer's code (see the error table); absent on a card.
+        error_code: Option<String> => "errorCode";
+        /// An error answer's text; absent on a card.
+        error_text: Option<String> => "errorText";
+    }
 
-/// The body of a successful answer.
-#[skip_serializing_none]
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Response {
     /// The client.
-    pub client: Option<Client>,
-    /// Organisations the client belongs to.
-    pub company_list: Option<Vec<Company>>,
-    /// An error answer's code (see the error table); absent on a card.
-    pub error_code: Option<String>,
-    /// An error answer's text; absent on a card.
-    pub error_text: Option<String>,
-}
+    #[derive(Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Client as CLIENT {
+        /// Client id in the CRM.
+        id: String => "id" String;
+        /// Full name.
+        name: String => "name" String;
+        /// Last name.
+        surname: String => "surname" String;
+        /// First name.
+        first_name: String => "firstName" String;
+        /// Patronymic (middle name).
+        patronymic: String => "patronymic" String;
+        /// Client type code, "0" or "1".
+        client_type: String => "type" String;
+        /// Whether the bank allows serving this client.
+        enabled: bool => "enabled" Boolean;
+        /// Date of birth, `YYYY-MM-DD`.
+        birthdate: Option<String> => "birthdate" Date;
+        /// Client id in the core banking system.
+        ext_ref: Option<String> => "extRef" String;
+        /// Client id in the card system.
+        card_ref: Option<String> => "cardRef" String;
+        /// The client's branch.
+        branch: Option<Branch> => "branch" Object(BRANCH);
+        /// Full link that opens the client in the CRM.
+        crm_url: Option<String> => "crmURL" String;
+        /// Taxpayer number (INN).
+        inn: Option<String> => "inn" String;
+        /// Short name.
+        short_name: Option<String> => "shortName" String since V1_1;
+        /// Deprecated: extra information as name → value; `field_list` replaces it.
+        fields: Option<BTreeMap<String, String>> => "fields" StringMap;
+        /// Extra information, in the order the operator sees it.
+        field_list: Option<Vec<Field>> => "fieldList" List(FIELD) since V1_1;
+        /// Confirmed contacts, for omnichannel linking.
+        contacts: Option<Contacts> => "contacts" Object(CONTACTS) since V1_2;
+        /// Code word operators and bots use to identify the client by hand.
+        secret_word: Option<String> => "secretWord" String since V1_2;
+        /// Client groups, for automatic segmentation.
+        group: Option<Vec<Group>> => "group" List(GROUP) since V1_2;
+    }
 
-/// The client.
-#[skip_serializing_none]
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Client {
-    /// Client id in the CRM.
-    pub id: String,
-    /// Full name.
-    pub name: String,
-    /// Last name.
-    pub surname: String,
-    /// First name.
-    pub first_name: String,
-    /// Patronymic (middle name).
-    pub patronymic: String,
-    /// Client type code, "0" or "1".
-    #[serde(rename = "type")]
-    pub client_type: String,
-    /// Whether the bank allows serving this client.
-    pub enabled: bool,
-    /// Date of birth, `YYYY-MM-DD`.
-    pub birthdate: Option<String>,
-    /// Client id in the core banking system.
-    pub ext_ref: Option<String>,
-    /// Client id in the card system.
-    pub card_ref: Option<String>,
     /// The client's branch.
-    pub branch: Option<Branch>,
-    /// Full link that opens the client in the CRM.
-    #[serde(rename = "crmURL")]
-    pub crm_url: Option<String>,
-    /// Taxpayer number (INN).
-    pub inn: Option<String>,
-    /// Short name (since 1.1).
-    pub short_name: Option<String>,
-    /// Deprecated: extra information as name → value; `field_list` replaces it.
-    pub fields: Option<BTreeMap<String, String>>,
-    /// Extra information, in the order the operator sees it (since 1.1).
-    pub field_list: Option<Vec<Field>>,
-    /// Confirmed contacts, for omnichannel linking (since 1.2).
-    pub contacts: Option<Contacts>,
-    /// Code word operators and bots use to identify the client by hand (since 1.2).
-    pub secret_word: Option<String>,
-    /// Client groups, for automatic segmentation (since 1.2).
-    pub group: Option<Vec<Group>>,
-}
+    #[derive(Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Branch as BRANCH {
+        /// Branch id in the external system.
+        id: Option<i64> => "id" Integer;
+        /// Id in the master accounting system (e.g. core banking).
+        ext_ref: Option<String> => "extRef" String;
+        /// Bank identification code (BIK).
+        bik: Option<String> => "bik" String;
+        /// Branch name.
+        name: Option<String> => "name" String;
+    }
 
-/// The client's branch.
-#[skip_serializing_none]
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Branch {
-    /// Branch id in the external system.
-    pub id: Option<i64>,
-    /// Id in the master accounting system (e.g. core banking).
-    pub ext_ref: Option<String>,
-    /// Bank identification code (BIK).
-    pub bik: Option<String>,
-    /// Branch name.
-    pub name: Option<String>,
-}
+    /// An organisation the client belongs to.
+    #[derive(Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Company as COMPANY {
+        /// Organisation id in the external system.
+        id: i64 => "id" Integer;
+        /// Name.
+        name: Option<String> => "name" String;
+        /// Organisation type code.
+        company_type: Option<String> => "type" String;
+        /// Whether the bank allows serving this organisation.
+        enabled: Option<bool> => "enabled" Boolean;
+        /// Code in the master accounting system.
+        ext_ref: Option<String> => "extRef" String;
+        /// Taxpayer number (INN).
+        inn: Option<String> => "inn" String;
+        /// Tax registration reason code (KPP).
+        kpp: Option<String> => "kpp" String;
+        /// Whether the organisation is resident.
+        resident: Option<bool> => "resident" Boolean;
+        /// Phones.
+        phone: Option<String> => "phone" String;
+        /// Short name.
+        short_name: Option<String> => "shortName" String;
+        /// International name.
+        international_name: Option<String> => "internationalName" String;
+        /// State registration number (OGRN).
+        ogrn: Option<String> => "ogrn" String;
+        /// OGRN date, `YYYY-MM-DD`.
+        ogrn_date: Option<String> => "ogrnDate" Date;
+        /// International address.
+        international_address: Option<String> => "internationalAddress" String;
+    }
 
-/// An organisation the client belongs to.
-#[skip_serializing_none]
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Company {
-    /// Organisation id in the external system.
-    pub id: i64,
-    /// Name.
-    pub name: Option<String>,
-    /// Organisation type code.
-    #[serde(rename = "type")]
-    pub company_type: Option<String>,
-    /// Whether the bank allows serving this organisation.
-    pub enabled: Option<bool>,
-    /// Code in the master accounting system.
-    pub ext_ref: Option<String>,
-    /// Taxpayer number (INN).
-    pub inn: Option<String>,
-    /// Tax registration reason code (KPP).
-    pub kpp: Option<String>,
-    /// Whether the organisation is resident.
-    pub resident: Option<bool>,
-    /// Phones.
-    pub phone: Option<String>,
-    /// Short name.
-    pub short_name: Option<String>,
-    /// International name.
-    pub international_name: Option<String>,
-    /// State registration number (OGRN).
-    pub ogrn: Option<String>,
-    /// OGRN date, `YYYY-MM-DD`.
-    pub ogrn_date: Option<String>,
-    /// International address.
-    pub international_address: Option<String>,
-}
+    // The fields of Field, Contacts and Group are 1.0: the version that
+    // introduced them is on the Client field that holds them, which is what
+    // the compiler checks.
 
-/// One line of extra information shown to the operator.
-#[skip_serializing_none]
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Field {
-    /// Label shown to the operator.
-    pub name: String,
-    /// Value.
-    pub value: String,
-}
+    /// One line of extra information shown to the operator (since 1.1).
+    #[derive(Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Field as FIELD {
+        /// Label shown to the operator.
+        name: String => "name" String;
+        /// Value.
+        value: String => "value" String;
+    }
 
-/// Confirmed contacts (since 1.2).
-#[skip_serializing_none]
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Contacts {
-    /// Phone number.
-    pub phone: Option<String>,
-    /// E-mail.
-    pub email: Option<String>,
-    /// Telegram user name.
-    pub telegram_user_name: Option<String>,
-    /// WhatsApp id, as a phone number.
-    pub whatsapp_phone: Option<String>,
-}
+    /// Confirmed contacts (since 1.2).
+    #[derive(Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Contacts as CONTACTS {
+        /// Phone number.
+        phone: Option<String> => "phone" String;
+        /// E-mail.
+        email: Option<String> => "email" String;
+        /// Telegram user name.
+        telegram_user_name: Option<String> => "telegramUserName" String;
+        /// WhatsApp id, as a phone number.
+        whatsapp_phone: Option<String> => "whatsappPhone" String;
+    }
 
-/// A client group (since 1.2).
-#[skip_serializing_none]
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Group {
-    /// Group id in the external system.
-    pub id: i64,
-    /// Parent group, for tree-shaped groups.
-    pub parent_group: Option<Box<Group>>,
-    /// Group name (the chat product lets operators set one when absent).
-    pub name: Option<String>,
-    /// Description.
-    pub description: Option<String>,
-    /// Default priority of requests from clients of this group.
-    pub priority: Option<i64>,
-}
-
-const fn f(name: &'static str, ty: FieldType, required: bool, since: ApiVersion) -> FieldSchema {
-    FieldSchema {
-        name,
-        ty,
-        required,
-        since,
+    /// A client group (since 1.2); `parentGroup` refers back to this object.
+    #[derive(Default)]
+    #[serde(deny_unknown_fields)]
+    pub struct Group as GROUP {
+        /// Group id in the external system.
+        id: i64 => "id" Integer;
+        /// Parent group, for tree-shaped groups.
+        parent_group: Option<Box<Group>> => "parentGroup" Object(GROUP);
+        /// Group name (the chat product lets operators set one when absent).
+        name: Option<String> => "name" String;
+        /// Description.
+        description: Option<String> => "description" String;
+        /// Default priority of requests from clients of this group.
+        priority: Option<i64> => "priority" Integer;
     }
 }
-
-use ApiVersion::{V1_0, V1_1, V1_2};
-use FieldType::{Boolean, Date, Integer, List, Object, String as Str, StringMap};
-
-/// The mappable part of [`Response`]: the card. `errorCode`/`errorText` belong
-/// to error answers and are not mapped.
-pub static RESPONSE: ObjectSchema = ObjectSchema {
-    name: "Response",
-    fields: &[
-        f("client", Object(&CLIENT), false, V1_0),
-        f("companyList", List(&COMPANY), false, V1_0),
-    ],
-};
-
-/// [`Client`].
-pub static CLIENT: ObjectSchema = ObjectSchema {
-    name: "Client",
-    fields: &[
-        f("id", Str, true, V1_0),
-        f("name", Str, true, V1_0),
-        f("surname", Str, true, V1_0),
-        f("firstName", Str, true, V1_0),
-        f("patronymic", Str, true, V1_0),
-        f("type", Str, true, V1_0),
-        f("enabled", Boolean, true, V1_0),
-        f("birthdate", Date, false, V1_0),
-        f("extRef", Str, false, V1_0),
-        f("cardRef", Str, false, V1_0),
-        f("branch", Object(&BRANCH), false, V1_0),
-        f("crmURL", Str, false, V1_0),
-        f("inn", Str, false, V1_0),
-        f("shortName", Str, false, V1_1),
-        f("fields", StringMap, false, V1_0),
-        f("fieldList", List(&FIELD), false, V1_1),
-        f("contacts", Object(&CONTACTS), false, V1_2),
-        f("secretWord", Str, false, V1_2),
-        f("group", List(&GROUP), false, V1_2),
-    ],
-};
-
-/// [`Branch`].
-pub static BRANCH: ObjectSchema = ObjectSchema {
-    name: "Branch",
-    fields: &[
-        f("id", Integer, false, V1_0),
-        f("extRef", Str, false, V1_0),
-        f("bik", Str, false, V1_0),
-        f("name", Str, false, V1_0),
-    ],
-};
-
-/// [`Company`].
-pub static COMPANY: ObjectSchema = ObjectSchema {
-    name: "Company",
-    fields: &[
-        f("id", Integer, true, V1_0),
-        f("name", Str, false, V1_0),
-        f("type", Str, false, V1_0),
-        f("enabled", Boolean, false, V1_0),
-        f("extRef", Str, false, V1_0),
-        f("inn", Str, false, V1_0),
-        f("kpp", Str, false, V1_0),
-        f("resident", Boolean, false, V1_0),
-        f("phone", Str, false, V1_0),
-        f("shortName", Str, false, V1_0),
-        f("internationalName", Str, false, V1_0),
-        f("ogrn", Str, false, V1_0),
-        f("ogrnDate", Date, false, V1_0),
-        f("internationalAddress", Str, false, V1_0),
-    ],
-};
-
-// Fields of Field, Contacts and Group are marked 1.0: the version that
-// introduced them is on the Client field that holds them, which is what the
-// compiler checks.
-
-/// [`Field`].
-pub static FIELD: ObjectSchema = ObjectSchema {
-    name: "Field",
-    fields: &[f("name", Str, true, V1_0), f("value", Str, true, V1_0)],
-};
-
-/// [`Contacts`].
-pub static CONTACTS: ObjectSchema = ObjectSchema {
-    name: "Contacts",
-    fields: &[
-        f("phone", Str, false, V1_0),
-        f("email", Str, false, V1_0),
-        f("telegramUserName", Str, false, V1_0),
-        f("whatsappPhone", Str, false, V1_0),
-    ],
-};
-
-/// [`Group`]; `parentGroup` refers back to this schema.
-pub static GROUP: ObjectSchema = ObjectSchema {
-    name: "Group",
-    fields: &[
-        f("id", Integer, true, V1_0),
-        f("parentGroup", Object(&GROUP), false, V1_0),
-        f("name", Str, false, V1_0),
-        f("description", Str, false, V1_0),
-        f("priority", Integer, false, V1_0),
-    ],
-};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::{FieldType, ObjectSchema};
 
     fn full_card() -> Response {
         let group = Group {

@@ -6,6 +6,7 @@
 //! compiler only needs to know which fields exist and what JSON type each takes.
 
 pub mod auth_api;
+pub mod contract;
 pub mod reference;
 pub mod users_api;
 pub mod write;
